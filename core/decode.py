@@ -1,0 +1,334 @@
+"""Raw CenterNet heads → detections: CenterNet's multi-pose decode plus the four DeepMark++ techniques.
+
+The chain, each step a function below (all lengths in output-map pixels until the last step):
+
+1. center candidates: peaks of the (σ_c-smoothed) center heatmaps, the ``top_k`` best over all classes,
+   minus those that cannot reach ``score_threshold`` even with perfect landmark scores;
+2. boxes from size + sub-pixel offset; coarse landmarks regressed from the integer center, only for the
+   landmarks of each candidate's category;
+3. landmark peaks: per group channel, peaks of the (σ_k-smoothed) group heatmap scoring above
+   ``peak_threshold``, at most ``top_k`` per group, each moved by its sub-pixel offset;
+4. matching: each coarse landmark takes its nearest peak (with keypoint rescoring: the peak of highest
+   score × Gaussian(distance, σ = min(w, h)/9)); the peak is rejected when it lies outside the box, its
+   score is below ``peak_threshold`` or it is farther than 0.3 × max(w, h); refined = γ·peak + (1 − γ)·coarse;
+5. scores: α·score_box + (1 − α)·mean landmark score (unrefined landmarks score 0);
+6. score threshold, box NMS, ``max_detections``; then back to image pixels through the inverse transform.
+
+Everything is vectorised over candidates × landmarks × peaks: the app re-runs this on every slider move.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from core.errors import DecodeError
+from core.peaks import Peaks, find_peaks, top_k_overall, top_k_per_channel
+from core.structures import Detection, PostprocessParams, RawHeads
+from core.taxonomy import Grouping, Taxonomy
+
+# CenterNet's rule: a peak farther than this × max(box w, h) from the coarse landmark is not used.
+MAX_REFINE_DISTANCE = 0.3
+# DeepMark++ §3.2.4: the keypoint mask's σ is min(box w, h) / 9.
+KEYPOINT_MASK_DIVISOR = 9.0
+
+_validated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Per class index: landmark groups padded to Lmax. ``groups`` (C, Lmax) int (-1 pad), ``count`` (C,)."""
+
+    groups: np.ndarray
+    count: np.ndarray
+    category_ids: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def _layout(taxonomy: Taxonomy, grouping: Grouping) -> _Layout:
+    counts = np.array([len(g) for g in grouping.category_groups])
+    groups = np.full((len(counts), counts.max()), -1, np.int64)
+    for k, g in enumerate(grouping.category_groups):
+        groups[k, : len(g)] = g
+    return _Layout(groups, counts, np.array(taxonomy.category_ids))
+
+
+@dataclass(frozen=True, eq=False)
+class _Candidates:
+    """D center candidates in map pixels: class index, integer center, box (D, 4) xyxy, score (D,)."""
+
+    cls: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    box: np.ndarray
+    score: np.ndarray
+
+    def take(self, index) -> _Candidates:
+        return _Candidates(self.cls[index], self.y[index], self.x[index], self.box[index], self.score[index])
+
+
+@dataclass(frozen=True, eq=False)
+class _Landmarks:
+    """Per candidate landmarks, padded to Lmax: ``xy`` (D, Lmax, 2), ``score`` (D, Lmax),
+    ``refined`` (D, Lmax) bool, ``valid`` (D, Lmax) bool (False on padding)."""
+
+    xy: np.ndarray
+    score: np.ndarray
+    refined: np.ndarray
+    valid: np.ndarray
+
+
+def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> None:
+    """Raise DecodeError unless the heads have the shapes of this taxonomy and grouping, finite values
+    and heatmaps in [0, 1]. Checked once per RawHeads object (heads are treated as immutable)."""
+    key = (taxonomy.num_classes, grouping.num_groups)
+    if _validated.get(heads) == key:
+        return
+    arrays = heads.arrays()
+    for name, arr in arrays.items():
+        if not isinstance(arr, np.ndarray) or arr.ndim != 3:
+            got = getattr(arr, "shape", type(arr).__name__)
+            raise DecodeError(f"head '{name}' must be a (C, H, W) array, got {got}")
+    height, width = heads.hm.shape[1:]
+    if height == 0 or width == 0:
+        raise DecodeError(f"empty output map ({height}×{width})")
+    expected = grouping.head_channels(taxonomy.num_classes)
+    for name, arr in arrays.items():
+        if arr.shape != (expected[name], height, width):
+            raise DecodeError(
+                f"head '{name}' has shape {arr.shape}, expected {(expected[name], height, width)} "
+                f"for {taxonomy.num_classes} classes and grouping '{grouping.name}' ({grouping.num_groups} groups)"
+            )
+        if not np.isfinite(arr).all():
+            raise DecodeError(f"head '{name}' contains NaN or infinite values")
+    for name in ("hm", "hm_hp"):
+        lo, hi = float(arrays[name].min()), float(arrays[name].max())
+        if lo < 0.0 or hi > 1.0:
+            raise DecodeError(
+                f"heatmap '{name}' spans [{lo:.3g}, {hi:.3g}], expected [0, 1] (was the sigmoid applied?)"
+            )
+    matrix = heads.image_to_map.matrix
+    if matrix.shape != (2, 3) or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:, :2])) < 1e-12:
+        raise DecodeError(f"image_to_map must be an invertible 2×3 affine, got {matrix.tolist()}")
+    _validated[heads] = key
+
+
+def candidate_floor(params: PostprocessParams) -> float:
+    """Lowest box score that can still reach ``score_threshold`` after center rescoring."""
+    if not params.center_rescoring:
+        return params.score_threshold
+    if params.alpha <= 0:
+        return 0.0
+    return max(0.0, (params.score_threshold - (1.0 - params.alpha)) / params.alpha)
+
+
+def center_candidates(heads: RawHeads, params: PostprocessParams) -> _Candidates:
+    """Steps 1–2a: center peaks → top-K candidates with boxes (map pixels)."""
+    sigma = params.sigma_center if params.heatmap_rescoring else 0.0
+    peaks = top_k_overall(find_peaks(heads.hm, candidate_floor(params), sigma), params.top_k)
+    y, x = peaks.y, peaks.x
+    cx = x + heads.reg[0, y, x]
+    cy = y + heads.reg[1, y, x]
+    half_w, half_h = heads.wh[0, y, x] / 2, heads.wh[1, y, x] / 2
+    box = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float64)
+    return _Candidates(peaks.channel, y, x, box, peaks.score.astype(np.float64))
+
+
+def landmark_peaks(heads: RawHeads, params: PostprocessParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 3: group-heatmap peaks padded per group.
+
+    Returns ``x``, ``y`` (G, Kmax) float32 map pixels (sub-pixel offset applied; NaN pad) and ``score``
+    (G, Kmax) float32 (-1 pad), at most ``top_k`` peaks per group.
+    """
+    sigma = params.sigma_keypoint if params.heatmap_rescoring else 0.0
+    peaks: Peaks = top_k_per_channel(
+        find_peaks(heads.hm_hp, params.peak_threshold, sigma, strict=True), params.top_k
+    )
+    num_groups = heads.hm_hp.shape[0]
+    counts = np.bincount(peaks.channel, minlength=num_groups)
+    k_max = max(int(counts.max()) if len(peaks) else 0, 1)
+    rank = np.arange(len(peaks)) - np.r_[0, np.cumsum(counts)[:-1]][peaks.channel]
+    x = np.full((num_groups, k_max), np.nan, np.float32)
+    y = np.full((num_groups, k_max), np.nan, np.float32)
+    score = np.full((num_groups, k_max), -1.0, np.float32)
+    x[peaks.channel, rank] = peaks.x + heads.hp_offset[0, peaks.y, peaks.x]
+    y[peaks.channel, rank] = peaks.y + heads.hp_offset[1, peaks.y, peaks.x]
+    score[peaks.channel, rank] = peaks.score
+    return x, y, score
+
+
+def coarse_landmarks(heads: RawHeads, cand: _Candidates, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Step 2b: regressed landmarks ``xy`` (D, Lmax, 2) map pixels and ``groups`` (D, Lmax) (-1 pad)."""
+    groups = layout.groups[cand.cls]
+    safe = np.maximum(groups, 0)
+    hps = heads.hps[:, cand.y, cand.x]  # (2G, D)
+    cols = np.arange(len(cand.y))[:, None]
+    xy = np.stack([cand.x[:, None] + hps[2 * safe, cols], cand.y[:, None] + hps[2 * safe + 1, cols]], axis=-1)
+    return xy.astype(np.float64), groups
+
+
+def match_landmarks(
+    coarse: np.ndarray,
+    groups: np.ndarray,
+    box: np.ndarray,
+    peaks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    params: PostprocessParams,
+) -> _Landmarks:
+    """Step 4: refine coarse landmarks (D, Lmax, 2) with the group peaks; see the module docstring.
+
+    Works on the flat list of real (candidate, landmark) pairs against their group's peaks: (P, Kmax).
+    """
+    peak_x, peak_y, peak_score = peaks
+    valid = groups >= 0
+    pair_d, pair_l = np.nonzero(valid)
+    g = groups[pair_d, pair_l]
+    cx = coarse[pair_d, pair_l, 0].astype(np.float32)
+    cy = coarse[pair_d, pair_l, 1].astype(np.float32)
+    px, py, ps = peak_x[g], peak_y[g], peak_score[g]  # (P, Kmax)
+    dist2 = (px - cx[:, None]) ** 2 + (py - cy[:, None]) ** 2
+    box_w = box[:, 2] - box[:, 0]
+    box_h = box[:, 3] - box[:, 1]
+    if params.keypoint_rescoring:
+        sigma = np.maximum(np.minimum(box_w, box_h) / KEYPOINT_MASK_DIVISOR, 1e-6)[pair_d].astype(np.float32)
+        weighted = np.where(ps >= 0, ps * np.exp(-dist2 / (2 * sigma * sigma)[:, None]), -1.0)
+        choice = weighted.argmax(1)
+        chosen_score = weighted[np.arange(len(g)), choice]
+    else:
+        choice = np.where(ps >= 0, dist2, np.inf).argmin(1)
+        chosen_score = ps[np.arange(len(g)), choice]
+    rows = np.arange(len(g))
+    qx, qy = px[rows, choice].astype(np.float64), py[rows, choice].astype(np.float64)
+    pb = box[pair_d]
+    with np.errstate(invalid="ignore"):
+        accept = (
+            (qx >= pb[:, 0]) & (qx <= pb[:, 2]) & (qy >= pb[:, 1]) & (qy <= pb[:, 3])
+            & (chosen_score >= params.peak_threshold)
+            & (np.sqrt(dist2[rows, choice]) <= MAX_REFINE_DISTANCE * np.maximum(box_w, box_h)[pair_d])
+        )
+    chosen = np.stack([qx, qy], axis=1)
+    pair_coarse = coarse[pair_d, pair_l]
+    if params.location_refinement:
+        chosen = params.gamma * chosen + (1.0 - params.gamma) * pair_coarse
+    xy = coarse.copy()
+    xy[pair_d, pair_l] = np.where(accept[:, None], chosen, pair_coarse)
+    score = np.zeros(groups.shape)
+    score[pair_d, pair_l] = np.where(accept, chosen_score, 0.0)
+    refined = np.zeros(groups.shape, bool)
+    refined[pair_d, pair_l] = accept
+    return _Landmarks(xy, score, refined, valid)
+
+
+def prune_unreachable(
+    cand: _Candidates, layout: _Layout, peaks: tuple[np.ndarray, np.ndarray, np.ndarray], params: PostprocessParams
+) -> _Candidates:
+    """Drop candidates that cannot reach ``score_threshold`` even after center rescoring.
+
+    A landmark's score is at most the best peak of its group inside the candidate's box (peaks outside
+    are rejected and the keypoint mask is <= 1), so α·score_box + (1 − α)·mean of those maxima bounds
+    the final score. Only candidates below the threshold are examined.
+    """
+    if not params.center_rescoring or params.alpha >= 1.0:
+        return cand
+    low = np.flatnonzero(cand.score < params.score_threshold)
+    if len(low) == 0:
+        return cand
+    peak_x, peak_y, peak_score = peaks
+    box = cand.box[low]
+    inside = (
+        (peak_x >= box[:, 0, None, None]) & (peak_x <= box[:, 2, None, None])
+        & (peak_y >= box[:, 1, None, None]) & (peak_y <= box[:, 3, None, None])
+    )  # (D_low, G, Kmax); NaN padding compares False
+    best = np.where(inside, peak_score, 0.0).max(axis=2)  # (D_low, G)
+    groups = layout.groups[cand.cls[low]]
+    per_landmark = np.where(groups >= 0, np.take_along_axis(best, np.maximum(groups, 0), axis=1), 0.0)
+    bound = params.alpha * cand.score[low] + (1 - params.alpha) * per_landmark.sum(1) / layout.count[cand.cls[low]]
+    drop = low[bound < params.score_threshold]
+    return cand.take(np.setdiff1d(np.arange(len(cand.score)), drop)) if len(drop) else cand
+
+
+def rescore(cand: _Candidates, marks: _Landmarks, counts: np.ndarray, params: PostprocessParams) -> np.ndarray:
+    """Step 5: final scores (D,)."""
+    if not params.center_rescoring:
+        return cand.score
+    kps_score = marks.score.sum(1) / counts
+    return params.alpha * cand.score + (1.0 - params.alpha) * kps_score
+
+
+def box_iou(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy → (N, N) pairwise IoU."""
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    union = area[:, None] + area[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, per_class: bool) -> np.ndarray:
+    """Greedy box NMS; returns kept indices, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    overlap = box_iou(boxes[order])
+    if per_class:
+        overlap = np.where(classes[order][:, None] == classes[order][None, :], overlap, 0.0)
+    keep = np.ones(len(order), bool)
+    for i in range(len(order)):
+        if keep[i]:
+            keep[i + 1 :] &= overlap[i, i + 1 :] <= iou
+    return order[keep]
+
+
+def decode_detections(
+    heads: RawHeads, params: PostprocessParams, taxonomy: Taxonomy, grouping: Grouping
+) -> list[Detection]:
+    """Decode one image's raw heads into detections in image pixels, best score first."""
+    validate_heads(heads, taxonomy, grouping)
+    layout = _layout(taxonomy, grouping)
+    peaks = landmark_peaks(heads, params)
+    cand = prune_unreachable(center_candidates(heads, params), layout, peaks, params)
+    if len(cand.score) == 0:
+        return []
+    coarse, groups = coarse_landmarks(heads, cand, layout)
+    marks = match_landmarks(coarse, groups, cand.box, peaks, params)
+    score = rescore(cand, marks, layout.count[cand.cls], params)
+    keep = np.flatnonzero(score >= params.score_threshold)
+    if params.nms and len(keep) > 1:
+        keep = keep[nms_keep(cand.box[keep], score[keep], cand.cls[keep], params.nms_iou, params.nms_per_class)]
+    keep = keep[np.argsort(-score[keep], kind="stable")][: params.max_detections]
+    return _to_image(heads, cand.take(keep), score[keep], _take(marks, keep), layout)
+
+
+def _take(marks: _Landmarks, index: np.ndarray) -> _Landmarks:
+    return _Landmarks(marks.xy[index], marks.score[index], marks.refined[index], marks.valid[index])
+
+
+def _to_image(heads: RawHeads, cand: _Candidates, score, marks: _Landmarks, layout: _Layout) -> list[Detection]:
+    to_image = heads.image_to_map.inverse()
+    corners = to_image.apply(cand.box.reshape(-1, 2, 2))
+    boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+    xy = to_image.apply(marks.xy)
+    out = []
+    for i, cls in enumerate(cand.cls):
+        n = layout.count[cls]
+        landmarks = np.concatenate([xy[i, :n], marks.score[i, :n, None]], axis=1)
+        out.append(
+            Detection(
+                category_id=int(layout.category_ids[cls]),
+                score=float(np.clip(score[i], 0.0, 1.0)),
+                box_score=float(cand.score[i]),
+                box=boxes[i],
+                landmarks=landmarks,
+                refined=marks.refined[i, :n].copy(),
+            )
+        )
+    return out
+
+
+def decode_batch(
+    heads: Sequence[RawHeads], params: PostprocessParams, taxonomy: Taxonomy, grouping: Grouping
+) -> list[list[Detection]]:
+    """Decode each image of a batch (see ``RawHeads.split_batch`` for batched arrays)."""
+    return [decode_detections(h, params, taxonomy, grouping) for h in heads]
