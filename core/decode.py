@@ -20,9 +20,9 @@ Everything is vectorised over candidates × landmarks × peaks: the app re-runs 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class _Layout:
 
 
 @lru_cache(maxsize=8)
-def _layout(taxonomy: Taxonomy, grouping: Grouping) -> _Layout:
+def decode_layout(taxonomy: Taxonomy, grouping: Grouping) -> _Layout:
     counts = np.array([len(g) for g in grouping.category_groups])
     groups = np.full((len(counts), counts.max()), -1, np.int64)
     for k, g in enumerate(grouping.category_groups):
@@ -73,13 +73,24 @@ class _Candidates:
 
 @dataclass(frozen=True, eq=False)
 class _Landmarks:
-    """Per candidate landmarks, padded to Lmax: ``xy`` (D, Lmax, 2), ``score`` (D, Lmax),
-    ``refined`` (D, Lmax) bool, ``valid`` (D, Lmax) bool (False on padding)."""
+    """Per candidate landmarks, padded to Lmax, map pixels: ``coarse`` (D, Lmax, 2) regressed positions,
+    ``peak`` (D, Lmax, 2) the accepted heatmap peak (equal to coarse where not refined), ``score``
+    (D, Lmax), ``refined`` (D, Lmax) bool."""
 
-    xy: np.ndarray
+    coarse: np.ndarray
+    peak: np.ndarray
     score: np.ndarray
     refined: np.ndarray
-    valid: np.ndarray
+
+    def take(self, index) -> _Landmarks:
+        return _Landmarks(self.coarse[index], self.peak[index], self.score[index], self.refined[index])
+
+    def positions(self, params: PostprocessParams) -> np.ndarray:
+        """(D, Lmax, 2) final positions: the peak, or γ·peak + (1 − γ)·coarse with location refinement."""
+        if not params.location_refinement:
+            return self.peak
+        blended = params.gamma * self.peak + (1.0 - params.gamma) * self.coarse
+        return np.where(self.refined[..., None], blended, self.coarse)
 
 
 def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> None:
@@ -117,19 +128,31 @@ def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> N
     _validated[heads] = key
 
 
-def candidate_floor(params: PostprocessParams) -> float:
-    """Lowest box score that can still reach ``score_threshold`` after center rescoring."""
-    if not params.center_rescoring:
-        return params.score_threshold
-    if params.alpha <= 0:
-        return 0.0
-    return max(0.0, (params.score_threshold - (1.0 - params.alpha)) / params.alpha)
+def candidate_floors(params: PostprocessParams, layout: _Layout, peak_score: np.ndarray) -> np.ndarray:
+    """(C,) lowest box score per class that can still reach ``score_threshold``.
+
+    Without center rescoring that is the threshold itself. With it, a class's landmark score is at
+    most the mean over its landmarks of their group's best peak (``peak_score`` (G, Kmax)).
+    """
+    num_classes = len(layout.count)
+    if not params.center_rescoring or params.alpha >= 1.0:
+        return np.full(num_classes, params.score_threshold)
+    group_best = np.r_[np.clip(peak_score.max(axis=1), 0, None), 0.0]  # index -1 (padding) → 0
+    class_bound = group_best[layout.groups].sum(axis=1) / layout.count
+    if params.alpha < 1e-9:  # the score is (almost) the landmark score alone; avoid dividing by ~0
+        return np.where(class_bound >= params.score_threshold - params.alpha, 0.0, np.inf)
+    return np.clip((params.score_threshold - (1 - params.alpha) * class_bound) / params.alpha, 0.0, None)
 
 
-def center_candidates(heads: RawHeads, params: PostprocessParams) -> _Candidates:
-    """Steps 1–2a: center peaks → top-K candidates with boxes (map pixels)."""
+def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.ndarray) -> _Candidates:
+    """Steps 1–2a: the ``top_k`` center peaks, minus those below their class floor → boxes (map pixels).
+
+    Taking the top-K over all peaks above the lowest floor before dropping per-class stragglers keeps
+    the candidates exactly those CenterNet's top-K would examine.
+    """
     sigma = params.sigma_center if params.heatmap_rescoring else 0.0
-    peaks = top_k_overall(find_peaks(heads.hm, candidate_floor(params), sigma), params.top_k)
+    peaks = top_k_overall(find_peaks(heads.hm, float(floors.min()), sigma), params.top_k)
+    peaks = peaks.take(np.flatnonzero(peaks.score >= floors[peaks.channel]))
     y, x = peaks.y, peaks.x
     cx = x + heads.reg[0, y, x]
     cy = y + heads.reg[1, y, x]
@@ -183,8 +206,7 @@ def match_landmarks(
     Works on the flat list of real (candidate, landmark) pairs against their group's peaks: (P, Kmax).
     """
     peak_x, peak_y, peak_score = peaks
-    valid = groups >= 0
-    pair_d, pair_l = np.nonzero(valid)
+    pair_d, pair_l = np.nonzero(groups >= 0)
     g = groups[pair_d, pair_l]
     cx = coarse[pair_d, pair_l, 0].astype(np.float32)
     cy = coarse[pair_d, pair_l, 1].astype(np.float32)
@@ -193,10 +215,14 @@ def match_landmarks(
     box_w = box[:, 2] - box[:, 0]
     box_h = box[:, 3] - box[:, 1]
     if params.keypoint_rescoring:
-        sigma = np.maximum(np.minimum(box_w, box_h) / KEYPOINT_MASK_DIVISOR, 1e-6)[pair_d].astype(np.float32)
-        weighted = np.where(ps >= 0, ps * np.exp(-dist2 / (2 * sigma * sigma)[:, None]), -1.0)
-        choice = weighted.argmax(1)
-        chosen_score = weighted[np.arange(len(g)), choice]
+        sigma = np.maximum(np.minimum(box_w, box_h) / KEYPOINT_MASK_DIVISOR, 1e-6)[pair_d]
+        exponent = (dist2 / (2 * sigma * sigma)[:, None]).astype(np.float64)
+        # Compared in log space: for small boxes every weight underflows, yet the order must hold.
+        with np.errstate(divide="ignore"):
+            log_weighted = np.where(ps > 0, np.log(np.maximum(ps, 1e-45)) - exponent, -np.inf)
+        choice = log_weighted.argmax(1)
+        rows = np.arange(len(g))
+        chosen_score = np.where(ps[rows, choice] > 0, ps[rows, choice] * np.exp(-exponent[rows, choice]), -1.0)
     else:
         choice = np.where(ps >= 0, dist2, np.inf).argmin(1)
         chosen_score = ps[np.arange(len(g)), choice]
@@ -209,17 +235,13 @@ def match_landmarks(
             & (chosen_score >= params.peak_threshold)
             & (np.sqrt(dist2[rows, choice]) <= MAX_REFINE_DISTANCE * np.maximum(box_w, box_h)[pair_d])
         )
-    chosen = np.stack([qx, qy], axis=1)
-    pair_coarse = coarse[pair_d, pair_l]
-    if params.location_refinement:
-        chosen = params.gamma * chosen + (1.0 - params.gamma) * pair_coarse
-    xy = coarse.copy()
-    xy[pair_d, pair_l] = np.where(accept[:, None], chosen, pair_coarse)
+    peak = coarse.copy()
+    peak[pair_d[accept], pair_l[accept]] = np.stack([qx[accept], qy[accept]], axis=1)
     score = np.zeros(groups.shape)
     score[pair_d, pair_l] = np.where(accept, chosen_score, 0.0)
     refined = np.zeros(groups.shape, bool)
     refined[pair_d, pair_l] = accept
-    return _Landmarks(xy, score, refined, valid)
+    return _Landmarks(coarse, peak, score, refined)
 
 
 def prune_unreachable(
@@ -237,14 +259,18 @@ def prune_unreachable(
     if len(low) == 0:
         return cand
     peak_x, peak_y, peak_score = peaks
-    box = cand.box[low]
-    inside = (
-        (peak_x >= box[:, 0, None, None]) & (peak_x <= box[:, 2, None, None])
-        & (peak_y >= box[:, 1, None, None]) & (peak_y <= box[:, 3, None, None])
-    )  # (D_low, G, Kmax); NaN padding compares False
-    best = np.where(inside, peak_score, 0.0).max(axis=2)  # (D_low, G)
-    groups = layout.groups[cand.cls[low]]
-    per_landmark = np.where(groups >= 0, np.take_along_axis(best, np.maximum(groups, 0), axis=1), 0.0)
+    group, slot = np.nonzero(peak_score >= 0)  # the real peaks, grouped by group
+    if len(group) == 0:
+        per_landmark = np.zeros((len(low), 1))
+    else:
+        px, py, ps = peak_x[group, slot], peak_y[group, slot], peak_score[group, slot]
+        box = cand.box[low]
+        inside = (px >= box[:, :1]) & (px <= box[:, 2:3]) & (py >= box[:, 1:2]) & (py <= box[:, 3:4])
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        best = np.zeros((len(low), peak_score.shape[0] + 1))  # last column: padding → 0
+        best[:, group[starts]] = np.maximum.reduceat(np.where(inside, ps, 0.0), starts, axis=1)
+        # Padding groups are -1, which reads the zero last column.
+        per_landmark = np.take_along_axis(best, layout.groups[cand.cls[low]], axis=1)
     bound = params.alpha * cand.score[low] + (1 - params.alpha) * per_landmark.sum(1) / layout.count[cand.cls[low]]
     drop = low[bound < params.score_threshold]
     return cand.take(np.setdiff1d(np.arange(len(cand.score)), drop)) if len(drop) else cand
@@ -286,30 +312,34 @@ def decode_detections(
 ) -> list[Detection]:
     """Decode one image's raw heads into detections in image pixels, best score first."""
     validate_heads(heads, taxonomy, grouping)
-    layout = _layout(taxonomy, grouping)
+    layout = decode_layout(taxonomy, grouping)
     peaks = landmark_peaks(heads, params)
-    cand = prune_unreachable(center_candidates(heads, params), layout, peaks, params)
-    if len(cand.score) == 0:
-        return []
+    cand = center_candidates(heads, params, candidate_floors(params, layout, peaks[2]))
+    cand = prune_unreachable(cand, layout, peaks, params)
     coarse, groups = coarse_landmarks(heads, cand, layout)
     marks = match_landmarks(coarse, groups, cand.box, peaks, params)
+    return finalize_detections(heads, cand, marks, params, layout)
+
+
+def finalize_detections(
+    heads: RawHeads, cand: _Candidates, marks: _Landmarks, params: PostprocessParams, layout: _Layout
+) -> list[Detection]:
+    """Steps 5–6: rescoring, threshold, NMS, ``max_detections``, image pixels."""
     score = rescore(cand, marks, layout.count[cand.cls], params)
     keep = np.flatnonzero(score >= params.score_threshold)
     if params.nms and len(keep) > 1:
         keep = keep[nms_keep(cand.box[keep], score[keep], cand.cls[keep], params.nms_iou, params.nms_per_class)]
     keep = keep[np.argsort(-score[keep], kind="stable")][: params.max_detections]
-    return _to_image(heads, cand.take(keep), score[keep], _take(marks, keep), layout)
+    return _to_image(heads, cand.take(keep), score[keep], marks.take(keep), params, layout)
 
 
-def _take(marks: _Landmarks, index: np.ndarray) -> _Landmarks:
-    return _Landmarks(marks.xy[index], marks.score[index], marks.refined[index], marks.valid[index])
-
-
-def _to_image(heads: RawHeads, cand: _Candidates, score, marks: _Landmarks, layout: _Layout) -> list[Detection]:
+def _to_image(
+    heads: RawHeads, cand: _Candidates, score, marks: _Landmarks, params: PostprocessParams, layout: _Layout
+) -> list[Detection]:
     to_image = heads.image_to_map.inverse()
     corners = to_image.apply(cand.box.reshape(-1, 2, 2))
     boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
-    xy = to_image.apply(marks.xy)
+    xy = to_image.apply(marks.positions(params))
     out = []
     for i, cls in enumerate(cand.cls):
         n = layout.count[cls]

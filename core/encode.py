@@ -109,7 +109,7 @@ def encode_targets(
     """Encode items (image pixels) into targets on an H×W map; ``image_to_map`` maps image → map pixels.
 
     Items beyond ``max_objects`` raise EncodeError (raise the limit instead of losing labels).
-    Boxes are clipped to the map; items whose clipped box is empty are skipped.
+    Boxes are clipped to the map; items whose clipped box is empty are skipped (their slot stays masked).
     """
     height, width = map_size
     num_groups = grouping.num_groups
@@ -130,14 +130,15 @@ def encode_targets(
     for slot, item in enumerate(items):
         validate_item(item, taxonomy)
         corners = image_to_map.apply(np.asarray(item.box, np.float64).reshape(2, 2))
-        x1, x2 = np.clip(np.sort(corners[:, 0]), 0, width - 1)
-        y1, y2 = np.clip(np.sort(corners[:, 1]), 0, height - 1)
+        # Clipped to the map's extent [0, W] (CenterNet clips to W − 1, which shrinks edge boxes).
+        x1, x2 = np.clip(np.sort(corners[:, 0]), 0, width)
+        y1, y2 = np.clip(np.sort(corners[:, 1]), 0, height)
         box_h, box_w = y2 - y1, x2 - x1
         if box_h <= 0 or box_w <= 0:
             continue
         radius = max(0, int(gaussian_radius(math.ceil(box_h), math.ceil(box_w))))
         center = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
-        cx, cy = int(center[0]), int(center[1])
+        cx, cy = min(int(center[0]), width - 1), min(int(center[1]), height - 1)
         ind[slot] = cy * width + cx
         reg[slot] = center - (cx, cy)
         wh[slot] = (box_w, box_h)
@@ -160,7 +161,7 @@ def encode_targets(
         hp_offset[slots] = pts - ipts
         hp_ind[slots] = ipts[:, 1] * width + ipts[:, 0]
         hp_mask[slots] = 1
-        for g, (ix, iy) in zip(groups, ipts):
+        for g, (ix, iy) in zip(groups, ipts, strict=False):
             draw_gaussian(hm_hp[g], int(ix), int(iy), radius)
         # Unlike CenterNet's COCO-person code, an item without labelled landmarks keeps its box loss:
         # DeepFashion2 labels boxes and landmarks independently.

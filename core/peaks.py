@@ -60,15 +60,19 @@ def smooth_heatmap(heat: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def find_peaks(heat: np.ndarray, min_score: float, sigma: float = 0.0, strict: bool = False) -> Peaks:
+def find_peaks(
+    heat: np.ndarray, min_score: float | np.ndarray, sigma: float = 0.0, strict: bool = False
+) -> Peaks:
     """All local maxima of ``heat`` (C, H, W) float32, smoothed with σ first, scoring >= ``min_score``
-    (> when ``strict``). A ``min_score`` <= 0 returns every local maximum. Grouped by channel, in
-    ascending channel order; within a channel in raster order."""
+    (> when ``strict``); ``min_score`` is a number or one per channel (C,). A floor <= 0 keeps every
+    local maximum of that channel. Grouped by channel, ascending; within a channel in raster order."""
     heat = np.asarray(heat, np.float32)
     num_channels, height, width = heat.shape
-    if min_score > 0:
-        # Smoothing never raises a channel's maximum, so a channel below the floor has no peak.
-        active = np.flatnonzero(heat.reshape(num_channels, -1).max(axis=1) >= min_score)
+    floors = np.broadcast_to(np.asarray(min_score, np.float32), (num_channels,))
+    if (floors > 0).any():
+        # Smoothing never raises a channel's maximum, so a channel below its floor has no peak.
+        channel_max = heat.reshape(num_channels, -1).max(axis=1)
+        active = np.flatnonzero((channel_max >= floors) | (floors <= 0))
     else:
         active = np.arange(num_channels)
     stack = np.empty((len(active), height + 1, width), np.float32)
@@ -80,8 +84,9 @@ def find_peaks(heat: np.ndarray, min_score: float, sigma: float = 0.0, strict: b
         flat2d = cv2.sepFilter2D(stack.reshape(-1, width), cv2.CV_32F, w, w, borderType=cv2.BORDER_CONSTANT)
         stack = flat2d.reshape(stack.shape)
     stack[:, height] = -np.inf  # -inf padding for the 3×3 max-pool, as CenterNet's max_pool2d pads
+    floor = floors[active, None, None]
+    mask = (stack > floor if strict else stack >= floor).reshape(-1)
     flat = stack.reshape(-1)
-    mask = flat > min_score if strict else flat >= min_score
     if len(active):
         mask &= flat >= cv2.dilate(stack.reshape(-1, width), _KERNEL_3X3).reshape(-1)
     idx = np.flatnonzero(mask)

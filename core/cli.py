@@ -1,0 +1,217 @@
+"""The ``deepmark`` command: each subcommand maps onto one ``core`` function.
+
+    deepmark eval ANNOTATIONS PREDICTIONS           DeepFashion2 metrics table
+    deepmark decode HEADS --out RESULTS.json        saved raw heads → DF2 result file
+    deepmark tune ANNOTATIONS HEADS --param alpha   grid search → best parameters + table (CSV/JSON)
+
+Bad files are reported one per line on stderr with the reason; the rest of the work goes on.
+Exit status: 0 success, 1 some input files failed, 2 nothing usable / bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+
+from core import __version__
+from core.errors import DeepMarkError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
+
+
+def _report(errors) -> None:
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def _params_from_args(args) -> object:
+    """PostprocessParams from ``--params FILE.json`` and ``--set name=value`` options."""
+    from core.structures import PostprocessParams
+
+    values: dict = {}
+    if args.params:
+        try:
+            values.update(json.loads(Path(args.params).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DeepMarkError(f"{args.params}: cannot read parameters ({exc})") from None
+    known = {f.name: f.type for f in fields(PostprocessParams)}
+    for item in args.set or []:
+        name, _, raw = item.partition("=")
+        if name not in known or not raw:
+            raise DeepMarkError(f"--set {item!r}: expected name=value with name one of {sorted(known)}")
+        values[name] = json.loads(raw.lower()) if raw.lower() in ("true", "false") else float(raw)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise DeepMarkError(f"unknown post-processing parameter(s) {unknown}")
+    for name in ("top_k", "max_detections"):
+        if name in values:
+            values[name] = int(values[name])
+    return replace(PostprocessParams(), **values)
+
+
+def _load_heads_folder(folder: str, grouping_name: str | None):
+    """All ``*.npz`` raw-heads files of a folder → ({image_id: RawHeads}, grouping name, errors)."""
+    from core.heads_io import load_heads
+
+    paths = sorted(Path(folder).glob("*.npz")) if Path(folder).is_dir() else [Path(folder)]
+    heads, errors, groupings = {}, [], set()
+    for path in paths:
+        try:
+            saved = load_heads(path)
+        except DeepMarkError as exc:
+            errors.append(str(exc))
+            continue
+        image_id = saved.image_id if saved.image_id >= 0 else _stem_id(path)
+        if image_id is None:
+            errors.append(f"{path}: no image id stored and the file name is not a number")
+            continue
+        heads[image_id] = saved.heads
+        groupings.add(saved.grouping)
+    if len(groupings) > 1 and grouping_name is None:
+        raise DeepMarkError(f"{folder}: heads of several groupings {sorted(groupings)}; pick one with --grouping")
+    return heads, grouping_name or (groupings.pop() if groupings else "semantic62"), errors
+
+
+def _stem_id(path: Path) -> int | None:
+    try:
+        return int(path.stem)
+    except ValueError:
+        return None
+
+
+def cmd_eval(args) -> int:
+    from core.df2_io import read_df2_annotations, read_predictions
+    from core.evaluate import evaluate_detections
+
+    gt, gt_errors = read_df2_annotations(args.annotations)
+    preds, pred_errors = read_predictions(args.predictions)
+    _report([*gt_errors, *pred_errors])
+    if not gt:
+        print(f"error: {args.annotations}: no readable annotation", file=sys.stderr)
+        return EXIT_FAILED
+    unknown = sorted(set(preds) - set(gt))
+    if unknown:
+        print(f"warning: predictions for {len(unknown)} image(s) without annotations ignored "
+              f"(first: {unknown[:5]})", file=sys.stderr)
+    result = evaluate_detections(gt, {i: preds.get(i, []) for i in gt})
+    print(result.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+    return EXIT_PARTIAL if gt_errors or pred_errors else EXIT_OK
+
+
+def cmd_decode(args) -> int:
+    from core.decode import decode_detections
+    from core.df2_io import write_results_json
+    from core.taxonomy import load_grouping, load_taxonomy
+
+    params = _params_from_args(args)
+    heads, grouping_name, errors = _load_heads_folder(args.heads, args.grouping)
+    taxonomy = load_taxonomy()
+    grouping = load_grouping(grouping_name, taxonomy)
+    detections = {}
+    for image_id, h in sorted(heads.items()):
+        try:
+            detections[image_id] = decode_detections(h, params, taxonomy, grouping)
+        except DeepMarkError as exc:
+            errors.append(f"image {image_id}: {exc}")
+    _report(errors)
+    write_results_json(args.out, detections)
+    count = sum(len(d) for d in detections.values())
+    print(f"{count} detections on {len(detections)} images → {args.out}")
+    return EXIT_PARTIAL if errors else (EXIT_OK if detections else EXIT_FAILED)
+
+
+def cmd_tune(args) -> int:
+    from core.df2_io import read_df2_annotations
+    from core.taxonomy import load_grouping, load_taxonomy
+    from core.tune import DEFAULT_VALUES, grid_search
+
+    base = _params_from_args(args)
+    gt, gt_errors = read_df2_annotations(args.annotations)
+    heads, grouping_name, head_errors = _load_heads_folder(args.heads, args.grouping)
+    _report([*gt_errors, *head_errors])
+    taxonomy = load_taxonomy()
+    grouping = load_grouping(grouping_name, taxonomy)
+    values = [DEFAULT_VALUES if args.values is None else [float(v) for v in args.values.split(",")]] * len(args.param)
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"\r{done}/{total} grid points, {time.perf_counter() - started:.1f} s", end="", file=sys.stderr)
+
+    result = grid_search(heads, gt, args.param, taxonomy, grouping, base=base, values=values,
+                         metric=args.metric, progress=progress)
+    if not args.quiet:
+        print(file=sys.stderr)
+    print(f"{result.num_images} images, {result.map_pt.size} grid points, {time.perf_counter() - started:.1f} s")
+    print("best " + ", ".join(f"{k} = {v:g}" for k, v in result.best_values().items())
+          + f": mAP_pt {result.best_result.map_pt:.4f}, mAP_box {result.best_result.map_box:.4f}")
+    for out in args.out or []:
+        result.save(out)
+        print(f"wrote {out}")
+    if args.best_params:
+        Path(args.best_params).write_text(json.dumps(result.best.__dict__, indent=1))
+        print(f"wrote {args.best_params}")
+    return EXIT_PARTIAL if gt_errors or head_errors else EXIT_OK
+
+
+def _add_params_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", help="JSON file of PostprocessParams fields (e.g. a tune --best-params file)")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="override one parameter, e.g. --set center_rescoring=true --set alpha=0.8")
+    parser.add_argument("--grouping", help="keypoint grouping of the heads (default: stored in the files)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deepmark", description="DeepMark Studio command line")
+    parser.add_argument("--version", action="version", version=f"deepmark {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("eval", help="DeepFashion2 metrics of predictions against an annotation folder")
+    p.add_argument("annotations", help="DF2 annotation folder (annos/*.json or its parent)")
+    p.add_argument("predictions", help="official results JSON, or a folder of per-image prediction JSON")
+    p.add_argument("--json", help="also write the metrics as JSON here")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("decode", help="decode saved raw heads (*.npz) into a DF2 results JSON")
+    p.add_argument("heads", help="folder of raw-heads .npz files (or one file)")
+    p.add_argument("--out", required=True, help="results JSON to write")
+    _add_params_options(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("tune", help="grid search post-processing parameters on saved raw heads")
+    p.add_argument("annotations", help="DF2 annotation folder of the labelled images")
+    p.add_argument("heads", help="folder of raw-heads .npz files of the same images")
+    p.add_argument("--param", action="append", required=True,
+                   choices=["alpha", "sigma_center", "sigma_keypoint", "gamma"],
+                   help="parameter to tune; give it twice for a 2-D grid")
+    p.add_argument("--values", help="comma-separated grid values (default 0, 0.05, …, 1)")
+    p.add_argument("--metric", default="map_pt", choices=["map_pt", "map_box"])
+    p.add_argument("--out", action="append", help="write the table: .csv (table) or .json (everything)")
+    p.add_argument("--best-params", help="write the best PostprocessParams as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_params_options(p)
+    p.set_defaults(func=cmd_tune)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DeepMarkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
