@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -146,7 +147,7 @@ def cmd_tune(args) -> int:
             print(f"\r{done}/{total} grid points, {time.perf_counter() - started:.1f} s", end="", file=sys.stderr)
 
     result = grid_search(heads, gt, args.param, taxonomy, grouping, base=base, values=values,
-                         metric=args.metric, progress=progress)
+                         metric=args.metric, progress=progress, workers=args.workers)
     if not args.quiet:
         print(file=sys.stderr)
     print(f"{result.num_images} images, {result.map_pt.size} grid points, {time.perf_counter() - started:.1f} s")
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="map_pt", choices=["map_pt", "map_box"])
     p.add_argument("--out", action="append", help="write the table: .csv (table) or .json (everything)")
     p.add_argument("--best-params", help="write the best PostprocessParams as JSON here")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes evaluating grid rows in parallel (default: one per CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     _add_params_options(p)
     p.set_defaults(func=cmd_tune)

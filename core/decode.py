@@ -245,19 +245,23 @@ def match_landmarks(
 
 
 def prune_unreachable(
-    cand: _Candidates, layout: _Layout, peaks: tuple[np.ndarray, np.ndarray, np.ndarray], params: PostprocessParams
-) -> _Candidates:
+    cand: _Candidates,
+    layout: _Layout,
+    peaks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    params: PostprocessParams,
+    return_index: bool = False,
+):
     """Drop candidates that cannot reach ``score_threshold`` even after center rescoring.
 
     A landmark's score is at most the best peak of its group inside the candidate's box (peaks outside
     are rejected and the keypoint mask is <= 1), so α·score_box + (1 − α)·mean of those maxima bounds
-    the final score. Only candidates below the threshold are examined.
+    the final score. Only candidates below the threshold are examined. Returns the kept candidates, or
+    their indices with ``return_index``.
     """
-    if not params.center_rescoring or params.alpha >= 1.0:
-        return cand
+    everything = np.arange(len(cand.score))
     low = np.flatnonzero(cand.score < params.score_threshold)
-    if len(low) == 0:
-        return cand
+    if not params.center_rescoring or params.alpha >= 1.0 or len(low) == 0:
+        return everything if return_index else cand
     peak_x, peak_y, peak_score = peaks
     group, slot = np.nonzero(peak_score >= 0)  # the real peaks, grouped by group
     if len(group) == 0:
@@ -272,8 +276,8 @@ def prune_unreachable(
         # Padding groups are -1, which reads the zero last column.
         per_landmark = np.take_along_axis(best, layout.groups[cand.cls[low]], axis=1)
     bound = params.alpha * cand.score[low] + (1 - params.alpha) * per_landmark.sum(1) / layout.count[cand.cls[low]]
-    drop = low[bound < params.score_threshold]
-    return cand.take(np.setdiff1d(np.arange(len(cand.score)), drop)) if len(drop) else cand
+    kept = np.setdiff1d(everything, low[bound < params.score_threshold])
+    return kept if return_index else cand.take(kept)
 
 
 def rescore(cand: _Candidates, marks: _Landmarks, counts: np.ndarray, params: PostprocessParams) -> np.ndarray:

@@ -161,7 +161,7 @@ def encode_targets(
         hp_offset[slots] = pts - ipts
         hp_ind[slots] = ipts[:, 1] * width + ipts[:, 0]
         hp_mask[slots] = 1
-        for g, (ix, iy) in zip(groups, ipts, strict=False):
+        for g, (ix, iy) in zip(groups, ipts, strict=True):
             draw_gaussian(hm_hp[g], int(ix), int(iy), radius)
         # Unlike CenterNet's COCO-person code, an item without labelled landmarks keeps its box loss:
         # DeepFashion2 labels boxes and landmarks independently.

@@ -97,13 +97,16 @@ def simulated_heads(
     grouping: Grouping,
     rng: np.random.Generator | None = None,
     noise: float = 0.0,
+    regression_noise: float | None = None,
 ) -> RawHeads:
-    """Perfect heads for ``items``, optionally degraded like a real network: heatmaps scaled to 0.9 and
-    uniform background noise in [0, ``noise``) added to every channel (regressions get ±``noise`` px)."""
+    """Perfect heads for ``items``, optionally degraded like a real network: heatmaps scaled to 0.9 with
+    uniform background noise in [0, ``noise``) on every channel, and uniform ±``regression_noise`` map
+    pixels (default ``noise``) on every regression head."""
     image_to_map, map_size = stride_transform(image_size)
     heads = heads_from_targets(encode_targets(items, image_to_map, map_size, taxonomy, grouping),
                                image_to_map, image_size)
-    if noise <= 0:
+    reg_noise = noise if regression_noise is None else regression_noise
+    if noise <= 0 and reg_noise <= 0:
         return heads
     rng = rng or np.random.default_rng(0)
 
@@ -111,7 +114,7 @@ def simulated_heads(
         return np.clip(0.9 * a + rng.uniform(0, noise, a.shape).astype(np.float32), 0, 1)
 
     def _reg(a):
-        return a + rng.uniform(-noise, noise, a.shape).astype(np.float32)
+        return a + rng.uniform(-reg_noise, reg_noise, a.shape).astype(np.float32)
 
     return RawHeads(_heat(heads.hm), _reg(heads.reg), _reg(heads.wh), _reg(heads.hps), _heat(heads.hm_hp),
                     _reg(heads.hp_offset), heads.image_to_map, heads.image_size)

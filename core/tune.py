@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import math
+import multiprocessing as mp
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -135,16 +136,23 @@ class _StageCache:
         return self._cands[key]
 
     def marks(self, p: PostprocessParams):
+        """Pruned candidates and their matched landmarks for this (σ_c, σ_k, technique 4) setting."""
         key = (p.sigma_center if p.heatmap_rescoring else None,
                p.sigma_keypoint if p.heatmap_rescoring else None, p.keypoint_rescoring)
         if key not in self._marks:
             cand, coarse, groups = self.candidates(p)
-            self._marks[key] = dec.match_landmarks(coarse, groups, cand.box, self.peaks(p), p)
+            peaks = self.peaks(p)
+            # The bound at the grid's lowest α holds for every larger α too (it is linear in α and
+            # equals the box score, below the threshold, at α = 1).
+            floor_params = replace(self.floor_params, sigma_center=p.sigma_center, sigma_keypoint=p.sigma_keypoint)
+            kept = dec.prune_unreachable(cand, self.layout, peaks, floor_params, return_index=True)
+            cand = cand.take(kept)
+            self._marks[key] = (cand, dec.match_landmarks(coarse[kept], groups[kept], cand.box, peaks, p))
         return self._marks[key]
 
     def detections(self, p: PostprocessParams) -> list[Detection]:
-        cand = self.candidates(p)[0]
-        return dec.finalize_detections(self.heads, cand, self.marks(p), p, self.layout)
+        cand, marks = self.marks(p)
+        return dec.finalize_detections(self.heads, cand, marks, p, self.layout)
 
 
 def _fingerprint(detections: Mapping[int, list[Detection]], with_landmarks: bool) -> str:
@@ -158,9 +166,71 @@ def _fingerprint(detections: Mapping[int, list[Detection]], with_landmarks: bool
 
 
 def _grid_params(base: PostprocessParams, names: Sequence[str], values: Sequence[float]) -> PostprocessParams:
-    changes = {name: float(v) for name, v in zip(names, values, strict=False)}
+    changes = {name: float(v) for name, v in zip(names, values, strict=True)}
     changes.update({TUNABLE[name]: True for name in names})
     return replace(base, **changes)
+
+
+@dataclass(eq=False)
+class _GridState:
+    """Everything a process needs to evaluate grid points, with its memo of evaluated detection sets."""
+
+    caches: dict[int, _StageCache]
+    evaluator: DeepFashion2Evaluator
+    names: tuple[str, ...]
+    grids: tuple[np.ndarray, ...]
+    base: PostprocessParams
+
+    def __post_init__(self) -> None:
+        self.memo_pt: dict[str, float] = {}
+        self.memo_box: dict[str, float] = {}
+
+    def params_at(self, index: tuple[int, ...]) -> PostprocessParams:
+        return _grid_params(self.base, self.names, [self.grids[i][j] for i, j in enumerate(index)])
+
+    def detections(self, p: PostprocessParams) -> dict[int, list[Detection]]:
+        return {i: cache.detections(p) for i, cache in self.caches.items()}
+
+    def evaluate_row(self, row: list[tuple[int, ...]]) -> list[tuple[tuple[int, ...], float, float]]:
+        """(index, mAP_pt, mAP_box) of each grid point of a row; identical detection sets evaluated once."""
+        out = []
+        for index in row:
+            detections = self.detections(self.params_at(index))
+            key_pt, key_box = _fingerprint(detections, True), _fingerprint(detections, False)
+            if key_pt not in self.memo_pt or key_box not in self.memo_box:
+                result = self.evaluator.evaluate(detections)
+                self.memo_pt[key_pt], self.memo_box[key_box] = result.map_pt, result.map_box
+            out.append((index, self.memo_pt[key_pt], self.memo_box[key_box]))
+        return out
+
+
+_worker_state: _GridState | None = None  # set in the parent before forking workers
+
+
+def _evaluate_row_in_worker(row):
+    return _worker_state.evaluate_row(row)
+
+
+def _rows(shape: tuple[int, ...]) -> list[list[tuple[int, ...]]]:
+    """Grid points grouped by the first parameter's value (rows share the σ_c-dependent stages)."""
+    indices = list(np.ndindex(shape))
+    per_row = int(np.prod(shape[1:])) if len(shape) > 1 else len(indices)
+    return [indices[k : k + per_row] for k in range(0, len(indices), per_row)]
+
+
+def _run_rows(state: _GridState, rows, workers: int):
+    """Yield each row's results, in a pool of forked workers when asked and available."""
+    global _worker_state
+    if workers <= 1 or len(rows) == 1 or "fork" not in mp.get_all_start_methods():
+        for row in rows:
+            yield state.evaluate_row(row)
+        return
+    _worker_state = state
+    try:
+        with mp.get_context("fork").Pool(min(workers, len(rows))) as pool:
+            yield from pool.imap_unordered(_evaluate_row_in_worker, rows)
+    finally:
+        _worker_state = None
 
 
 def grid_search(
@@ -173,13 +243,15 @@ def grid_search(
     values: Sequence[Sequence[float]] | None = None,
     metric: str = "map_pt",
     progress: Callable[[int, int], bool | None] | None = None,
+    workers: int = 1,
 ) -> TuneResult:
     """Evaluate every grid point of one or two ``parameters`` (names from ``TUNABLE``).
 
     ``heads`` and ``ground_truth`` are keyed by image id (only images in both are used); ``base`` holds
     the fixed parameters (the tuned parameters' techniques are switched on). ``progress(done, total)``
-    is called after each grid point; returning False cancels (TuneError). Raises TuneError for unknown
-    parameters or metric, or no labelled image with heads.
+    is called as grid points finish; returning False cancels (TuneError). ``workers`` > 1 evaluates
+    rows of the grid in that many forked processes (where the platform can fork). Raises TuneError
+    for unknown parameters or metric, or no labelled image with heads.
     """
     names = tuple(parameters)
     if not 1 <= len(names) <= 2 or len(set(names)) != len(names):
@@ -200,34 +272,26 @@ def grid_search(
     for image_id in image_ids:
         dec.validate_heads(heads[image_id], taxonomy, grouping)
     evaluator = DeepFashion2Evaluator({i: ground_truth[i] for i in image_ids}, taxonomy)
-    # α = min over the grid gives the lowest candidate floor every grid point can need.
-    alphas = grids[names.index("alpha")] if "alpha" in names else [base.alpha]
+    # The grid's lowest α gives the lowest candidate floor any grid point can need.
     floor_params = _grid_params(base, names, [0.0] * len(names)) if "alpha" in names else base
-    floor_params = replace(floor_params, alpha=float(min(alphas)))
+    floor_params = replace(floor_params, alpha=float(min(grids[names.index("alpha")])) if "alpha" in names
+                           else base.alpha)
     caches = {i: _StageCache(heads[i], layout, floor_params) for i in image_ids}
+    state = _GridState(caches, evaluator, names, grids, base)
 
     shape = tuple(len(g) for g in grids)
     map_pt = np.full(shape, np.nan)
     map_box = np.full(shape, np.nan)
-    results: dict[tuple, EvaluationResult] = {}
-    memo_pt: dict[str, float] = {}
-    memo_box: dict[str, float] = {}
-    total = int(np.prod(shape))
-    for done, index in enumerate(np.ndindex(shape), start=1):
-        p = _grid_params(base, names, [grids[i][j] for i, j in enumerate(index)])
-        detections = {i: caches[i].detections(p) for i in image_ids}
-        key_pt, key_box = _fingerprint(detections, True), _fingerprint(detections, False)
-        if key_pt not in memo_pt or key_box not in memo_box:
-            result = evaluator.evaluate(detections)
-            memo_pt[key_pt], memo_box[key_box] = result.map_pt, result.map_box
-            results[index] = result
-        map_pt[index], map_box[index] = memo_pt[key_pt], memo_box[key_box]
+    total, done = int(np.prod(shape)), 0
+    for row_results in _run_rows(state, _rows(shape), workers):
+        for index, pt, box in row_results:
+            map_pt[index], map_box[index] = pt, box
+        done += len(row_results)
         if progress is not None and progress(done, total) is False:
             raise TuneError(f"cancelled after {done} of {total} grid points")
 
     table = map_pt if metric == "map_pt" else map_box
-    scored = np.where(np.isnan(table), -math.inf, table)
-    best_index = np.unravel_index(int(np.argmax(scored)), shape)
-    best = _grid_params(base, names, [grids[i][j] for i, j in enumerate(best_index)])
-    best_result = results.get(best_index) or evaluator.evaluate({i: caches[i].detections(best) for i in image_ids})
+    best_index = np.unravel_index(int(np.argmax(np.where(np.isnan(table), -math.inf, table))), shape)
+    best = state.params_at(best_index)
+    best_result = evaluator.evaluate(state.detections(best))
     return TuneResult(names, grids, map_pt, map_box, metric, best, best_result, len(image_ids))

@@ -75,7 +75,7 @@ def test_gamma_extremes(seed, noise, params):
     # Coarse positions: no heatmap peak is ever accepted when none can score above 1.
     coarse = _decode(heads, replace(params, location_refinement=False, peak_threshold=1.0))
     assert len(refined) == len(gamma1) == len(gamma0)
-    for a, b, c in zip(refined, gamma1, gamma0, strict=False):
+    for a, b, c in zip(refined, gamma1, gamma0, strict=True):
         np.testing.assert_allclose(b.landmarks, a.landmarks, atol=1e-9)
         np.testing.assert_array_equal(b.refined, a.refined)
         same = [d for d in coarse if d.category_id == c.category_id and np.allclose(d.box, c.box)]
@@ -109,7 +109,7 @@ def test_flipped_input_gives_mirrored_detections(seed, params):
     original = _decode(heads, params)
     mirrored = _decode(flip_heads(heads), params)
     assert len(original) == len(mirrored)
-    for a, b in zip(original, mirrored, strict=False):
+    for a, b in zip(original, mirrored, strict=True):
         assert a.category_id == b.category_id
         assert abs(a.score - b.score) < 1e-5
         np.testing.assert_allclose(b.box, [width - a.box[2], a.box[1], width - a.box[0], a.box[3]], atol=1e-3)

@@ -86,3 +86,13 @@ def test_cancel_and_bad_requests(taxonomy, semantic62, labelled_set):
     broken[1] = replace(bad[1], hm=bad[1].hm[:12])
     with pytest.raises(Exception, match="head 'hm' has shape"):
         grid_search(broken, gt, ["alpha"], taxonomy, semantic62)
+
+
+def test_worker_processes_give_the_same_table(taxonomy, semantic62, labelled_set):
+    gt, heads = labelled_set
+    kwargs = dict(base=PostprocessParams(), values=[[0.2, 0.8], [0.0, 0.5, 1.0]])
+    serial = grid_search(heads, gt, ["alpha", "gamma"], taxonomy, semantic62, workers=1, **kwargs)
+    forked = grid_search(heads, gt, ["alpha", "gamma"], taxonomy, semantic62, workers=2, **kwargs)
+    np.testing.assert_array_equal(serial.map_pt, forked.map_pt)
+    np.testing.assert_array_equal(serial.map_box, forked.map_box)
+    assert serial.best == forked.best

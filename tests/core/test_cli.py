@@ -1,0 +1,97 @@
+"""The ``deepmark`` command end to end: decode saved heads, evaluate, tune; bad files reported."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.heads_io import save_heads
+from core.simulate import random_scene, simulated_heads
+
+SIZE = (256, 192)
+
+
+def _write_annotation(folder: Path, image_id: int, items, taxonomy) -> None:
+    doc = {"source": "user", "pair_id": image_id}
+    for k, item in enumerate(items, start=1):
+        doc[f"item{k}"] = {
+            "category_id": item.category_id,
+            "category_name": taxonomy.category(item.category_id).name,
+            "bounding_box": item.box.tolist(),
+            "landmarks": item.landmarks.ravel().tolist(),
+            "style": 0, "scale": 2, "occlusion": 1, "zoom_in": 1, "viewpoint": 2, "segmentation": [],
+        }
+    (folder / f"{image_id:06d}.json").write_text(json.dumps(doc))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, taxonomy, semantic62):
+    root = tmp_path_factory.mktemp("df2")
+    annos, heads_dir = root / "validation" / "annos", root / "heads"
+    annos.mkdir(parents=True)
+    heads_dir.mkdir()
+    rng = np.random.default_rng(21)
+    for image_id in range(1, 9):
+        items = random_scene(rng, taxonomy, SIZE)
+        _write_annotation(annos, image_id, items, taxonomy)
+        save_heads(heads_dir / f"{image_id:06d}", simulated_heads(items, SIZE, taxonomy, semantic62), image_id)
+    return root
+
+
+def test_decode_then_eval_gives_perfect_scores(tmp_path, dataset, capsys):
+    results = tmp_path / "results.json"
+    assert main(["decode", str(dataset / "heads"), "--out", str(results)]) == 0
+    assert "detections on 8 images" in capsys.readouterr().out
+    metrics = tmp_path / "metrics.json"
+    assert main(["eval", str(dataset / "validation"), str(results), "--json", str(metrics)]) == 0
+    table = capsys.readouterr().out
+    assert "mAP @ .50:.95" in table and "short sleeve top" in table
+    data = json.loads(metrics.read_text())
+    assert data["map_pt"] == pytest.approx(1.0) and data["map_box"] == pytest.approx(1.0)
+
+
+def test_tune_writes_table_and_best_params(tmp_path, dataset, capsys):
+    out_csv, out_json, best = tmp_path / "t.csv", tmp_path / "t.json", tmp_path / "best.json"
+    code = main([
+        "tune", str(dataset / "validation" / "annos"), str(dataset / "heads"), "--param", "sigma_center",
+        "--param", "sigma_keypoint", "--values", "0,0.5,1", "--out", str(out_csv), "--out", str(out_json),
+        "--best-params", str(best), "--quiet", "--workers", "1", "--set", "center_rescoring=true",
+    ])
+    assert code == 0
+    assert "9 grid points" in capsys.readouterr().out
+    assert len(out_csv.read_text().splitlines()) == 10
+    params = json.loads(best.read_text())
+    assert params["heatmap_rescoring"] and params["center_rescoring"]
+    assert json.loads(out_json.read_text())["best_values"]["sigma_center"] == params["sigma_center"]
+    # The best parameters feed straight back into decode.
+    assert main(["decode", str(dataset / "heads"), "--out", str(tmp_path / "r.json"), "--params", str(best)]) == 0
+
+
+def test_bad_files_are_reported_and_the_rest_processed(tmp_path, dataset, capsys):
+    heads = tmp_path / "heads"
+    heads.mkdir()
+    for path in (dataset / "heads").glob("*.npz"):
+        (heads / path.name).write_bytes(path.read_bytes())
+    (heads / "000099.npz").write_bytes(b"truncated")
+    code = main(["decode", str(heads), "--out", str(tmp_path / "r.json")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "000099.npz: cannot read raw heads" in captured.err
+    assert "on 8 images" in captured.out
+
+
+def test_bad_arguments_exit_2(tmp_path, dataset, capsys):
+    assert main(["decode", str(dataset / "heads"), "--out", str(tmp_path / "r.json"), "--set", "alpha=3"]) == 2
+    assert "alpha must be a number in [0, 1]" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nowhere"), str(tmp_path / "r.json")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("deepmark")
+    done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
+    assert "eval" in done.stdout and "tune" in done.stdout
