@@ -12,15 +12,14 @@ results format (a JSON list of ``image_id``, ``category_id``, ``score``, ``bbox`
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.atomic import write_atomically
 from core.errors import EvaluationError, TaxonomyError
 from core.evaluate import checked_box, checked_landmarks, detections_to_coco
 from core.structures import Detection, Item
@@ -272,16 +271,34 @@ def write_results_json(
     ``keypoints`` 294 × 3 with the landmark scores as v (the evaluator ignores v, and this way the file
     reads back unchanged). Raises EvaluationError / TaxonomyError on bad detections, before writing.
     """
-    target = Path(path)
     entries = detections_to_coco(detections, taxonomy, landmark_scores=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entries, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644)  # mkstemp creates 0600; a results file is meant to be shared
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: json.dump(entries, handle))
+
+
+def annotation_document(items: Sequence[Item], taxonomy: Taxonomy | None = None, source: str = "user",
+                        pair_id: int = 0) -> dict:
+    """The per-image DeepFashion2 annotation dict for ``items`` (``item1``..``itemN``).
+
+    Attributes the items do not carry are written as DeepFashion2's neutral values: style 0 (not
+    pairable), scale 2, occlusion 1, zoom_in 1, viewpoint 2, no segmentation.
+    """
+    taxonomy = taxonomy or load_taxonomy()
+    doc: dict = {"source": source, "pair_id": pair_id}
+    for k, item in enumerate(items, start=1):
+        category = taxonomy.category(item.category_id)
+        landmarks = checked_landmarks(item.landmarks, category, f"item{k}")
+        doc[f"item{k}"] = {
+            "category_id": category.id,
+            "category_name": category.name,
+            "bounding_box": checked_box(item.box, f"item{k}").tolist(),
+            "landmarks": landmarks.ravel().tolist(),
+            "style": 0, "scale": 2, "occlusion": 1, "zoom_in": 1, "viewpoint": 2, "segmentation": [],
+        }
+    return doc
+
+
+def write_df2_annotation(path: str | Path, items: Sequence[Item], taxonomy: Taxonomy | None = None,
+                         source: str = "user", pair_id: int = 0) -> Path:
+    """Write one image's DeepFashion2 annotation JSON atomically; returns the path."""
+    doc = annotation_document(items, taxonomy, source, pair_id)
+    return write_atomically(path, lambda handle: json.dump(doc, handle))

@@ -18,14 +18,13 @@ leaves a half-written cache entry.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.atomic import write_atomically
 from core.errors import HeadsFileError
 from core.structures import HEAD_NAMES, Affine, RawHeads
 
@@ -48,22 +47,19 @@ def save_heads(path: str | Path, heads: RawHeads, image_id: int = -1, grouping: 
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
     arrays = {name: np.asarray(arr, np.float32).astype(np.float16) for name, arr in heads.arrays().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                format=np.int64(FORMAT_VERSION),
-                image_to_map=heads.image_to_map.matrix.astype(np.float64),
-                image_size=np.asarray(heads.image_size, np.int64),
-                image_id=np.int64(image_id),
-                grouping=np.str_(grouping),
-                **arrays,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(
+        path,
+        lambda handle: np.savez_compressed(
+            handle,
+            format=np.int64(FORMAT_VERSION),
+            image_to_map=heads.image_to_map.matrix.astype(np.float64),
+            image_size=np.asarray(heads.image_size, np.int64),
+            image_id=np.int64(image_id),
+            grouping=np.str_(grouping),
+            **arrays,
+        ),
+        binary=True,
+    )
     return path
 
 

@@ -7,6 +7,8 @@ category's canonical template in separate cells of a grid, so no two garments co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from core.encode import Targets, encode_targets
@@ -118,3 +120,32 @@ def simulated_heads(
 
     return RawHeads(_heat(heads.hm), _reg(heads.reg), _reg(heads.wh), _reg(heads.hps), _heat(heads.hm_hp),
                     _reg(heads.hp_offset), heads.image_to_map, heads.image_size)
+
+
+def write_simulated_dataset(
+    folder: str | Path,
+    count: int,
+    taxonomy: Taxonomy,
+    grouping: Grouping,
+    seed: int = 0,
+    image_size: tuple[int, int] = (256, 256),
+    noise: float = 0.05,
+    regression_noise: float = 1.5,
+) -> tuple[dict[int, list[Item]], dict[int, RawHeads]]:
+    """Write ``count`` labelled scenes as ``folder/annos/NNNNNN.json`` (DeepFashion2 format) and their
+    simulated heads as ``folder/heads/NNNNNN.npz``; returns both, keyed by image id (1..count)."""
+    from core.df2_io import write_df2_annotation
+    from core.heads_io import save_heads
+
+    folder = Path(folder)
+    (folder / "annos").mkdir(parents=True, exist_ok=True)
+    (folder / "heads").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    gt, heads = {}, {}
+    for image_id in range(1, count + 1):
+        items = random_scene(rng, taxonomy, image_size)
+        h = simulated_heads(items, image_size, taxonomy, grouping, rng, noise, regression_noise)
+        write_df2_annotation(folder / "annos" / f"{image_id:06d}.json", items, taxonomy, pair_id=image_id)
+        save_heads(folder / "heads" / f"{image_id:06d}.npz", h, image_id, grouping.name)
+        gt[image_id], heads[image_id] = items, h
+    return gt, heads

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core import decode as dec
+from core.atomic import write_text_atomically
 from core.errors import DeepMarkError
 from core.evaluate import DeepFashion2Evaluator, EvaluationResult
 from core.structures import Detection, Item, PostprocessParams, RawHeads
@@ -101,11 +102,7 @@ class TuneResult:
     def save(self, path: str | Path) -> Path:
         """Write the table as ``.csv`` or everything as ``.json`` (by the suffix)."""
         path = Path(path)
-        text = self.to_csv() if path.suffix.lower() == ".csv" else self.to_json()
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        return path
+        return write_text_atomically(path, self.to_csv() if path.suffix.lower() == ".csv" else self.to_json())
 
 
 class _StageCache:

@@ -95,3 +95,23 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).with_name("deepmark")
     done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     assert "eval" in done.stdout and "tune" in done.stdout
+
+
+def test_simulate_then_ablation_table(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["simulate", "--n", "6", "--out", str(out), "--size", "128"]) == 0
+    assert len(list((out / "annos").glob("*.json"))) == 6 and len(list((out / "heads").glob("*.npz"))) == 6
+    capsys.readouterr()
+    assert main(["ablation", str(out / "annos"), str(out / "heads"), "--step", "0.5", "--workers", "1"]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "mAP" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "Baseline", "NMS", "Technique (1) center rescoring", "Technique (2) heatmap rescoring",
+        "Technique (3) location refinement", "Technique (4) keypoint rescoring", "Combined",
+    ]
+    assert "held-out" in table
+
+
+def test_demo_runs(tmp_path, capsys):
+    assert main(["demo", "--images", "6", "--out", str(tmp_path / "demo"), "--step", "0.5", "--workers", "1"]) == 0
+    assert "| Combined |" in capsys.readouterr().out

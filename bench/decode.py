@@ -1,0 +1,100 @@
+"""Benchmark of ``core.decode`` (a script, not a test): median and p95 decode time per image.
+
+    python bench/decode.py [--runs 200] [--markdown]
+
+Maps of 64×64 and 128×128 (inputs 256² and 512²), 13 classes, the ``semantic62`` grouping (62 groups),
+K = 100. Two kinds of heads:
+- *scene*: simulated network output for 1–5 garments (``core.simulate``: Gaussian peaks at 0.9,
+  background noise up to 0.05, regressions off by up to ±1.5 map px), a new scene every 10 runs;
+- *noise*: every head uniform random in [0, 1] (the worst case: thousands of peaks per channel).
+Settings: the baseline (score threshold 0.1), each DeepMark++ technique alone, all four + NMS, and the
+CenterNet-equivalent setting (score floor 0, all K candidates). With ``--torch``, CenterNet's own
+``multi_pose_decode`` (re-implemented in ``bench/centernet_torch_decode.py``) is timed on the same heads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.decode import decode_detections  # noqa: E402
+from core.simulate import random_scene, simulated_heads  # noqa: E402
+from core.structures import PostprocessParams, RawHeads  # noqa: E402
+from core.taxonomy import load_grouping, load_taxonomy  # noqa: E402
+
+SETTINGS = {
+    "baseline": PostprocessParams(),
+    "(1) center rescoring": PostprocessParams(center_rescoring=True),
+    "(2) heatmap rescoring": PostprocessParams(heatmap_rescoring=True),
+    "(3) location refinement": PostprocessParams(location_refinement=True),
+    "(4) keypoint rescoring": PostprocessParams(keypoint_rescoring=True),
+    "all four + NMS": PostprocessParams.all_techniques(),
+    "CenterNet-equivalent": PostprocessParams.centernet(),
+}
+
+
+def make_heads(kind: str, input_size: int, count: int, taxonomy, grouping) -> list[RawHeads]:
+    rng = np.random.default_rng(input_size)
+    size = (input_size, input_size)
+    out = []
+    for _ in range(count):
+        scene = simulated_heads(random_scene(rng, taxonomy, size), size, taxonomy, grouping, rng,
+                                noise=0.05, regression_noise=1.5)
+        if kind == "noise":
+            scene = RawHeads(*(rng.random(a.shape, dtype=np.float32) for a in scene.arrays().values()),
+                             scene.image_to_map, scene.image_size)
+        out.append(scene)
+    return out
+
+
+def time_decode(heads: list[RawHeads], params: PostprocessParams, runs: int, taxonomy, grouping) -> list[float]:
+    for h in heads:  # validation is cached per heads object; warm it and the caches up
+        decode_detections(h, params, taxonomy, grouping)
+    times = []
+    for i in range(runs):
+        h = heads[i % len(heads)]
+        start = time.perf_counter()
+        decode_detections(h, params, taxonomy, grouping)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def summary(times: list[float]) -> tuple[float, float]:
+    return statistics.median(times), float(np.percentile(times, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--torch", action="store_true", help="also time CenterNet's torch decode")
+    args = parser.parse_args()
+    taxonomy = load_taxonomy()
+    grouping = load_grouping("semantic62", taxonomy)
+    print(f"# decode benchmark, {platform.processor() or platform.machine()}, {args.runs} runs per cell")
+    print("| heads | map | setting | median ms | p95 ms |")
+    print("|---|---|---|---|---|")
+    for kind in ("scene", "noise"):
+        for input_size in (256, 512):
+            heads = make_heads(kind, input_size, max(1, args.runs // 10), taxonomy, grouping)
+            side = input_size // 4
+            for name, params in SETTINGS.items():
+                med, p95 = summary(time_decode(heads, params, args.runs, taxonomy, grouping))
+                print(f"| {kind} | {side}×{side} | {name} | {med:.2f} | {p95:.2f} |", flush=True)
+            if args.torch:
+                from centernet_torch_decode import time_centernet_decode
+
+                med, p95 = summary(time_centernet_decode(heads, args.runs, taxonomy))
+                print(f"| {kind} | {side}×{side} | CenterNet torch multi_pose_decode | {med:.2f} | {p95:.2f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
