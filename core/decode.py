@@ -129,10 +129,12 @@ def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> N
 
 
 def candidate_floors(params: PostprocessParams, layout: _Layout, peak_score: np.ndarray) -> np.ndarray:
-    """(C,) lowest box score per class that can still reach ``score_threshold``.
+    """(C,) lowest box score per class a candidate needs to be examined.
 
     Without center rescoring that is the threshold itself. With it, a class's landmark score is at
-    most the mean over its landmarks of their group's best peak (``peak_score`` (G, Kmax)).
+    most the mean over its landmarks of their group's best peak (``peak_score`` (G, Kmax)), which gives
+    the lowest box score that can still reach the threshold; and never below the user's
+    min(``candidate_floor``, ``score_threshold``), the one approximation (0 turns it off).
     """
     num_classes = len(layout.count)
     if not params.center_rescoring or params.alpha >= 1.0:
@@ -140,8 +142,10 @@ def candidate_floors(params: PostprocessParams, layout: _Layout, peak_score: np.
     group_best = np.r_[np.clip(peak_score.max(axis=1), 0, None), 0.0]  # index -1 (padding) → 0
     class_bound = group_best[layout.groups].sum(axis=1) / layout.count
     if params.alpha < 1e-9:  # the score is (almost) the landmark score alone; avoid dividing by ~0
-        return np.where(class_bound >= params.score_threshold - params.alpha, 0.0, np.inf)
-    return np.clip((params.score_threshold - (1 - params.alpha) * class_bound) / params.alpha, 0.0, None)
+        reachable = np.where(class_bound >= params.score_threshold - params.alpha, 0.0, np.inf)
+    else:
+        reachable = (params.score_threshold - (1 - params.alpha) * class_bound) / params.alpha
+    return np.maximum(reachable, min(params.candidate_floor, params.score_threshold)).clip(0.0, None)
 
 
 def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.ndarray) -> _Candidates:

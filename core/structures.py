@@ -139,6 +139,8 @@ class PostprocessParams:
        coarse landmark; the heaviest weighted peak is the refined one.
     ``top_k`` center candidates; ``peak_threshold`` the landmark-peak score floor (CenterNet's 0.1);
     ``score_threshold`` drops detections below it (0 keeps all ``top_k`` candidates, as CenterNet);
+    ``candidate_floor``: with center rescoring, candidates whose box score is below
+    min(``candidate_floor``, ``score_threshold``) are not examined (0 examines all ``top_k``, exactly);
     ``max_detections`` caps the output; optional box NMS at ``nms_iou``, per class or across classes.
     """
 
@@ -154,12 +156,13 @@ class PostprocessParams:
     nms_iou: float = 0.5
     nms_per_class: bool = True
     score_threshold: float = 0.1
+    candidate_floor: float = 0.05
     peak_threshold: float = 0.1
     top_k: int = 100
     max_detections: int = 100
 
     def __post_init__(self) -> None:
-        unit = ("alpha", "gamma", "nms_iou", "score_threshold", "peak_threshold")
+        unit = ("alpha", "gamma", "nms_iou", "score_threshold", "candidate_floor", "peak_threshold")
         for name in unit:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
@@ -184,6 +187,6 @@ class PostprocessParams:
     @staticmethod
     def centernet(**overrides) -> PostprocessParams:
         """CenterNet's own multi-pose decode: no technique, no NMS, all K candidates kept."""
-        base = dict(score_threshold=0.0)
+        base = dict(score_threshold=0.0, candidate_floor=0.0)
         base.update(overrides)
         return PostprocessParams(**base)

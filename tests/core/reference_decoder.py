@@ -122,6 +122,11 @@ def reference_decode(heads: RawHeads, params: PostprocessParams, taxonomy, group
         for v, y, x in peaks_of(center_maps[c]):
             all_peaks.append((v, c, y, x))
     candidates = top_by_score(all_peaks, params.top_k)
+    if params.center_rescoring and params.alpha < 1.0:
+        # Step 2's one approximation: with center rescoring, box scores below
+        # min(candidate_floor, score_threshold) are not examined.
+        floor = min(params.candidate_floor, params.score_threshold)
+        candidates = [cand for cand in candidates if cand[0] >= floor]
 
     results = []  # (score, box_score, class, box, landmarks [(x, y, score)], refined [bool])
     for s, c, y, x in candidates:

