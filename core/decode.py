@@ -3,7 +3,8 @@
 The chain, each step a function below (all lengths in output-map pixels until the last step):
 
 1. center candidates: peaks of the (σ_c-smoothed) center heatmaps, the ``top_k`` best over all classes,
-   minus those that cannot reach ``score_threshold`` even with perfect landmark scores;
+   minus those that cannot reach ``score_threshold`` even with perfect landmark scores (and, with center
+   rescoring, those below ``candidate_floor``);
 2. boxes from size + sub-pixel offset; coarse landmarks regressed from the integer center, only for the
    landmarks of each candidate's category;
 3. landmark peaks: per group channel, peaks of the (σ_k-smoothed) group heatmap scoring above
@@ -15,6 +16,7 @@ The chain, each step a function below (all lengths in output-map pixels until th
 6. score threshold, box NMS, ``max_detections``; then back to image pixels through the inverse transform.
 
 Everything is vectorised over candidates × landmarks × peaks: the app re-runs this on every slider move.
+``docs/decoding.md`` is the exact definition; ``tests/core/reference_decoder.py`` follows it with loops.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ _validated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
-class _Layout:
+class DecodeLayout:
     """Per class index: landmark groups padded to Lmax. ``groups`` (C, Lmax) int (-1 pad), ``count`` (C,)."""
 
     groups: np.ndarray
@@ -49,16 +51,16 @@ class _Layout:
 
 
 @lru_cache(maxsize=8)
-def decode_layout(taxonomy: Taxonomy, grouping: Grouping) -> _Layout:
+def decode_layout(taxonomy: Taxonomy, grouping: Grouping) -> DecodeLayout:
     counts = np.array([len(g) for g in grouping.category_groups])
     groups = np.full((len(counts), counts.max()), -1, np.int64)
     for k, g in enumerate(grouping.category_groups):
         groups[k, : len(g)] = g
-    return _Layout(groups, counts, np.array(taxonomy.category_ids))
+    return DecodeLayout(groups, counts, np.array(taxonomy.category_ids))
 
 
 @dataclass(frozen=True, eq=False)
-class _Candidates:
+class Candidates:
     """D center candidates in map pixels: class index, integer center, box (D, 4) xyxy, score (D,)."""
 
     cls: np.ndarray
@@ -67,12 +69,12 @@ class _Candidates:
     box: np.ndarray
     score: np.ndarray
 
-    def take(self, index) -> _Candidates:
-        return _Candidates(self.cls[index], self.y[index], self.x[index], self.box[index], self.score[index])
+    def take(self, index) -> Candidates:
+        return Candidates(self.cls[index], self.y[index], self.x[index], self.box[index], self.score[index])
 
 
 @dataclass(frozen=True, eq=False)
-class _Landmarks:
+class MatchedLandmarks:
     """Per candidate landmarks, padded to Lmax, map pixels: ``coarse`` (D, Lmax, 2) regressed positions,
     ``peak`` (D, Lmax, 2) the accepted heatmap peak (equal to coarse where not refined), ``score``
     (D, Lmax), ``refined`` (D, Lmax) bool."""
@@ -82,8 +84,8 @@ class _Landmarks:
     score: np.ndarray
     refined: np.ndarray
 
-    def take(self, index) -> _Landmarks:
-        return _Landmarks(self.coarse[index], self.peak[index], self.score[index], self.refined[index])
+    def take(self, index) -> MatchedLandmarks:
+        return MatchedLandmarks(self.coarse[index], self.peak[index], self.score[index], self.refined[index])
 
     def positions(self, params: PostprocessParams) -> np.ndarray:
         """(D, Lmax, 2) final positions: the peak, or γ·peak + (1 − γ)·coarse with location refinement."""
@@ -128,7 +130,7 @@ def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> N
     _validated[heads] = key
 
 
-def candidate_floors(params: PostprocessParams, layout: _Layout, peak_score: np.ndarray) -> np.ndarray:
+def candidate_floors(params: PostprocessParams, layout: DecodeLayout, peak_score: np.ndarray) -> np.ndarray:
     """(C,) lowest box score per class a candidate needs to be examined.
 
     Without center rescoring that is the threshold itself. With it, a class's landmark score is at
@@ -148,7 +150,7 @@ def candidate_floors(params: PostprocessParams, layout: _Layout, peak_score: np.
     return np.maximum(reachable, min(params.candidate_floor, params.score_threshold)).clip(0.0, None)
 
 
-def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.ndarray) -> _Candidates:
+def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.ndarray) -> Candidates:
     """Steps 1–2a: the ``top_k`` center peaks, minus those below their class floor → boxes (map pixels).
 
     Taking the top-K over all peaks above the lowest floor before dropping per-class stragglers keeps
@@ -162,7 +164,7 @@ def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.nda
     cy = y + heads.reg[1, y, x]
     half_w, half_h = heads.wh[0, y, x] / 2, heads.wh[1, y, x] / 2
     box = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float64)
-    return _Candidates(peaks.channel, y, x, box, peaks.score.astype(np.float64))
+    return Candidates(peaks.channel, y, x, box, peaks.score.astype(np.float64))
 
 
 def landmark_peaks(heads: RawHeads, params: PostprocessParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,7 +190,7 @@ def landmark_peaks(heads: RawHeads, params: PostprocessParams) -> tuple[np.ndarr
     return x, y, score
 
 
-def coarse_landmarks(heads: RawHeads, cand: _Candidates, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+def coarse_landmarks(heads: RawHeads, cand: Candidates, layout: DecodeLayout) -> tuple[np.ndarray, np.ndarray]:
     """Step 2b: regressed landmarks ``xy`` (D, Lmax, 2) map pixels and ``groups`` (D, Lmax) (-1 pad)."""
     groups = layout.groups[cand.cls]
     safe = np.maximum(groups, 0)
@@ -204,7 +206,7 @@ def match_landmarks(
     box: np.ndarray,
     peaks: tuple[np.ndarray, np.ndarray, np.ndarray],
     params: PostprocessParams,
-) -> _Landmarks:
+) -> MatchedLandmarks:
     """Step 4: refine coarse landmarks (D, Lmax, 2) with the group peaks; see the module docstring.
 
     Works on the flat list of real (candidate, landmark) pairs against their group's peaks: (P, Kmax).
@@ -245,12 +247,12 @@ def match_landmarks(
     score[pair_d, pair_l] = np.where(accept, chosen_score, 0.0)
     refined = np.zeros(groups.shape, bool)
     refined[pair_d, pair_l] = accept
-    return _Landmarks(coarse, peak, score, refined)
+    return MatchedLandmarks(coarse, peak, score, refined)
 
 
 def prune_unreachable(
-    cand: _Candidates,
-    layout: _Layout,
+    cand: Candidates,
+    layout: DecodeLayout,
     peaks: tuple[np.ndarray, np.ndarray, np.ndarray],
     params: PostprocessParams,
     return_index: bool = False,
@@ -284,7 +286,7 @@ def prune_unreachable(
     return kept if return_index else cand.take(kept)
 
 
-def rescore(cand: _Candidates, marks: _Landmarks, counts: np.ndarray, params: PostprocessParams) -> np.ndarray:
+def rescore(cand: Candidates, marks: MatchedLandmarks, counts: np.ndarray, params: PostprocessParams) -> np.ndarray:
     """Step 5: final scores (D,)."""
     if not params.center_rescoring:
         return cand.score
@@ -330,7 +332,7 @@ def decode_detections(
 
 
 def finalize_detections(
-    heads: RawHeads, cand: _Candidates, marks: _Landmarks, params: PostprocessParams, layout: _Layout
+    heads: RawHeads, cand: Candidates, marks: MatchedLandmarks, params: PostprocessParams, layout: DecodeLayout
 ) -> list[Detection]:
     """Steps 5–6: rescoring, threshold, NMS, ``max_detections``, image pixels."""
     score = rescore(cand, marks, layout.count[cand.cls], params)
@@ -342,7 +344,7 @@ def finalize_detections(
 
 
 def _to_image(
-    heads: RawHeads, cand: _Candidates, score, marks: _Landmarks, params: PostprocessParams, layout: _Layout
+    heads: RawHeads, cand: Candidates, score, marks: MatchedLandmarks, params: PostprocessParams, layout: DecodeLayout
 ) -> list[Detection]:
     to_image = heads.image_to_map.inverse()
     corners = to_image.apply(cand.box.reshape(-1, 2, 2))
