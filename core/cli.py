@@ -6,6 +6,10 @@
     deepmark ablation ANNOTATIONS HEADS             DeepMark++ Table 1 layout, parameters tuned on a split
     deepmark simulate --n N --out DIR               labelled scenes + simulated heads (no model needed)
     deepmark demo                                   simulate, tune and print the ablation table
+    deepmark synth --n N --out DIR                  synthetic DeepFashion2-format garments (images + JSON)
+    deepmark train CONFIG.toml                      train (or resume) a detector
+    deepmark export-onnx CHECKPOINT --out M.onnx    self-describing ONNX (+ static int8 with --int8)
+    deepmark predict IMAGES_OR_FOLDER --out DIR     DF2-format predictions with the bundled model
 
 Bad files are reported one per line on stderr with the reason; the rest of the work goes on.
 Exit status: 0 success, 1 some input files failed, 2 nothing usable / bad arguments.
@@ -232,6 +236,103 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def cmd_synth(args) -> int:
+    from core.synth import SynthConfig, generate_dataset
+
+    config = SynthConfig(image_size=(args.width, args.height))
+    bar = _bar(args.n, "images", args.quiet)
+    generate_dataset(args.out, args.n, seed=args.seed, config=config,
+                     progress=lambda done, total: bar.update(done - bar.n))
+    bar.close()
+    print(f"{args.n} images in {Path(args.out) / 'image'}, annotations in {Path(args.out) / 'annos'}")
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from core.train import train
+    from core.train_config import load_config
+
+    config = load_config(args.config)
+    state = train(config, resume=not args.restart, progress=not args.quiet)
+    print(f"finished {state.epoch} epochs ({state.global_step} steps) in {config.output.run_dir}; "
+          f"best validation mAP_pt {state.best_map_pt:.4f}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from core.export import export_onnx, model_info, quantize_int8, training_summary
+    from core.inference import Detector
+    from core.model import build_model
+    from core.taxonomy import load_grouping, load_taxonomy
+    from core.train import load_checkpoint
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    taxonomy = load_taxonomy()
+    grouping = load_grouping(checkpoint["grouping"], taxonomy)
+    model = build_model(checkpoint["arch"], grouping, taxonomy.num_classes, head_conv=checkpoint.get("head_conv"))
+    model.load_state_dict(checkpoint["model"])
+    input_size = tuple(args.input_size) if args.input_size else tuple(checkpoint["input_size"])
+    info = model_info(checkpoint["arch"], grouping, taxonomy, input_size, training_summary(checkpoint))
+    export_onnx(model.eval(), info, args.out)
+    print(f"wrote {args.out}")
+    if args.int8:
+        if not args.calibration:
+            raise DeepMarkError("--int8 needs --calibration FOLDER (DeepFashion2-layout training images)")
+        inputs = _calibration_inputs(args.calibration, Detector(args.out), args.calibration_images)
+        quantize_int8(args.out, args.int8, inputs)
+        print(f"wrote {args.int8} (static int8, {args.calibration_images} calibration images)")
+    return EXIT_OK
+
+
+def _calibration_inputs(folder: str, detector, count: int):
+    """Pre-processed inputs of the first ``count`` readable images of a DF2 folder (or image folder)."""
+    from core.images import read_image
+    from core.predict import collect_images
+    from core.preprocess import preprocess, to_network_input
+
+    root = Path(folder)
+    images = collect_images([root / "image" if (root / "image").is_dir() else root])
+    done = 0
+    for path in images:
+        if done >= count:
+            return
+        try:
+            picture, _ = preprocess(read_image(path), detector.input_size)
+        except DeepMarkError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        done += 1
+        yield to_network_input([picture])[0]
+
+
+def cmd_predict(args) -> int:
+    from core.inference import PAPER_SCALES, Detector, TestTimeAugmentation
+    from core.predict import collect_images, predict_images
+
+    detector = Detector(args.model)
+    images = collect_images(args.inputs)
+    if not images:
+        print("error: no image found in " + ", ".join(args.inputs), file=sys.stderr)
+        return EXIT_FAILED
+    tta = TestTimeAugmentation(flip=args.flip, scales=PAPER_SCALES if args.multiscale else (1.0,))
+    bar = _bar(len(images), "images", args.quiet)
+    summary = predict_images(images, args.out, detector, _params_from_args(args), tta, args.heads,
+                             progress=lambda done, total: bar.update(done - bar.n))
+    bar.close()
+    _report(summary.failed)
+    print(f"{summary.detections} detections on {len(summary.written)} images → {args.out}"
+          + (f"; {len(summary.failed)} failed" if summary.failed else ""))
+    if not summary.written:
+        return EXIT_FAILED
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def _bar(total: int, unit: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, disable=quiet, dynamic_ncols=True)
+
+
 def _add_ablation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune-fraction", type=float, default=0.5, help="share of images used for tuning")
     parser.add_argument("--step", type=float, default=0.1, help="grid step in [0, 1] (the paper uses 0.05)")
@@ -301,6 +402,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_ablation_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("synth", help="synthetic DeepFashion2-format garments: image/ + annos/")
+    p.add_argument("--n", type=int, required=True, help="number of images")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=320)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train or resume a detector from a TOML run configuration")
+    p.add_argument("config", help="run configuration (see core/train_config.py)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export-onnx", help="export a training checkpoint as a self-describing ONNX model")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by deepmark train")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), help="default input size")
+    p.add_argument("--int8", help="also write a static int8 (QDQ) model here")
+    p.add_argument("--calibration", help="folder of training images for the int8 calibration")
+    p.add_argument("--calibration-images", type=int, default=100)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="DeepFashion2-format predictions for images or folders")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders")
+    p.add_argument("--out", required=True, help="folder for <image>.json (and heads/<image>.npz)")
+    p.add_argument("--model", help="ONNX model or .pt checkpoint (default: the bundled model)")
+    p.add_argument("--heads", action="store_true", help="also save raw heads (for tune / the app's cache)")
+    p.add_argument("--flip", action="store_true", help="flip test")
+    p.add_argument("--multiscale", action="store_true", help="scales 0.85, 0.95, 1.1 (DeepMark++)")
+    p.add_argument("--quiet", action="store_true")
+    _add_params_options(p)
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -302,3 +302,32 @@ def write_df2_annotation(path: str | Path, items: Sequence[Item], taxonomy: Taxo
     """Write one image's DeepFashion2 annotation JSON atomically; returns the path."""
     doc = annotation_document(items, taxonomy, source, pair_id)
     return write_atomically(path, lambda handle: json.dump(doc, handle))
+
+
+def prediction_document(detections: Sequence[Detection], taxonomy: Taxonomy | None = None,
+                        image_file: str | None = None) -> dict:
+    """A per-image prediction dict in the annotation schema (``read_predictions`` reads it back): items
+    with ``score``, ``box_score`` and landmarks [x, y, score] × L, plus ``refined`` flags (0/1)."""
+    taxonomy = taxonomy or load_taxonomy()
+    doc: dict = {"source": "user", "pair_id": 0}
+    if image_file is not None:
+        doc["image_file"] = image_file
+    for k, det in enumerate(detections, start=1):
+        category = taxonomy.category(det.category_id)
+        doc[f"item{k}"] = {
+            "category_id": category.id,
+            "category_name": category.name,
+            "bounding_box": checked_box(det.box, f"item{k}").tolist(),
+            "landmarks": np.asarray(det.landmarks, np.float64).ravel().tolist(),
+            "refined": np.asarray(det.refined, np.int64).tolist(),
+            "score": float(det.score),
+            "box_score": float(det.box_score),
+        }
+    return doc
+
+
+def write_df2_predictions(path: str | Path, detections: Sequence[Detection], taxonomy: Taxonomy | None = None,
+                          image_file: str | None = None) -> Path:
+    """Write one image's predictions as DF2-style JSON, atomically; returns the path."""
+    doc = prediction_document(detections, taxonomy, image_file)
+    return write_atomically(path, lambda handle: json.dump(doc, handle))

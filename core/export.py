@@ -1,0 +1,112 @@
+"""Model export: a trained CenterNet → a self-describing ONNX file, and its static int8 (QDQ) version.
+
+The ONNX graph takes ``image`` (B, 3, H, W) float32 (normalised RGB, H and W multiples of 32, batch and
+size dynamic) and returns the six heads named as ``HEAD_NAMES`` with the sigmoid applied to ``hm`` and
+``hm_hp``. The int8 model is calibrated on real training images through ``onnxruntime.quantization``
+(``quant_pre_process``, then ``quantize_static`` with QDQ, per-channel weights).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.atomic import write_atomically
+from core.model_file import METADATA_KEY, ModelInfo
+from core.preprocess import NORMALIZE_MEAN, NORMALIZE_STD
+from core.structures import HEAD_NAMES
+from core.taxonomy import Grouping, Taxonomy
+
+OPSET = 17
+
+
+def model_info(arch: str, grouping: Grouping, taxonomy: Taxonomy, input_size: Sequence[int],
+               training: dict | None = None) -> ModelInfo:
+    return ModelInfo(
+        arch=arch,
+        grouping_name=grouping.name,
+        landmark_to_group=tuple(int(g) for g in grouping.landmark_to_group),
+        category_ids=taxonomy.category_ids,
+        category_names=tuple(c.name for c in taxonomy.categories),
+        input_size=(int(input_size[0]), int(input_size[1])),
+        mean=tuple(NORMALIZE_MEAN),
+        std=tuple(NORMALIZE_STD),
+        training=training,
+    )
+
+
+def _set_metadata(onnx_model, info: ModelInfo) -> None:
+    del onnx_model.metadata_props[:]
+    entry = onnx_model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+
+
+def export_onnx(model, info: ModelInfo, path: str | Path) -> Path:
+    """Write ``model`` (a ``core.model.CenterNet``) as ONNX with ``info`` in its metadata, atomically."""
+    import onnx
+    import torch
+
+    from core.model import ExportWrapper
+
+    wrapper = ExportWrapper(model).eval()
+    width, height = info.input_size
+    dummy = torch.zeros(1, 3, height, width)
+    dynamic = {"image": {0: "batch", 2: "height", 3: "width"}}
+    dynamic.update({name: {0: "batch", 2: "map_height", 3: "map_width"} for name in HEAD_NAMES})
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "model.onnx"
+        with torch.no_grad():
+            torch.onnx.export(wrapper, (dummy,), str(raw), input_names=["image"], output_names=list(HEAD_NAMES),
+                              dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+        onnx_model = onnx.load(str(raw))
+    onnx.checker.check_model(onnx_model)
+    _set_metadata(onnx_model, info)
+    return write_atomically(path, lambda handle: handle.write(onnx_model.SerializeToString()), binary=True)
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over pre-processed (3, H, W) float32 arrays."""
+
+    def __init__(self, inputs: Iterable[np.ndarray]) -> None:
+        self._iter = iter(inputs)
+
+    def get_next(self):
+        item = next(self._iter, None)
+        return None if item is None else {"image": item[None].astype(np.float32)}
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+    """Static int8 (QDQ, per-channel) copy of an exported model, calibrated on ``calibration`` inputs
+    ((3, H, W) float32 normalised images from the training set). The metadata is carried over with
+    ``precision = "int8"``."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from core.model_file import read_model_info
+
+    info = read_model_info(fp32_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantized = Path(tmp) / "int8.onnx"
+        quantize_static(
+            str(prepared), str(quantized), _Calibration(calibration),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+        )
+        onnx_model = onnx.load(str(quantized))
+    _set_metadata(onnx_model, replace(info, precision="int8"))
+    return write_atomically(out_path, lambda handle: handle.write(onnx_model.SerializeToString()), binary=True)
+
+
+def training_summary(checkpoint: dict) -> dict:
+    """The part of a checkpoint worth keeping in the model's metadata."""
+    state = checkpoint.get("state", {})
+    return {"epochs": state.get("epoch"), "steps": state.get("global_step"),
+            "best_val_map_pt": state.get("best_map_pt"), "config": json.loads(json.dumps(checkpoint.get("config")))}

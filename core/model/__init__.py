@@ -1,0 +1,9 @@
+"""CenterNet models for DeepFashion2 (DeepMark++): backbones, heads, export wrapper, registry.
+
+Imports torch; the Qt app must import this package lazily (it must start without torch).
+"""
+
+from core.model.factory import ARCHITECTURES, build_model, count_parameters
+from core.model.heads import CenterNet, ExportWrapper
+
+__all__ = ["ARCHITECTURES", "CenterNet", "ExportWrapper", "build_model", "count_parameters"]

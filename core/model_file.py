@@ -1,0 +1,90 @@
+"""What a model file says about itself: the metadata stored in every exported ONNX model.
+
+An exported model carries, under the ONNX metadata key ``deepmark`` (a JSON object), everything needed
+to use it with no side file: categories, the keypoint grouping (its name and full landmark → group map),
+input size, colour order and normalisation, output names and stride, architecture. ``read_model_info``
+checks a file and raises ModelFileError naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import DeepMarkError
+from core.structures import HEAD_NAMES, OUTPUT_STRIDE
+from core.taxonomy import Grouping, Taxonomy, build_grouping
+
+METADATA_KEY = "deepmark"
+METADATA_VERSION = 1
+
+
+class ModelFileError(DeepMarkError):
+    """A model file is missing, not ONNX, lacks DeepMark metadata or has unexpected outputs."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model's self-description (see the module docstring)."""
+
+    arch: str
+    grouping_name: str
+    landmark_to_group: tuple[int, ...]
+    category_ids: tuple[int, ...]
+    category_names: tuple[str, ...]
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    color_order: str = "RGB"
+    output_names: tuple[str, ...] = HEAD_NAMES
+    output_stride: int = OUTPUT_STRIDE
+    precision: str = "fp32"
+    training: dict | None = None
+
+    def to_json(self) -> str:
+        data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        data["version"] = METADATA_VERSION
+        return json.dumps(data)
+
+    @staticmethod
+    def from_json(text: str, source: str) -> ModelInfo:
+        try:
+            data = json.loads(text)
+            if data.pop("version", None) != METADATA_VERSION:
+                raise ModelFileError(f"{source}: DeepMark metadata version is not {METADATA_VERSION}")
+            tuples = ("landmark_to_group", "category_ids", "category_names", "input_size", "mean", "std",
+                      "output_names")
+            for key in tuples:
+                data[key] = tuple(data[key])
+            return ModelInfo(**data)
+        except ModelFileError:
+            raise
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{source}: malformed DeepMark metadata ({exc})") from None
+
+    def grouping(self, taxonomy: Taxonomy) -> Grouping:
+        """The model's grouping, rebuilt (and validated) from the stored map."""
+        return build_grouping(self.grouping_name, list(self.landmark_to_group), taxonomy,
+                              source=f"model grouping '{self.grouping_name}'")
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Read and check an ONNX model's metadata and outputs (does not load the weights into a session)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
+        raise ModelFileError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelFileError(f"{path}: no DeepMark metadata (export it with `deepmark export-onnx`)")
+    info = ModelInfo.from_json(props[METADATA_KEY], str(path))
+    outputs = tuple(o.name for o in model.graph.output)
+    if outputs != tuple(info.output_names) or set(outputs) != set(HEAD_NAMES):
+        raise ModelFileError(f"{path}: outputs {list(outputs)}, expected {list(HEAD_NAMES)}")
+    return info

@@ -1,0 +1,81 @@
+"""Batch prediction: images or folders → per-image DeepFashion2-style JSON (and optionally raw heads).
+
+An unreadable image is reported (file and reason) and the rest go on; the summary lists what failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.decode import decode_detections
+from core.df2_io import FileError, write_df2_predictions
+from core.errors import DeepMarkError
+from core.heads_io import save_heads
+from core.images import read_image
+from core.inference import Detector, TestTimeAugmentation
+from core.structures import PostprocessParams
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class PredictionSummary:
+    written: list[Path] = field(default_factory=list)
+    detections: int = 0
+    failed: list[FileError] = field(default_factory=list)
+
+
+def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Image files named directly, or found (sorted, not recursive) in the folders named."""
+    found: list[Path] = []
+    for entry in map(Path, inputs):
+        if entry.is_dir():
+            found += sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            found.append(entry)
+    return found
+
+
+def _image_id(path: Path) -> int:
+    return int(path.stem) if path.stem.isdigit() else -1
+
+
+def predict_images(
+    images: Sequence[Path],
+    out_dir: str | Path,
+    detector: Detector,
+    params: PostprocessParams | None = None,
+    tta: TestTimeAugmentation | None = None,
+    save_raw_heads: bool = False,
+    batch_size: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+) -> PredictionSummary:
+    """Predict every image; ``out_dir/<stem>.json`` (and ``out_dir/heads/<stem>.npz``) per image."""
+    params = params or PostprocessParams()
+    tta = tta or TestTimeAugmentation()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if save_raw_heads:
+        (out / "heads").mkdir(exist_ok=True)
+    summary = PredictionSummary()
+    for start in range(0, len(images), batch_size):
+        chunk, pictures = [], []
+        for path in images[start : start + batch_size]:
+            try:
+                pictures.append(read_image(path))
+                chunk.append(path)
+            except DeepMarkError as exc:
+                summary.failed.append(FileError(Path(path), str(exc)))
+        if chunk:
+            for path, heads in zip(chunk, detector.heads_batch(pictures, tta), strict=True):
+                detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)
+                summary.written.append(write_df2_predictions(out / f"{path.stem}.json", detections,
+                                                             detector.taxonomy, image_file=path.name))
+                summary.detections += len(detections)
+                if save_raw_heads:
+                    save_heads(out / "heads" / f"{path.stem}.npz", heads, _image_id(path), detector.grouping.name)
+        if progress:
+            progress(min(start + batch_size, len(images)), len(images))
+    return summary
