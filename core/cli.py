@@ -241,7 +241,7 @@ def cmd_synth(args) -> int:
 
     config = SynthConfig(image_size=(args.width, args.height))
     bar = _bar(args.n, "images", args.quiet)
-    generate_dataset(args.out, args.n, seed=args.seed, config=config,
+    generate_dataset(args.out, args.n, seed=args.seed, config=config, workers=args.workers,
                      progress=lambda done, total: bar.update(done - bar.n))
     bar.close()
     print(f"{args.n} images in {Path(args.out) / 'image'}, annotations in {Path(args.out) / 'annos'}")
@@ -409,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--height", type=int, default=320)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes rendering images")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
 

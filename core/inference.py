@@ -37,6 +37,7 @@ def default_model_path() -> Path:
 class TestTimeAugmentation:
     """``flip``: average with the mirrored image; ``scales``: input-size multipliers (1.0 = the model's)."""
 
+    __test__ = False  # not a pytest test class, despite the name
     flip: bool = False
     scales: tuple[float, ...] = (1.0,)
 

@@ -38,6 +38,7 @@ from core.train_config import RunConfig
 
 log = logging.getLogger("deepmark.train")
 CHECKPOINT_VERSION = 1
+LOG_EVERY_STEPS = 25
 # Validation keeps low-scored detections too: mAP integrates over the whole ranking.
 VALIDATION_PARAMS = PostprocessParams(score_threshold=0.01, candidate_floor=0.01)
 
@@ -230,7 +231,10 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
         val_set = DF2Dataset(config.data.val, taxonomy, grouping, config.data.input_size, augment=None,
                              max_objects=config.data.max_objects, seed=config.train.seed)
 
-    model = build_model(config.model.arch, grouping, taxonomy.num_classes, head_conv=config.model.head_conv)
+    try:
+        model = build_model(config.model.arch, grouping, taxonomy.num_classes, head_conv=config.model.head_conv)
+    except ValueError as exc:
+        raise TrainingError(f"{config.source}: {exc}") from None
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
@@ -301,6 +305,8 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
             count += 1
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{sums['loss'] / count:.3f}")
+            if rank == 0 and state.global_step % LOG_EVERY_STEPS == 0:
+                log.info("epoch %d, step %d: loss %.4f", epoch, state.global_step, sums["loss"] / count)
             if rank == 0 and time.monotonic() - last_checkpoint > 60 * config.train.checkpoint_minutes:
                 checkpoint(last)
                 last_checkpoint = time.monotonic()
