@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.augment import AugmentConfig, color_jitter, flip_items, mirror_affine, random_affine
-from core.df2_io import FileError, read_df2_annotations
+from core.df2_io import FileError, read_coco_keypoints, read_df2_annotations
 from core.encode import MAX_OBJECTS, encode_targets
 from core.errors import DeepMarkError
 from core.images import ImageError, image_size, read_image
@@ -100,14 +100,21 @@ class DF2Dataset:
         self.seed = int(seed)
         self.epoch = 0
 
-        image_dir, annos_dir = self.root / "image", self.root / "annos"
+        self.errors: list[FileError] = []
+        self._entries: list[tuple[int, Path, list[Item]]] = []
+        if self.root.suffix.lower() == ".json" and self.root.is_file():
+            self._read_coco(self.root)
+        else:
+            self._read_df2_folder(self.root)
+
+    def _read_df2_folder(self, root: Path) -> None:
+        image_dir, annos_dir = root / "image", root / "annos"
         for folder in (image_dir, annos_dir):
             if not folder.is_dir():
                 raise DatasetError(f"{folder}: not a folder (a DeepFashion2 folder holds image/ and annos/)")
-        annotations, errors = read_df2_annotations(annos_dir, taxonomy)
+        annotations, errors = read_df2_annotations(annos_dir, self.taxonomy)
         images = _image_index(image_dir)
-        self.errors: list[FileError] = list(errors)
-        self._entries: list[tuple[int, Path, list[Item]]] = []
+        self.errors += errors
         for image_id, items in annotations.items():
             path = images.get(image_id)
             if path is None:
@@ -118,6 +125,18 @@ class DF2Dataset:
                 ))
                 continue
             self._entries.append((image_id, path, items))
+
+    def _read_coco(self, path: Path) -> None:
+        """The official 294-keypoint COCO json; images are looked up in ``image/`` beside it, or beside it."""
+        annotations, file_names, errors = read_coco_keypoints(path, self.taxonomy)
+        self.errors += errors
+        image_dir = path.parent / "image" if (path.parent / "image").is_dir() else path.parent
+        for image_id in sorted(annotations):
+            image_path = image_dir / file_names[image_id]
+            if not image_path.is_file():
+                self.errors.append(FileError(path, f"image {image_id}: {image_path} not found"))
+                continue
+            self._entries.append((image_id, image_path, annotations[image_id]))
 
     # -- sequence ----------------------------------------------------------------------------------
 

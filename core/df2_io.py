@@ -331,3 +331,41 @@ def write_df2_predictions(path: str | Path, detections: Sequence[Detection], tax
     """Write one image's predictions as DF2-style JSON, atomically; returns the path."""
     doc = prediction_document(detections, taxonomy, image_file)
     return write_atomically(path, lambda handle: json.dump(doc, handle))
+
+
+def read_coco_keypoints(
+    path: str | Path, taxonomy: Taxonomy | None = None
+) -> tuple[dict[int, list[Item]], dict[int, str], list[FileError]]:
+    """The 294-keypoint COCO json of the official DeepFashion2 conversion (``deepfashion2_to_coco.py``).
+
+    Returns items per image id (box from ``bbox`` [x, y, w, h], landmarks = the category's slice of
+    ``keypoints``), each image's ``file_name``, and the annotations that could not be used (reported
+    with their index, the rest read). Raises EvaluationError when the file itself is unreadable.
+    """
+    taxonomy = taxonomy or load_taxonomy()
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+        images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
+        annotations = data["annotations"]
+    except FileNotFoundError:
+        raise EvaluationError(f"{source}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise EvaluationError(f"{source}: not a COCO keypoints file ({exc!r})") from None
+    items: dict[int, list[Item]] = {image_id: [] for image_id in images}
+    errors: list[FileError] = []
+    for index, ann in enumerate(annotations):
+        where = f"annotation {index}"
+        try:
+            image_id = int(ann["image_id"])
+            if image_id not in images:
+                raise _Malformed(f"{where}: image id {image_id} is not in 'images'")
+            category = _category(taxonomy, ann.get("category_id"), where)
+            x, y, w, h = _numbers(ann.get("bbox"), f"{where} bbox", 4)
+            box = _checked(checked_box, np.array([x, y, x + w, y + h]), where)
+            keypoints = _numbers(ann.get("keypoints"), f"{where} keypoints", 3 * taxonomy.num_landmarks)
+            landmarks = keypoints.reshape(-1, 3)[category.global_indices]
+            items[image_id].append(Item(category.id, box, _checked(checked_landmarks, landmarks, category, where)))
+        except (_Malformed, TaxonomyError, EvaluationError, KeyError, TypeError, ValueError) as exc:
+            errors.append(FileError(source, f"{where}: {exc}"))
+    return items, images, errors

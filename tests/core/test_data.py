@@ -247,3 +247,27 @@ def test_works_with_a_torch_dataloader(df2, taxonomy, semantic62):
 def test_core_data_imports_without_torch():
     code = "import sys, core.data, core.images, core.preprocess, core.augment; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_reads_the_official_coco_keypoints_layout(tmp_path, taxonomy, semantic62):
+    """The 294-keypoint COCO json (official conversion) beside an image/ folder gives the same items."""
+    from core.df2_io import read_df2_annotations
+    from core.evaluate import ground_truth_to_coco
+    from core.synth import SynthConfig, generate_dataset
+
+    generate_dataset(tmp_path, 4, seed=5, config=SynthConfig(image_size=(96, 96), max_items=2))
+    items, errors = read_df2_annotations(tmp_path / "annos", taxonomy)
+    assert not errors
+    coco = ground_truth_to_coco(items, taxonomy)
+    coco["annotations"].append(dict(coco["annotations"][0], category_id=99))  # one bad annotation
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    dataset = DF2Dataset(tmp_path / "coco.json", taxonomy, semantic62, (96, 96))
+    assert len(dataset) == 4 and len(dataset.errors) == 1 and "annotation" in dataset.errors[0].message
+    for index, image_id in enumerate(dataset.ids):
+        expected = items[image_id]
+        got = dataset.items(index)
+        assert [i.category_id for i in got] == [i.category_id for i in expected]
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a.box, b.box)
+            np.testing.assert_allclose(a.landmarks, b.landmarks)
+    assert dataset[0]["hm"].shape == (13, 24, 24)
