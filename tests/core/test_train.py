@@ -106,3 +106,28 @@ def test_damaged_checkpoint_is_reported(tmp_path):
     torch.save({"something": np.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(TrainingError, match="not a DeepMark checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_through_torchrun(tiny_data, tmp_path):
+    """Several processes train through torchrun (DDP, gloo on the CPU); rank 0 writes the run folder."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "ddp.toml"
+    config.write_text(
+        f'[data]\ntrain = "{tiny_data / "train"}"\nval = "{tiny_data / "val"}"\ninput_size = [128, 128]\n'
+        '[model]\narch = "mobilenetv2"\nhead_conv = 32\n'
+        '[train]\nepochs = 1\nbatch_size = 2\nworkers = 0\nval_images = 2\n'
+        f'[output]\nrun_dir = "{tmp_path / "run"}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "core.cli", "train", str(config), "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    state = load_checkpoint(tmp_path / "run" / "last.pt")["state"]
+    assert state["epoch"] == 1 and state["global_step"] == 3  # 12 images / 2 ranks / batch 2
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 1
