@@ -10,6 +10,7 @@ K = 100. Two kinds of heads:
 Settings: the baseline (score threshold 0.1), each DeepMark++ technique alone, all four + NMS, and the
 CenterNet-equivalent setting (score floor 0, all K candidates). With ``--torch``, CenterNet's own
 ``multi_pose_decode`` (re-implemented in ``bench/centernet_torch_decode.py``) is timed on the same heads.
+With ``--heads DIR``, a third kind: real network outputs saved by ``deepmark predict --heads``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.decode import decode_detections  # noqa: E402
+from core.heads_io import load_heads  # noqa: E402
 from core.simulate import random_scene, simulated_heads  # noqa: E402
 from core.structures import PostprocessParams, RawHeads  # noqa: E402
 from core.taxonomy import load_grouping, load_taxonomy  # noqa: E402
@@ -75,25 +77,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--torch", action="store_true", help="also time CenterNet's torch decode")
+    parser.add_argument("--heads", help="also time saved raw heads (*.npz) of a real model")
     args = parser.parse_args()
     taxonomy = load_taxonomy()
     grouping = load_grouping("semantic62", taxonomy)
     print(f"# decode benchmark, {platform.processor() or platform.machine()}, {args.runs} runs per cell")
     print("| heads | map | setting | median ms | p95 ms |")
     print("|---|---|---|---|---|")
-    for kind in ("scene", "noise"):
-        for input_size in (256, 512):
+    cases = [(kind, size) for kind in ("scene", "noise") for size in (256, 512)]
+    if args.heads:
+        cases.insert(0, ("model", 0))
+    for kind, input_size in cases:
+        if kind == "model":
+            heads = [load_heads(p).heads for p in sorted(Path(args.heads).glob("*.npz"))[:50]]
+            side = heads[0].map_size[0]
+        else:
             heads = make_heads(kind, input_size, max(1, args.runs // 10), taxonomy, grouping)
             side = input_size // 4
-            for name, params in SETTINGS.items():
-                med, p95 = summary(time_decode(heads, params, args.runs, taxonomy, grouping))
-                print(f"| {kind} | {side}×{side} | {name} | {med:.2f} | {p95:.2f} |", flush=True)
-            if args.torch:
-                from centernet_torch_decode import time_centernet_decode
+        for name, params in SETTINGS.items():
+            med, p95 = summary(time_decode(heads, params, args.runs, taxonomy, grouping))
+            print(f"| {kind} | {side}×{side} | {name} | {med:.2f} | {p95:.2f} |", flush=True)
+        if args.torch:
+            from centernet_torch_decode import time_centernet_decode
 
-                med, p95 = summary(time_centernet_decode(heads, args.runs, taxonomy))
-                print(f"| {kind} | {side}×{side} | CenterNet torch multi_pose_decode | {med:.2f} | {p95:.2f} |",
-                      flush=True)
+            med, p95 = summary(time_centernet_decode(heads, args.runs, taxonomy))
+            print(f"| {kind} | {side}×{side} | CenterNet torch multi_pose_decode | {med:.2f} | {p95:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

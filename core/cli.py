@@ -316,8 +316,10 @@ def cmd_predict(args) -> int:
         return EXIT_FAILED
     tta = TestTimeAugmentation(flip=args.flip, scales=PAPER_SCALES if args.multiscale else (1.0,))
     bar = _bar(len(images), "images", args.quiet)
+    if args.input_size and any(v % 32 or v <= 0 for v in args.input_size):
+        raise DeepMarkError(f"--input-size {args.input_size}: both must be positive multiples of 32")
     summary = predict_images(images, args.out, detector, _params_from_args(args), tta, args.heads,
-                             progress=lambda done, total: bar.update(done - bar.n))
+                             input_size=args.input_size, progress=lambda done, total: bar.update(done - bar.n))
     bar.close()
     _report(summary.failed)
     print(f"{summary.detections} detections on {len(summary.written)} images → {args.out}"
@@ -435,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", action="store_true", help="also save raw heads (for tune / the app's cache)")
     p.add_argument("--flip", action="store_true", help="flip test")
     p.add_argument("--multiscale", action="store_true", help="scales 0.85, 0.95, 1.1 (DeepMark++)")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), help="network input (default: the model's)")
     p.add_argument("--quiet", action="store_true")
     _add_params_options(p)
     p.set_defaults(func=cmd_predict)

@@ -50,9 +50,11 @@ def predict_images(
     tta: TestTimeAugmentation | None = None,
     save_raw_heads: bool = False,
     batch_size: int = 4,
+    input_size: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictionSummary:
-    """Predict every image; ``out_dir/<stem>.json`` (and ``out_dir/heads/<stem>.npz``) per image."""
+    """Predict every image; ``out_dir/<stem>.json`` (and ``out_dir/heads/<stem>.npz``) per image.
+    ``input_size`` (W, H) overrides the model's own input size (multiples of 32)."""
     params = params or PostprocessParams()
     tta = tta or TestTimeAugmentation()
     out = Path(out_dir)
@@ -69,7 +71,7 @@ def predict_images(
             except DeepMarkError as exc:
                 summary.failed.append(FileError(Path(path), str(exc)))
         if chunk:
-            for path, heads in zip(chunk, detector.heads_batch(pictures, tta), strict=True):
+            for path, heads in zip(chunk, detector.heads_batch(pictures, tta, input_size), strict=True):
                 detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)
                 summary.written.append(write_df2_predictions(out / f"{path.stem}.json", detections,
                                                              detector.taxonomy, image_file=path.name))

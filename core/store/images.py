@@ -1,0 +1,145 @@
+"""Images of a project: adding, looking up, paging the review queue, and review status changes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.errors import DeepMarkError
+from core.images import image_size
+from core.store.editlog import apply_state, bump_version, image_state, log_edit
+from core.store.errors import InvalidValueError, NotFoundError, StoreError
+from core.store.models import NEEDS_REVIEW, STATUSES, Image, utc_now
+from core.store.records import EditReceipt, ImageRecord
+
+if TYPE_CHECKING:
+    from core.store.project import Project
+
+REVIEWED = ("accepted", "rejected", "skipped")
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What the store records of an image file: SHA-256 hex, size in bytes, upright width × height in pixels."""
+
+    content_hash: str
+    size_bytes: int
+    width: int
+    height: int
+
+
+def file_facts(path: str | Path) -> FileFacts:
+    """Hash, size and pixel size of an image file; StoreError naming the file when it is missing or unreadable."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"{path}: image file not found") from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
+    try:
+        width, height = image_size(path)
+    except DeepMarkError as exc:
+        raise StoreError(str(exc)) from None
+    return FileFacts(hashlib.sha256(data).hexdigest(), len(data), width, height)
+
+
+def image_record(row: Image) -> ImageRecord:
+    return ImageRecord(row.id, row.path, row.content_hash, row.size_bytes, row.width, row.height, row.source,
+                       row.pair_id, row.status, row.reviewer, row.created_at, row.updated_at, row.reviewed_at,
+                       row.version)
+
+
+def check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise InvalidValueError(f"unknown review status {status!r}; one of {', '.join(STATUSES)}")
+    return status
+
+
+class ImageRepository:
+    """The project's images. Paths are given as files; they are stored relative to the project root."""
+
+    def __init__(self, project: Project) -> None:
+        self._project = project
+
+    def add(self, path: str | Path, *, status: str = "new", source: str | None = None,
+            pair_id: int | None = None) -> ImageRecord:
+        """Add an image file (hashed and measured now). StoreError when it is missing or already added."""
+        check_status(status)
+        facts = file_facts(path)
+        stored = self._project.relative_path(path)
+        now = utc_now()
+        row = {"path": stored, "content_hash": facts.content_hash, "size_bytes": facts.size_bytes,
+               "width": facts.width, "height": facts.height, "source": source, "pair_id": pair_id,
+               "status": status, "created_at": now, "updated_at": now, "version": 1}
+
+        def work(session: Session) -> int:
+            return int(session.execute(insert(Image).returning(Image.id), row).scalar_one())
+        try:
+            image_id = self._project.write(work)
+        except IntegrityError:
+            raise StoreError(f"{path}: already in the project (as {stored})") from None
+        return self.get(image_id)
+
+    def get(self, image_id: int) -> ImageRecord:
+        """The image; NotFoundError when there is none with this id."""
+        row = self._project.read(lambda s: s.get(Image, image_id))
+        if row is None:
+            raise NotFoundError(f"image {image_id}: not in the project {self._project.where}")
+        return image_record(row)
+
+    def by_path(self, path: str | Path) -> ImageRecord | None:
+        """The image stored for a file (or a stored relative path), or None."""
+        stored = path if isinstance(path, str) and not Path(path).is_absolute() else self._project.relative_path(path)
+        row = self._project.read(lambda s: s.scalars(select(Image).where(Image.path == str(stored))).first())
+        return image_record(row) if row else None
+
+    def page(self, statuses: tuple[str, ...] | None = None, after_id: int = 0, limit: int = 50) -> list[ImageRecord]:
+        """Up to ``limit`` images with id > ``after_id`` in id order, optionally only these statuses
+        (keyset paging: pass the last id of a page to get the next; uses the (status, id) index)."""
+        stmt = select(Image).where(Image.id > after_id).order_by(Image.id).limit(limit)
+        if statuses is not None:
+            stmt = stmt.where(Image.status.in_([check_status(s) for s in statuses]))
+        return [image_record(r) for r in self._project.read(lambda s: s.scalars(stmt).all())]
+
+    def needs_review(self, after_id: int = 0, limit: int = 50) -> list[ImageRecord]:
+        """The review queue: images that are new, predicted or in review, in id order."""
+        return self.page(NEEDS_REVIEW, after_id, limit)
+
+    def count(self, statuses: tuple[str, ...] | None = None) -> int:
+        stmt = select(func.count(Image.id))
+        if statuses is not None:
+            stmt = stmt.where(Image.status.in_([check_status(s) for s in statuses]))
+        return int(self._project.read(lambda s: s.scalar(stmt)))
+
+    def counts_by_status(self) -> dict[str, int]:
+        """Image count of every status (zeros included), in workflow order."""
+        rows = self._project.read(lambda s: s.execute(select(Image.status, func.count()).group_by(Image.status)).all())
+        found = dict(rows)
+        return {status: int(found.get(status, 0)) for status in STATUSES}
+
+    def set_status(self, image_id: int, status: str, *, reviewer: str | None = None, author: str | None = None,
+                   expected_version: int | None = None) -> EditReceipt:
+        """Change the review status (logged). Accepted / rejected / skipped record the reviewer (default:
+        the author) and the time. ConflictError when the image moved past ``expected_version``."""
+        check_status(status)
+        author = author or self._project.author
+
+        def work(session: Session) -> EditReceipt:
+            version = bump_version(session, image_id, expected_version)
+            before = image_state(session, image_id)
+            reviewed = status in REVIEWED
+            after = {"status": status, "reviewer": (reviewer or author) if reviewed else before["reviewer"],
+                     "reviewed_at": utc_now().isoformat() if reviewed else before["reviewed_at"]}
+            apply_state(session, "image", image_id, None, None, after)
+            after = image_state(session, image_id)  # as stored (the time's exact representation)
+            edit_id = log_edit(session, image_id=image_id, version=version, author=author, action="set_status",
+                               target="image", before=before, after=after)
+            return EditReceipt(edit_id, version)
+        return self._project.write(work)

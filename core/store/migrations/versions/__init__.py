@@ -1,0 +1,1 @@
+"""Alembic revisions of the annotation store, one file each, named NNNN_what.py."""

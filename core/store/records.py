@@ -1,0 +1,165 @@
+"""Plain values the store takes and returns (no ORM objects leave the store, so no session leaks).
+
+Units: boxes (4,) float64 xyxy in image pixels; landmarks (L, 3) float64, L the category's landmark count:
+x, y in pixels and v (0 not labelled, 1 occluded, 2 visible) for annotations, or the landmark score in
+[0, 1] for predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from core.structures import Detection, Item
+
+ATTRIBUTE_NAMES = ("style", "occlusion", "scale", "zoom_in", "viewpoint")
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ItemData:
+    """An item to store: category, ``box`` (4,) xyxy, ``landmarks`` (L, 3) x, y, v; the DeepFashion2
+    attributes when known (None when not) and ``segmentation``: flat [x, y, ...] polygons, or None."""
+
+    category_id: int
+    box: np.ndarray
+    landmarks: np.ndarray
+    style: int | None = None
+    occlusion: int | None = None
+    scale: int | None = None
+    zoom_in: int | None = None
+    viewpoint: int | None = None
+    segmentation: list[list[float]] | None = None
+
+    @staticmethod
+    def from_item(item: Item, **attributes: Any) -> ItemData:
+        return ItemData(category_id=item.category_id, box=np.asarray(item.box, np.float64),
+                        landmarks=np.asarray(item.landmarks, np.float64), **attributes)
+
+    def to_item(self) -> Item:
+        """The ``core.structures.Item`` (category, box, landmarks) of this item."""
+        return Item(self.category_id, np.array(self.box, np.float64), np.array(self.landmarks, np.float64))
+
+    @property
+    def attributes(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in ATTRIBUTE_NAMES}
+
+    def same_content(self, other: ItemData) -> bool:
+        """Equal category, box, landmarks, attributes and segmentation."""
+        return (self.category_id == other.category_id
+                and np.array_equal(np.asarray(self.box, float), np.asarray(other.box, float))
+                and np.array_equal(np.asarray(self.landmarks, float), np.asarray(other.landmarks, float))
+                and self.attributes == other.attributes
+                and (self.segmentation or None) == (other.segmentation or None))
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ItemRecord(ItemData):
+    """A stored item (an annotation row and its landmark rows). ``corrected`` (L,) bool: the landmarks a
+    person moved or re-labelled; ``item_index`` orders the image's items."""
+
+    id: int
+    image_id: int
+    item_index: int
+    origin: str
+    prediction_id: int | None = None
+    corrected: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A stored image; ``path`` is relative to the project root (absolute when outside it)."""
+
+    id: int
+    path: str
+    content_hash: str | None
+    size_bytes: int | None
+    width: int | None
+    height: int | None
+    source: str | None
+    pair_id: int | None
+    status: str
+    reviewer: str | None
+    created_at: datetime
+    updated_at: datetime
+    reviewed_at: datetime | None
+    version: int
+
+
+@dataclass(frozen=True, eq=False)
+class PredictionRecord:
+    """A stored predicted item: ``landmarks`` (L, 3) x, y, score; ``refined`` (L,) bool; ``attributes``
+    the DeepFashion2 attributes / segmentation of an imported item set beside a human correction."""
+
+    id: int
+    image_id: int
+    model_run_id: int
+    item_index: int
+    category_id: int
+    score: float
+    box_score: float
+    box: np.ndarray
+    landmarks: np.ndarray
+    refined: np.ndarray
+    attributes: dict[str, Any] | None = None
+
+    def to_detection(self) -> Detection:
+        return Detection(self.category_id, self.score, self.box_score, self.box.copy(), self.landmarks.copy(),
+                         self.refined.copy())
+
+
+@dataclass(frozen=True)
+class ModelRunRecord:
+    """A detector run (``kind`` 'model') or an import set beside human corrections (``kind`` 'import')."""
+
+    id: int
+    name: str
+    kind: str
+    model_path: str | None
+    model_hash: str | None
+    model_meta: dict[str, Any] | None
+    params: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PresetRecord:
+    """Saved post-processing parameters (``PostprocessParams`` fields)."""
+
+    id: int
+    name: str
+    params: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class EditRecord:
+    """One entry of the edit log. ``before``/``after``: the target's state (None where it did not exist);
+    ``undoes_id``: the edit an undo reverted; ``undone_by``: the undo that reverted this one, if any."""
+
+    id: int
+    image_id: int
+    created_at: datetime
+    author: str
+    action: str
+    target: str
+    annotation_id: int | None
+    landmark_idx: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    undoes_id: int | None
+    image_version: int
+    undone_by: int | None = None
+
+
+@dataclass(frozen=True)
+class EditReceipt:
+    """What an edit returns: the new log entry's id and the image's new version (pass it as
+    ``expected_version`` to the next edit of that image)."""
+
+    edit_id: int
+    image_version: int
+    annotation_id: int | None = None
