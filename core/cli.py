@@ -30,6 +30,7 @@ import numpy as np
 
 from core import __version__
 from core.errors import DeepMarkError
+from core.store_cli import add_store_commands
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_params_options(p)
     p.set_defaults(func=cmd_predict)
+    add_store_commands(sub)  # project, import, export, status
     return parser
 
 

@@ -31,15 +31,17 @@ _UNSET: Any = object()
 
 def item_records(session: Session, image_ids: list[int]) -> dict[int, list[ItemRecord]]:
     """image id → its items in ``item_index`` order (two queries for any number of images)."""
-    anns = session.execute(select(Annotation.__table__).where(Annotation.image_id.in_(image_ids))
-                           .order_by(Annotation.image_id, Annotation.item_index, Annotation.id)).mappings().all()
+    at = Annotation.__table__.c
+    anns = session.connection().execute(select(Annotation.__table__).where(at.image_id.in_(image_ids))
+                                        .order_by(at.image_id, at.item_index, at.id)).mappings().all()
     points: dict[int, list] = {a["id"]: [] for a in anns}
     if anns:
-        rows = session.execute(select(Landmark.annotation_id, Landmark.x, Landmark.y, Landmark.v, Landmark.corrected)
-                               .where(Landmark.annotation_id.in_(list(points)))
-                               .order_by(Landmark.annotation_id, Landmark.idx)).all()
-        for row in rows:
-            points[row[0]].append(row[1:])
+        lt = Landmark.__table__.c  # plain table columns: a Core query, without the ORM's per-row work
+        rows = session.connection().execute(
+            select(lt.annotation_id, lt.x, lt.y, lt.v, lt.corrected).where(lt.annotation_id.in_(list(points)))
+            .order_by(lt.annotation_id, lt.idx)).all()
+        for annotation_id, x, y, v, corrected in rows:
+            points[annotation_id].append((x, y, v, corrected))
     out: dict[int, list[ItemRecord]] = {i: [] for i in image_ids}
     for a in anns:
         arr = np.array(points[a["id"]], dtype=np.float64).reshape(-1, 4)

@@ -44,6 +44,18 @@ def checked_item(data: ItemData, taxonomy: Taxonomy, where: str) -> ItemData:
     return ItemData(category_id=category.id, box=box, landmarks=landmarks, segmentation=segmentation, **attributes)
 
 
+def checked_detection(det: Detection, taxonomy: Taxonomy, where: str) -> None:
+    """InvalidValueError naming ``where`` unless the category is known, the box a finite (4,) xyxy with
+    x2 ≥ x1 and y2 ≥ y1, the landmarks (L, 3) finite for the category and the score finite."""
+    try:
+        checked_landmarks(det.landmarks, taxonomy.category(det.category_id), where)
+        checked_box(det.box, where)
+    except DeepMarkError as exc:
+        raise InvalidValueError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
+    if not (np.isfinite(det.score) and np.isfinite(det.box_score)):
+        raise InvalidValueError(f"{where}: score is not finite")
+
+
 def _checked_segmentation(value, where: str) -> list[list[float]] | None:
     if value is None:
         return None
@@ -53,7 +65,7 @@ def _checked_segmentation(value, where: str) -> list[list[float]] | None:
     for poly in value:
         if any(isinstance(v, bool) or not isinstance(v, int | float) for v in poly) or len(poly) % 2:
             raise InvalidValueError(f"{where}: a segmentation polygon must be an even-length list of numbers")
-        out.append([float(v) for v in poly])
+        out.append(list(poly))
     return out
 
 
@@ -113,10 +125,15 @@ def insert_predictions(session: Session, run_id: int, image_id: int, detections:
 
 def item_from_detection(det: Detection, visible_threshold: float = 0.0, attributes: dict | None = None) -> ItemData:
     """An annotation seeded from a prediction: landmarks with score > ``visible_threshold`` get v = 2
-    (visible), the others v = 1 (occluded); the annotator corrects from there."""
+    (visible), the others v = 1 (occluded); the annotator corrects from there. An imported item set
+    beside a human correction carries its exact ``visibility`` list and DF2 attributes in ``attributes``."""
     landmarks = np.array(det.landmarks, np.float64)
-    landmarks[:, 2] = np.where(landmarks[:, 2] > visible_threshold, 2.0, 1.0)
     attributes = dict(attributes or {})
+    visibility = attributes.pop("visibility", None)
+    if visibility is not None and len(visibility) == len(landmarks):
+        landmarks[:, 2] = visibility  # an imported item set beside: its exact labels
+    else:
+        landmarks[:, 2] = np.where(landmarks[:, 2] > visible_threshold, 2.0, 1.0)
     segmentation = attributes.pop("segmentation", None)
     known = {k: attributes.get(k) for k in ATTRIBUTE_NAMES}
     return ItemData(category_id=int(det.category_id), box=np.array(det.box, np.float64), landmarks=landmarks,

@@ -237,7 +237,7 @@ def _choose(edits: list[Edit], open_edits: list[Edit], undone: set[int], image_i
     if edit is None:
         raise NotFoundError(f"edit {edit_id}: not an edit of image {image_id}")
     if edit.action == "undo":
-        raise UndoError(f"edit {edit_id} is an undo; undo the edit it reverted is not supported (make the change again)")
+        raise UndoError(f"edit {edit_id} is an undo and cannot itself be undone (make the change again)")
     if edit.id in undone:
         raise UndoError(f"edit {edit_id} is already undone")
     return edit

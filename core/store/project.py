@@ -44,7 +44,8 @@ def default_author() -> str:
 class Project:
     """An open project. Use ``Project.create`` / ``Project.open``; close it (or use ``with``)."""
 
-    def __init__(self, engines: Engines, root: Path, lock_timeout_s: float, author: str) -> None:
+    def __init__(self, engines: Engines, root: Path, lock_timeout_s: float, author: str,
+                 created_now: bool = False) -> None:
         from core.store.annotations import AnnotationRepository
         from core.store.editlog import HistoryRepository
         from core.store.images import ImageRepository
@@ -55,6 +56,7 @@ class Project:
         self.root = root
         self.lock_timeout_s = lock_timeout_s
         self.author = author
+        self.created_now = created_now  # this open created the schema
         self.images = ImageRepository(self)
         self.annotations = AnnotationRepository(self)
         self.predictions = PredictionRepository(self)
@@ -77,7 +79,7 @@ class Project:
         if not exist_ok and path is not None and path.exists() and path.stat().st_size > 0:
             raise StoreError(f"{path}: a project file already exists (open it instead)")
         project = cls.open(target, root=root, create=True, **options)
-        if not exist_ok and project.created_now is False:
+        if not exist_ok and not project.created_now:
             project.close()
             raise StoreError(f"{display_url(url)}: already holds a DeepMark project (open it instead)")
         return project
@@ -107,12 +109,9 @@ class Project:
         except BaseException:
             engines.dispose()
             raise
-        project = cls(engines, Path("."), lock_timeout_s, author or default_author())
-        project.created_now = created
+        project = cls(engines, Path("."), lock_timeout_s, author or default_author(), created)
         project.root = Path(root).expanduser().resolve() if root is not None else project._stored_root(path)
         return project
-
-    created_now: bool = False
 
     def _stored_root(self, path: Path | None) -> Path:
         stored = self.setting("root")
@@ -193,7 +192,11 @@ def _check_sqlite_file(path: Path, create: bool) -> None:
 
 
 def _prepare_schema(engines: Engines, where: str, create: bool, upgrade: bool, root, path: Path | None) -> bool:
-    """Check (and create or upgrade) the schema in one transaction; True when created now."""
+    """Check (and create or upgrade) the schema in one transaction; True when created now. A project at
+    the current revision is only read, so opening one never waits for another program's write."""
+    with engines.read.connect() as connection:
+        if schema.check_revision(connection, where) == schema.head_revision():
+            return False
     with engines.write.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INIT_LOCK})

@@ -46,6 +46,15 @@ class ItemData:
     def attributes(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in ATTRIBUTE_NAMES}
 
+    def agrees_with(self, existing: ItemData) -> bool:
+        """True when this (incoming) item says nothing that contradicts ``existing``: same category, box
+        and landmarks, and equal attributes / segmentation wherever this one knows them."""
+        return (self.category_id == existing.category_id
+                and np.array_equal(np.asarray(self.box, float), np.asarray(existing.box, float))
+                and np.array_equal(np.asarray(self.landmarks, float), np.asarray(existing.landmarks, float))
+                and all(v is None or v == getattr(existing, k) for k, v in self.attributes.items())
+                and (not self.segmentation or self.segmentation == existing.segmentation))
+
     def same_content(self, other: ItemData) -> bool:
         """Equal category, box, landmarks, attributes and segmentation."""
         return (self.category_id == other.category_id

@@ -1,0 +1,39 @@
+"""The annotation store: a project database of images, model runs, predictions, the current truth of
+every item (annotations and landmark rows), an append-only edit log with undo, and saved presets.
+
+SQLite by default (a project file; WAL, foreign keys on), PostgreSQL through a URL for teams; the
+schema is managed by Alembic (``core/store/migrations``). See ``Project`` to start, and
+``core.interchange`` for DeepFashion2 / COCO import and export.
+"""
+
+from core.store.engine import default_project_path, project_url
+from core.store.errors import (
+    ConflictError,
+    DatabaseLockedError,
+    InvalidValueError,
+    NotAProjectError,
+    NotFoundError,
+    SchemaVersionError,
+    StoreError,
+    UndoError,
+)
+from core.store.models import NEEDS_REVIEW, ORIGINS, STATUSES
+from core.store.project import Project
+from core.store.records import (
+    EditReceipt,
+    EditRecord,
+    ImageRecord,
+    ItemData,
+    ItemRecord,
+    ModelRunRecord,
+    PredictionRecord,
+    PresetRecord,
+)
+from core.store.stats import ProjectStatus, project_status
+
+__all__ = [
+    "NEEDS_REVIEW", "ORIGINS", "STATUSES", "ConflictError", "DatabaseLockedError", "EditReceipt", "EditRecord",
+    "ImageRecord", "InvalidValueError", "ItemData", "ItemRecord", "ModelRunRecord", "NotAProjectError",
+    "NotFoundError", "PredictionRecord", "PresetRecord", "Project", "ProjectStatus", "SchemaVersionError",
+    "StoreError", "UndoError", "default_project_path", "project_status", "project_url",
+]

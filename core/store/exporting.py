@@ -1,0 +1,250 @@
+"""Export for retraining: DeepFashion2 per-image JSON, images copied or linked, the 294-keypoint COCO json,
+a train / validation split by image.
+
+Layout of ``out_dir``::
+
+    train/annos/NNNNNN.json   train/image/NNNNNN.jpg   train_coco.json
+    validation/annos/...      validation/image/...     validation_coco.json
+    export.json               (what was exported: statuses, split, and each file's project image)
+
+The per-image JSON is the dataset's schema: ``source``, ``pair_id``, ``item1..N`` with ``category_id``,
+``category_name``, ``bounding_box`` [x1, y1, x2, y2], ``landmarks`` [x, y, v] × the category's count
+(unlabelled points as 0, 0, 0), ``segmentation``, ``style``, ``scale``, ``occlusion``, ``zoom_in``,
+``viewpoint`` (DeepFashion2's neutral values where unknown). Files keep their numeric names when all
+exported images have distinct numeric names, else they are numbered by project image id.
+
+Everything is read in one snapshot and written into a temporary folder beside ``out_dir`` that is renamed
+into place at the end, so a crash or an error never leaves a half-written export. The split is a hash of
+(seed, image content hash): an image keeps its split when the project grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.atomic import write_text_atomically
+from core.df2_io import FileError, annotation_document
+from core.evaluate import _ground_truth_dataset
+from core.store.annotations import item_records
+from core.store.errors import InvalidValueError, StoreError
+from core.store.images import check_status, image_record
+from core.store.models import Image, utc_now
+from core.store.records import ATTRIBUTE_NAMES, ImageRecord, ItemRecord
+from core.taxonomy import Taxonomy, load_taxonomy
+
+IMAGE_MODES = ("copy", "hardlink", "symlink", "none")
+SPLITS = ("train", "validation")
+CHUNK = 500
+
+
+@dataclass
+class ExportReport:
+    """Images and items written per split; images skipped (their file is missing) in ``errors``."""
+
+    out_dir: Path
+    images: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    items: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    errors: list[FileError] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{split}: {self.images[split]} images, {self.items[split]} items" for split in SPLITS]
+        if self.errors:
+            parts.append(f"{len(self.errors)} images skipped")
+        return f"{self.out_dir}: " + "; ".join(parts)
+
+
+def split_of(key: str, seed: int, val_fraction: float) -> str:
+    """'validation' for a share ``val_fraction`` of keys (a stable hash of seed and key), else 'train'."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return "validation" if int.from_bytes(digest[:8], "big") / 2.0**64 < val_fraction else "train"
+
+
+def _nums(values) -> list[int | float]:
+    """JSON numbers as the dataset writes them: integral values as integers."""
+    return [int(v) if v.is_integer() else v for v in map(float, values)]
+
+
+def df2_document(items: list[ItemRecord], image: ImageRecord, taxonomy: Taxonomy) -> dict:
+    """The per-image DeepFashion2 dict (``annotation_document`` plus the known attributes); landmarks
+    not labelled (v = 0) are written as 0, 0, 0 as in the dataset."""
+    doc = annotation_document([r.to_item() for r in items], taxonomy, image.source or "user", image.pair_id or 0)
+    for k, record in enumerate(items, start=1):
+        entry = doc[f"item{k}"]
+        entry["bounding_box"] = _nums(record.box.tolist())
+        landmarks = record.landmarks.copy()
+        landmarks[landmarks[:, 2] == 0] = 0.0
+        entry["landmarks"] = _nums(landmarks.ravel().tolist())
+        entry.update({name: getattr(record, name) for name in ATTRIBUTE_NAMES if getattr(record, name) is not None})
+        if record.segmentation is not None:
+            entry["segmentation"] = record.segmentation
+    return doc
+
+
+_KEYPOINTS = '"@@keypoints@@"'
+
+
+def _keypoints_text(values) -> str:
+    """The 294 × 3 ``keypoints`` (a list or array) as JSON, zeros written as 0 (most of it: the other
+    categories' slots)."""
+    arr = np.asarray(values, np.float64)
+    nonzero = np.flatnonzero(arr)
+    if nonzero.size == 0:
+        return "[" + ",".join(["0"] * len(values)) + "]"
+    first, last = int(nonzero[0]), int(nonzero[-1])
+    middle = json.dumps(_nums(arr[first : last + 1].tolist()))[1:-1]
+    return "[" + "0," * first + middle + ",0" * (len(values) - last - 1) + "]"
+
+
+def coco_text(dataset: dict) -> str:
+    """``json.dumps(dataset)`` of a COCO keypoints dataset, fast: each annotation's 882 keypoint numbers
+    are formatted from their non-zero span instead of one by one."""
+    keypoints = []
+    for ann in dataset["annotations"]:
+        keypoints.append(_keypoints_text(ann["keypoints"]))
+        ann["keypoints"] = _KEYPOINTS[1:-1]
+    parts = json.dumps(dataset).split(_KEYPOINTS)
+    out = [parts[0]]
+    for text, rest in zip(keypoints, parts[1:], strict=True):
+        out += [text, rest]
+    return "".join(out)
+
+
+def _coco(split_items: dict[int, list[ItemRecord]], names: dict[int, str], images: dict[int, ImageRecord],
+          taxonomy: Taxonomy) -> dict:
+    """The official 294-keypoint COCO dataset (as ``ground_truth_to_coco``) with real file names, sizes and
+    each annotation's style, pair_id and segmentation as the official converter writes them."""
+    # ground_truth_to_coco's own builder, keeping each annotation's keypoints as an (882,) array for coco_text
+    dataset = _ground_truth_dataset({n: [r.to_item() for r in rs] for n, rs in split_items.items()}, taxonomy)
+    for entry in dataset["images"]:
+        image = images[entry["id"]]
+        entry.update(file_name=names[entry["id"]], width=image.width, height=image.height)
+    records = [r for n in sorted(split_items) for r in split_items[n]]
+    for ann, record in zip(dataset["annotations"], records, strict=True):
+        image = images[ann["image_id"]]
+        ann.update(style=record.style or 0, pair_id=image.pair_id or 0, segmentation=record.segmentation or [])
+    return dataset
+
+
+def _place_image(source: Path, target: Path, mode: str) -> None:
+    if mode == "copy":
+        shutil.copyfile(source, target)
+    elif mode == "symlink":
+        os.symlink(source.resolve(), target)
+    else:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)  # another file system: copy instead
+
+
+def _export_names(images: list[ImageRecord]) -> dict[int, tuple[int, str]]:
+    """image id → (number, file name): the original numeric names when distinct, else the image id."""
+    stems = [Path(i.path).stem for i in images]
+    keep = all(s.isdigit() for s in stems) and len({int(s) for s in stems}) == len(stems)
+    out = {}
+    for image, stem in zip(images, stems, strict=True):
+        number = int(stem) if keep else image.id
+        out[image.id] = (number, f"{number:06d}{Path(image.path).suffix.lower() or '.jpg'}")
+    return out
+
+
+def _prepare_target(out: Path, overwrite: bool) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise StoreError(f"{out}: exists and is not empty (choose another folder or allow overwriting)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    for split in SPLITS:
+        (staging / split / "annos").mkdir(parents=True)
+    return staging
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_dataset(project, out_dir: str | Path, *, statuses: tuple[str, ...] = ("accepted",),
+                   val_fraction: float = 0.1, seed: int = 0, images: str = "copy", coco: bool = True,
+                   overwrite: bool = False, progress: Callable[[int, int], object] | None = None,
+                   taxonomy: Taxonomy | None = None) -> ExportReport:
+    """Export the images whose status is one of ``statuses`` (see the module docstring).
+
+    ``images``: 'copy', 'hardlink' (falls back to a copy across file systems), 'symlink' or 'none'.
+    An image whose file is missing is reported and left out. StoreError when ``out_dir`` exists and is
+    not empty and ``overwrite`` is False.
+    """
+    taxonomy = taxonomy or load_taxonomy()
+    if images not in IMAGE_MODES:
+        raise InvalidValueError(f"images must be one of {IMAGE_MODES}, got {images!r}")
+    if not 0.0 <= val_fraction <= 1.0:
+        raise InvalidValueError(f"val_fraction must be in [0, 1], got {val_fraction!r}")
+    statuses = tuple(check_status(s) for s in statuses)
+    out = Path(out_dir).expanduser().resolve()
+    staging = _prepare_target(out, overwrite)
+    try:
+        report = project.read(lambda s: _write_all(s, project, staging, statuses, val_fraction, seed, images, coco,
+                                                   progress, taxonomy))
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report.out_dir = out
+    return report
+
+
+def _write_all(session: Session, project, staging: Path, statuses, val_fraction: float, seed: int, mode: str,
+               coco: bool, progress, taxonomy: Taxonomy) -> ExportReport:
+    report = ExportReport(staging)
+    rows = session.scalars(select(Image).where(Image.status.in_(statuses)).order_by(Image.id)).all()
+    records = [image_record(r) for r in rows]
+    names = _export_names(records)
+    per_split: dict[str, dict[int, list[ItemRecord]]] = {s: {} for s in SPLITS}
+    by_number: dict[int, ImageRecord] = {}
+    manifest: dict[str, list] = {s: [] for s in SPLITS}
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start : start + CHUNK]
+        items = item_records(session, [r.id for r in chunk])
+        for image in chunk:
+            number, name = names[image.id]
+            split = split_of(image.content_hash or image.path, seed, val_fraction)
+            source = project.absolute_path(image.path)
+            if mode != "none" and not source.is_file():
+                report.errors.append(FileError(source, f"image {image.id}: file missing; left out of the export"))
+                continue
+            folder = staging / split
+            if mode != "none":
+                (folder / "image").mkdir(exist_ok=True)
+                _place_image(source, folder / "image" / name, mode)
+            doc = df2_document(items[image.id], image, taxonomy)
+            (folder / "annos" / f"{number:06d}.json").write_text(json.dumps(doc), encoding="utf-8")
+            per_split[split][number] = items[image.id]
+            by_number[number] = image
+            manifest[split].append({"file": name, "image_id": image.id, "path": image.path,
+                                    "content_hash": image.content_hash, "status": image.status})
+            report.images[split] += 1
+            report.items[split] += len(items[image.id])
+        if progress:
+            progress(min(start + CHUNK, len(records)), len(records))
+    if coco:
+        for split in SPLITS:
+            file_names = {n: names[by_number[n].id][1] for n in per_split[split]}
+            dataset = _coco(per_split[split], file_names, by_number, taxonomy)
+            write_text_atomically(staging / f"{split}_coco.json", coco_text(dataset))
+    write_text_atomically(staging / "export.json", json.dumps({
+        "created_at": utc_now().isoformat(), "project": project.where, "statuses": list(statuses),
+        "val_fraction": val_fraction, "seed": seed, "images": mode, "splits": manifest}, indent=1))
+    return report

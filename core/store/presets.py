@@ -1,0 +1,75 @@
+"""Saved post-processing presets: named ``PostprocessParams`` values shared by everyone on the project."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import DeepMarkError
+from core.store.errors import InvalidValueError, NotFoundError
+from core.store.models import Preset, utc_now
+from core.store.records import PresetRecord
+from core.structures import PostprocessParams
+
+if TYPE_CHECKING:
+    from core.store.project import Project
+
+
+def _record(row: Preset) -> PresetRecord:
+    return PresetRecord(row.id, row.name, dict(row.params), row.created_at, row.updated_at)
+
+
+def checked_params(params: PostprocessParams | dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of parameters, validated by ``PostprocessParams`` (InvalidValueError otherwise)."""
+    if isinstance(params, PostprocessParams):
+        return asdict(params)
+    known = {f.name for f in fields(PostprocessParams)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise InvalidValueError(f"unknown post-processing parameter(s) {unknown}")
+    try:
+        return asdict(PostprocessParams(**params))
+    except (DeepMarkError, TypeError) as exc:
+        raise InvalidValueError(f"invalid post-processing parameters: {exc}") from None
+
+
+class PresetRepository:
+    """Named parameter sets; saving a name that exists replaces its values."""
+
+    def __init__(self, project: Project) -> None:
+        self._project = project
+
+    def save(self, name: str, params: PostprocessParams | dict[str, Any]) -> PresetRecord:
+        if not name or len(name) > 128:
+            raise InvalidValueError(f"preset name must have 1 to 128 characters, got {name!r}")
+        values = checked_params(params)
+
+        def work(session: Session) -> None:
+            now = utc_now()
+            done = session.execute(update(Preset).where(Preset.name == name).values(params=values, updated_at=now),
+                                   execution_options={"synchronize_session": False})
+            if done.rowcount == 0:
+                session.add(Preset(name=name, params=values, created_at=now, updated_at=now))
+        self._project.write(work)
+        return self.get(name)
+
+    def get(self, name: str) -> PresetRecord:
+        row = self._project.read(lambda s: s.scalars(select(Preset).where(Preset.name == name)).first())
+        if row is None:
+            raise NotFoundError(f"preset {name!r}: not in the project")
+        return _record(row)
+
+    def params(self, name: str) -> PostprocessParams:
+        """The preset as ``PostprocessParams``."""
+        return PostprocessParams(**self.get(name).params)
+
+    def list(self) -> list[PresetRecord]:
+        rows = self._project.read(lambda s: s.scalars(select(Preset).order_by(Preset.name)).all())
+        return [_record(r) for r in rows]
+
+    def delete(self, name: str) -> None:
+        self.get(name)
+        self._project.write(lambda s: s.execute(delete(Preset).where(Preset.name == name)))

@@ -1,0 +1,253 @@
+"""Reading import sources into plain values, one entry or one ``FileError`` per file (or per image).
+
+* DeepFashion2 per-image JSON (``annos/*.json`` beside ``image/``, or a dataset folder with ``train/``,
+  ``validation/``... sub-folders; this project's own export has that layout), with the item attributes
+  (style, occlusion, scale, zoom_in, viewpoint, segmentation) and the image's ``source`` and ``pair_id``;
+* the 294-keypoint COCO json of the official conversion (``read_coco_keypoints``), with each
+  annotation's ``style``, ``segmentation`` and ``pair_id`` when present;
+* ``deepmark predict`` output (``<image stem>.json`` with ``image_file``) or an official results list.
+
+The parsers are ``core.df2_io``'s; this module adds what the store keeps beyond ``Item``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.df2_io import (
+    FileError,
+    _items,
+    _Malformed,
+    _parse_item,
+    _parse_predicted_item,
+    _read_json,
+    read_coco_keypoints,
+    read_predictions,
+)
+from core.errors import DeepMarkError
+from core.predict import IMAGE_SUFFIXES
+from core.store.errors import StoreError
+from core.store.records import ATTRIBUTE_NAMES, ItemData
+from core.structures import Detection
+from core.taxonomy import Taxonomy
+
+_ANNOTATION_INDEX = re.compile(r"annotation (\d+)")
+
+
+@dataclass
+class SourceImage:
+    """One image's annotations from a source file; ``where`` names the file (and entry) for messages."""
+
+    where: Path
+    image_path: Path
+    items: list[ItemData]
+    source: str | None = None
+    pair_id: int | None = None
+
+
+@dataclass
+class PredictedImage:
+    """One image's detections: found by ``image_file`` (a name), else by the number ``image_number``."""
+
+    where: Path
+    image_file: str | None
+    image_number: int | None
+    detections: list[Detection] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# DeepFashion2 folders
+
+
+def df2_splits(folder: str | Path) -> list[tuple[Path, Path]]:
+    """(annos folder, image folder) pairs of a DF2 folder: ``folder/annos``, an ``annos`` folder itself,
+    or every sub-folder holding ``annos/`` (train, validation, ...). StoreError when there is none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise StoreError(f"{root}: not a folder")
+    if (root / "annos").is_dir():
+        return [(root / "annos", root / "image")]
+    splits = [(sub / "annos", sub / "image") for sub in sorted(root.iterdir()) if (sub / "annos").is_dir()]
+    if splits:
+        return splits
+    if any(root.glob("*.json")):
+        return [(root, root.parent / "image")]
+    raise StoreError(f"{root}: no annos/ folder (expected annos/*.json beside image/, or train/ and "
+                     "validation/ folders holding them)")
+
+
+def find_image(image_dir: Path, stem: str) -> Path | None:
+    """The image file named ``stem`` with a known suffix in ``image_dir``."""
+    for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
+        candidate = image_dir / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _attribute(raw: dict, name: str, key: str) -> int | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Malformed(f"{key} {name} must be an integer, got {value!r}")
+    return value
+
+
+def _segmentation(raw: dict, key: str) -> list[list[float]] | None:
+    value = raw.get("segmentation")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(p, list) for p in value):
+        raise _Malformed(f"{key} segmentation must be a list of [x, y, ...] polygons")
+    for poly in value:
+        if len(poly) % 2 or not all(type(v) in (int, float) and np.isfinite(v) for v in poly):
+            raise _Malformed(f"{key} segmentation polygons must be even-length lists of finite numbers")
+    return [list(poly) for poly in value]  # numbers kept as written (ints stay ints on export)
+
+
+def parse_df2_document(raw, taxonomy: Taxonomy) -> tuple[list[ItemData], str | None, int | None]:
+    """Items (with attributes) and the image's ``source`` and ``pair_id`` of a per-image DF2 document."""
+    items = []
+    for key, entry in _items(raw):
+        item = _parse_item(entry, key, taxonomy)
+        attributes = {name: _attribute(entry, name, key) for name in ATTRIBUTE_NAMES}
+        items.append(ItemData.from_item(item, segmentation=_segmentation(entry, key), **attributes))
+    source = raw.get("source")
+    if source is not None and not isinstance(source, str):
+        raise _Malformed(f"source must be a string, got {source!r}")
+    pair_id = raw.get("pair_id")
+    if pair_id is not None and (isinstance(pair_id, bool) or not isinstance(pair_id, int)):
+        raise _Malformed(f"pair_id must be an integer, got {pair_id!r}")
+    return items, source, pair_id
+
+
+def read_df2_file(path: Path, image_dir: Path, taxonomy: Taxonomy) -> SourceImage:
+    """One annotation file with its image; StoreError naming the file when it is unusable."""
+    try:
+        items, source, pair_id = parse_df2_document(_read_json(path), taxonomy)
+    except _Malformed as exc:
+        raise StoreError(f"{path}: {exc}") from None
+    image = find_image(image_dir, path.stem)
+    if image is None:
+        raise StoreError(f"{path}: image file {image_dir / path.stem}.jpg (or .png, ...) not found")
+    return SourceImage(path, image, items, source, pair_id)
+
+
+def df2_files(folder: str | Path) -> list[tuple[Path, Path]]:
+    """(annotation file, image folder) of every ``*.json`` of a DF2 folder, in split and name order."""
+    return [(path, image_dir) for annos, image_dir in df2_splits(folder) for path in sorted(annos.glob("*.json"))]
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO
+
+
+def read_coco_source(path: str | Path, images_dir: str | Path | None, taxonomy: Taxonomy
+                     ) -> tuple[list[SourceImage], list[FileError]]:
+    """Images of a 294-keypoint COCO json. An image with any bad annotation is reported and skipped
+    whole (never half-imported); so are duplicate image ids or file names and missing image files."""
+    source = Path(path)
+    try:
+        items, names, errors = read_coco_keypoints(source, taxonomy)
+        raw = json.loads(source.read_text(encoding="utf-8"))
+    except (DeepMarkError, OSError, ValueError) as exc:
+        raise StoreError(str(exc)) from None
+    folder = Path(images_dir) if images_dir else (source.parent / "image" if (source.parent / "image").is_dir()
+                                                  else source.parent)
+    annotations = raw["annotations"]
+    bad_images: dict[int, list[str]] = {}
+    for error in errors:
+        match = _ANNOTATION_INDEX.search(error.message)
+        index = int(match.group(1)) if match else -1
+        image_id = annotations[index].get("image_id") if 0 <= index < len(annotations) else None
+        bad_images.setdefault(image_id if isinstance(image_id, int) else -1, []).append(error.message)
+    out, problems = [], []
+    if -1 in bad_images:
+        problems += [FileError(source, m) for m in bad_images.pop(-1)]
+    extras: dict[int, list[dict]] = {}
+    bad_indices = {int(m.group(1)) for e in errors if (m := _ANNOTATION_INDEX.search(e.message))}
+    for index, ann in enumerate(annotations):
+        if index not in bad_indices:
+            extras.setdefault(int(ann["image_id"]), []).append(ann)
+    seen_ids, seen_names = set(), set()
+    for image in raw["images"]:
+        image_id, name = int(image["id"]), str(image["file_name"])
+        where = f"image {image_id} ({name})"
+        if image_id in seen_ids or name in seen_names:
+            problems.append(FileError(source, f"{where}: duplicate image id or file name; skipped"))
+            continue
+        seen_ids.add(image_id)
+        seen_names.add(name)
+        if image_id in bad_images:
+            problems.append(FileError(source, f"{where} skipped: " + "; ".join(bad_images[image_id])))
+            continue
+        try:
+            data = [_coco_item(item, ann, where) for item, ann in zip(items[image_id], extras.get(image_id, []),
+                                                                        strict=True)]
+        except _Malformed as exc:
+            problems.append(FileError(source, f"{where} skipped: {exc}"))
+            continue
+        if not (folder / name).is_file():
+            problems.append(FileError(source, f"{where}: image file {folder / name} not found"))
+            continue
+        pair_ids = {ann.get("pair_id") for ann in extras.get(image_id, [])} - {None}
+        out.append(SourceImage(source, folder / name, data, None, pair_ids.pop() if len(pair_ids) == 1 else None))
+    return out, problems
+
+
+def _coco_item(item, ann: dict, where: str) -> ItemData:
+    style = _attribute(ann, "style", where)
+    return ItemData.from_item(item, style=style, segmentation=_segmentation(ann, where))
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions
+
+
+def read_prediction_source(path: str | Path, taxonomy: Taxonomy) -> tuple[list[PredictedImage], list[FileError]]:
+    """``deepmark predict`` output folder (``<stem>.json`` with ``image_file``, ``score``, ``box_score``,
+    landmarks [x, y, score] × L and ``refined`` flags), or an official results list (by image number)."""
+    source = Path(path)
+    if not source.exists():
+        raise StoreError(f"{source}: no such file or folder")
+    if source.is_file():
+        try:
+            detections, errors = read_predictions(source, taxonomy)
+        except DeepMarkError as exc:
+            raise StoreError(str(exc)) from None
+        return [PredictedImage(source, None, image_id, dets) for image_id, dets in detections.items()], errors
+    out, errors = [], []
+    for file in sorted(source.glob("*.json")):
+        try:
+            out.append(_read_prediction_file(file, taxonomy))
+        except _Malformed as exc:
+            errors.append(FileError(file, str(exc)))
+    return out, errors
+
+
+def _read_prediction_file(path: Path, taxonomy: Taxonomy) -> PredictedImage:
+    raw = _read_json(path)
+    detections = []
+    for key, entry in _items(raw):
+        det = _parse_predicted_item(entry, key, taxonomy)
+        box_score = entry.get("box_score", det.score)
+        refined = entry.get("refined")
+        if isinstance(box_score, bool) or not isinstance(box_score, int | float):
+            raise _Malformed(f"{key} box_score must be a number, got {box_score!r}")
+        flags = np.zeros(len(det.landmarks), bool)
+        if refined is not None:
+            if not isinstance(refined, list) or len(refined) != len(det.landmarks):
+                raise _Malformed(f"{key} refined must list one 0/1 flag per landmark")
+            flags = np.asarray(refined, bool)
+        detections.append(Detection(det.category_id, det.score, float(box_score), det.box, det.landmarks, flags))
+    image_file = raw.get("image_file")
+    if image_file is not None and not isinstance(image_file, str):
+        raise _Malformed(f"image_file must be a file name, got {image_file!r}")
+    number = int(path.stem) if path.stem.isdigit() else None
+    return PredictedImage(path, image_file, number, detections)
