@@ -25,7 +25,7 @@ from core.preprocess import image_to_map, letterbox_affine, to_network_input, wa
 from core.structures import HEAD_NAMES, RawHeads
 from core.taxonomy import Grouping, Taxonomy, load_taxonomy
 
-DEFAULT_MODEL = ("models", "deepmark-default.onnx")
+DEFAULT_MODEL = ("models", "deepmark-default-fp32.onnx")
 PAPER_SCALES = (0.85, 0.95, 1.1)  # DeepMark++ Table 3's multi-scale multipliers
 
 

@@ -11,7 +11,11 @@ MODELS=resources/models
 [ -d data/synth-train/annos ] || $DEEPMARK synth --n 3000 --seed 0 --out data/synth-train
 [ -d data/synth-val/annos ] || $DEEPMARK synth --n 300 --seed 1 --out data/synth-val
 
-# 1. Train (MobileNetV2 CenterNet, 256², semantic62; see default.toml).
+# 1. Train (MobileNetV2 CenterNet, 256², semantic62; see default.toml). A fresh checkout continues
+#    from the committed checkpoint of the last session's training (delete it to start from scratch).
+if [ ! -f runs/default/last.pt ] && [ -f $MODELS/training/default-last.pt ]; then
+    mkdir -p runs/default && cp $MODELS/training/default-last.pt runs/default/last.pt
+fi
 $DEEPMARK train $MODELS/default.toml
 
 # 2. Export fp32 ONNX and the static int8 (QDQ) model calibrated on 200 training images.

@@ -1,0 +1,151 @@
+"""The post-processing panel: a slider and a spin box per DeepMark++ parameter, a switch per technique.
+Emits ``changed`` with a fresh ``PostprocessParams``; the window coalesces bursts of slider moves."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.structures import PostprocessParams
+
+SLIDER_STEPS = 1000
+# field → (label, minimum, maximum, spin-box step); σ ranges cover the paper's searches with margin.
+NUMBERS = {
+    "alpha": ("α (center rescoring)", 0.0, 1.0, 0.01),
+    "sigma_center": ("σ_c (center heatmap)", 0.0, 3.0, 0.05),
+    "sigma_keypoint": ("σ_k (group heatmaps)", 0.0, 3.0, 0.05),
+    "gamma": ("γ (location refinement)", 0.0, 1.0, 0.01),
+    "score_threshold": ("score threshold", 0.0, 1.0, 0.01),
+    "nms_iou": ("NMS IoU", 0.0, 1.0, 0.01),
+}
+SWITCHES = {
+    "center_rescoring": "center rescoring",
+    "heatmap_rescoring": "heatmap rescoring",
+    "location_refinement": "location refinement",
+    "keypoint_rescoring": "keypoint rescoring",
+    "nms": "box NMS",
+}
+
+
+class NumberRow(QWidget):
+    """A slider mirrored by a spin box; ``valueChanged(float)`` once per user change."""
+
+    valueChanged = Signal(float)
+
+    def __init__(self, low: float, high: float, step: float, parent=None) -> None:
+        super().__init__(parent)
+        self.low, self.high = low, high
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.spin = QDoubleSpinBox()
+        self.spin.setRange(low, high)
+        self.spin.setSingleStep(step)
+        self.spin.setDecimals(3)
+        self.spin.setKeyboardTracking(False)  # typing "0.35" is one change, not three
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.spin)
+        self.slider.valueChanged.connect(self._from_slider)
+        self.spin.valueChanged.connect(self._from_spin)
+
+    def value(self) -> float:
+        return float(self.spin.value())
+
+    def set_value(self, value: float) -> None:
+        """Set without emitting (used when loading parameters)."""
+        for widget in (self.slider, self.spin):
+            widget.blockSignals(True)
+        self.spin.setValue(value)
+        self.slider.setValue(self._to_steps(value))
+        for widget in (self.slider, self.spin):
+            widget.blockSignals(False)
+
+    def _to_steps(self, value: float) -> int:
+        return round((value - self.low) / (self.high - self.low) * SLIDER_STEPS)
+
+    def _from_slider(self, steps: int) -> None:
+        value = self.low + (self.high - self.low) * steps / SLIDER_STEPS
+        self.spin.blockSignals(True)
+        self.spin.setValue(value)
+        self.spin.blockSignals(False)
+        self.valueChanged.emit(self.value())
+
+    def _from_spin(self, value: float) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(self._to_steps(value))
+        self.slider.blockSignals(False)
+        self.valueChanged.emit(self.value())
+
+
+class ParamsPanel(QWidget):
+    """Edits a ``PostprocessParams``; ``params()`` reads it, ``set_params`` loads one without emitting."""
+
+    changed = Signal(object)
+
+    def __init__(self, params: PostprocessParams, parent=None) -> None:
+        super().__init__(parent)
+        self._params = params
+        self._defaults = params
+        self.numbers: dict[str, NumberRow] = {}
+        self.switches: dict[str, QCheckBox] = {}
+        form = QFormLayout()
+        for name, label in SWITCHES.items():
+            box = QCheckBox(label)
+            box.toggled.connect(lambda on, name=name: self._update(name, bool(on)))
+            self.switches[name] = box
+            form.addRow(box)
+        for name, (label, low, high, step) in NUMBERS.items():
+            row = NumberRow(low, high, step)
+            row.valueChanged.connect(lambda value, name=name: self._update(name, value))
+            self.numbers[name] = row
+            form.addRow(label, row)
+        reset = QPushButton("Reset to defaults")
+        reset.clicked.connect(self.reset)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(reset)
+        layout.addStretch(1)
+        self.set_params(params)
+
+    def params(self) -> PostprocessParams:
+        return self._params
+
+    def set_params(self, params: PostprocessParams) -> None:
+        self._params = params
+        values = asdict(params)
+        for name, row in self.numbers.items():
+            row.set_value(float(values[name]))
+        for name, box in self.switches.items():
+            box.blockSignals(True)
+            box.setChecked(bool(values[name]))
+            box.blockSignals(False)
+        self._enable()
+
+    def reset(self) -> None:
+        self.set_params(self._defaults)
+        self.changed.emit(self._params)
+
+    def _update(self, name: str, value) -> None:
+        self._params = replace(self._params, **{name: value})
+        self._enable()
+        self.changed.emit(self._params)
+
+    def _enable(self) -> None:
+        """Grey out the numbers of switched-off techniques (they have no effect then)."""
+        p = self._params
+        owners = {"alpha": p.center_rescoring, "sigma_center": p.heatmap_rescoring,
+                  "sigma_keypoint": p.heatmap_rescoring, "gamma": p.location_refinement, "nms_iou": p.nms}
+        for name, on in owners.items():
+            self.numbers[name].setEnabled(on)

@@ -1,0 +1,322 @@
+"""The main window: image list (left), canvas (centre), post-processing and heatmap panels (right).
+
+The window only wires widgets to ``core``: the project store (``core.store``), the live model
+(``core.live``) and the display helpers (``core.studio``). Every error lands in the status bar or a
+message box; nothing is raised out of a Qt slot.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import QDockWidget, QLabel, QListView, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+
+from app.canvas import Canvas
+from app.commands import MoveLandmark, SetStatus
+from app.heatmap_panel import HeatmapPanel
+from app.image_list import ImageListModel
+from app.params_panel import ParamsPanel
+from core.errors import DeepMarkError
+from core.images import read_image
+from core.inference import default_model_path
+from core.live import LiveModel
+from core.store import ImageRecord, ItemRecord, Project
+from core.structures import Detection, PostprocessParams
+from core.studio import group_labels, heatmap_view, open_inputs
+from core.taxonomy import load_taxonomy
+
+DECODE_DELAY_MS = 5  # slider bursts inside this window cost one decode
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, params: PostprocessParams | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("DeepMark Studio")
+        self.taxonomy = load_taxonomy()
+        self.project: Project | None = None
+        self.model: LiveModel | None = None
+        self.record: ImageRecord | None = None
+        self.rgb = None
+        self.items: list[ItemRecord] = []
+        self.detections: list[Detection] = []
+        self.undo_stack = QUndoStack(self)
+        self.last_message_box: QMessageBox | None = None
+
+        self.canvas = Canvas(self.taxonomy)
+        self.setCentralWidget(self.canvas)
+        self.image_model = ImageListModel()
+        self.image_view = QListView()
+        self.image_view.setModel(self.image_model)
+        self.image_view.setUniformItemSizes(True)  # lets the view skip measuring 100,000 rows
+        self.image_view.selectionModel().currentChanged.connect(lambda cur, _: self._row_selected(cur.row()))
+        self.params_panel = ParamsPanel(params or PostprocessParams.all_techniques())
+        self.heatmap_panel = HeatmapPanel(self.taxonomy)
+        self._dock("Images", self.image_view, Qt.DockWidgetArea.LeftDockWidgetArea)
+        side = QWidget()
+        layout = QVBoxLayout(side)
+        layout.addWidget(self.params_panel)
+        layout.addWidget(self.heatmap_panel)
+        layout.addStretch(1)
+        self._dock("Post-processing", side, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self._decode_timer = QTimer(self, singleShot=True, interval=DECODE_DELAY_MS)
+        self._decode_timer.timeout.connect(self.redecode)
+        self.params_panel.changed.connect(lambda _: self._decode_timer.start())
+        # owned by the window (dies with it), unlike a bare singleShot that could fire on a closed window
+        self._reload_timer = QTimer(self, singleShot=True, interval=0)
+        self._reload_timer.timeout.connect(self.reload_items)
+        self.heatmap_panel.changed.connect(self.update_heatmap)
+
+        self.model_label = QLabel("no model")
+        self.counts_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.counts_label)
+        self.statusBar().addPermanentWidget(self.model_label)
+        self.setAcceptDrops(True)
+        from app.menus import build_menus  # after the widgets it connects to exist
+
+        build_menus(self)
+        self.resize(1400, 860)
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def show_error(self, message: str, dialog: bool = False) -> None:
+        self.statusBar().showMessage(message, 15000)
+        if dialog:
+            # open(), not exec(): window-modal without a nested event loop, so nothing waits on the user
+            box = QMessageBox(QMessageBox.Icon.Warning, "DeepMark Studio", message, QMessageBox.StandardButton.Ok,
+                              self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+            self.last_message_box = box
+
+    def show_info(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+
+    # -- project ---------------------------------------------------------------------------------
+
+    def set_project(self, project: Project) -> None:
+        if self.project is not None and self.project is not project:
+            self.project.close()
+        self.project = project
+        self.undo_stack.clear()
+        self.image_model.set_project(project)
+        self.image_model.fetchMore()
+        self.setWindowTitle(f"DeepMark Studio — {project.where}")
+        self.update_counts()
+        if self.image_model.rowCount():
+            self.select_row(0)
+
+    def open_paths(self, paths: list[str | Path]) -> None:
+        """Add folders / images to the open project (DeepFashion2 folders with their labels)."""
+        if self.project is None:
+            self.show_error("open or create a project first", dialog=True)
+            return
+        try:
+            report = open_inputs(self.project, list(paths))
+        except DeepMarkError as exc:
+            self.show_error(str(exc), dialog=True)
+            return
+        current = self.record.id if self.record else None
+        self.image_model.set_project(self.project)
+        self.image_model.fetchMore()
+        row = self.image_model.row_of(current) if current is not None else None
+        self.select_row(row if row is not None else 0)
+        self.update_counts()
+        # last, so that loading the image does not overwrite the report in the status bar
+        self.show_info(report.summary())
+        if report.errors:
+            details = "\n".join(str(e) for e in report.errors[:20])
+            self.show_error(f"{len(report.errors)} files could not be opened:\n{details}", dialog=True)
+
+    def update_counts(self) -> None:
+        if self.project is None:
+            return
+        counts = self.project.images.counts_by_status()
+        done = sum(counts[s] for s in ("accepted", "rejected", "skipped"))
+        self.counts_label.setText(f"{done} reviewed · {sum(counts.values()) - done} remaining")
+
+    # -- model -----------------------------------------------------------------------------------
+
+    def set_model_path(self, path: str | Path | None) -> bool:
+        """Load a model file (None: the bundled default). A missing or broken file is reported and the
+        app keeps working without detections."""
+        target = Path(path) if path is not None else default_model_path()
+        try:
+            model = LiveModel.load(target)
+        except DeepMarkError as exc:
+            if path is None:
+                exc = f"the default model is not installed yet ({exc}); choose one with Model → Choose model file…"
+            self.model_label.setText("no model — Model → Choose model file… (Ctrl+M)")
+            self.model_label.setToolTip(str(exc))
+            self.show_error(str(exc))
+            return False
+        self.model = model
+        self.model_label.setText(model.describe())
+        self.heatmap_panel.set_groups(group_labels(self.taxonomy, model.detector.grouping))
+        self.show_info(f"model loaded: {model.describe()}")
+        self.run_model()
+        return True
+
+    def run_model(self) -> None:
+        """Heads of the current image (from the cache when seen before), then decode and store."""
+        if self.model is None or self.record is None or self.rgb is None:
+            return
+        try:
+            self.model.heads(self.record.id, self.rgb)
+        except DeepMarkError as exc:
+            self.show_error(f"{self.record.path}: the model failed ({exc})")
+            return
+        self.redecode()
+        try:
+            if self.model.store_predictions(self.project, self.record.id, self.detections, self.params()):
+                self.refresh_row(self.record.id)
+        except DeepMarkError as exc:
+            self.show_error(f"predictions not stored: {exc}")
+
+    def params(self) -> PostprocessParams:
+        return self.params_panel.params()
+
+    def redecode(self) -> None:
+        """Decode the cached heads with the panel's parameters and repaint (never runs the network)."""
+        heads = self.model.cached(self.record.id) if self.model and self.record else None
+        if heads is None:
+            self.detections = []
+        else:
+            start = time.perf_counter()
+            try:
+                self.detections = self.model.decode(heads, self.params())
+            except DeepMarkError as exc:
+                self.show_error(f"decode failed: {exc}")
+                self.detections = []
+            ms = (time.perf_counter() - start) * 1000
+            self.show_info(f"{len(self.detections)} detections (decode {ms:.1f} ms)")
+        self.canvas.set_detections(self.detections)
+        self.update_heatmap()
+
+    def update_heatmap(self) -> None:
+        source, index = self.heatmap_panel.choice()
+        heads = self.model.cached(self.record.id) if self.model and self.record else None
+        if source == "off" or heads is None:
+            self.canvas.set_heatmap(None)
+            return
+        p = self.params()
+        sigma = 0.0
+        if self.heatmap_panel.smoothed.isChecked() and p.heatmap_rescoring:
+            sigma = p.sigma_center if source == "center" else p.sigma_keypoint
+        try:
+            view = heatmap_view(heads, source, index, sigma)
+        except DeepMarkError as exc:
+            self.show_error(str(exc))
+            return
+        self.canvas.set_heatmap(view, self.heatmap_panel.opacity_value())
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def select_row(self, row: int) -> None:
+        if 0 <= row < self.image_model.rowCount():
+            self.image_view.setCurrentIndex(self.image_model.index(row))
+
+    def current_row(self) -> int:
+        return self.image_view.currentIndex().row()
+
+    def _row_selected(self, row: int) -> None:
+        if row < 0:
+            return
+        self.load_image(self.image_model.record(row))
+
+    def load_image(self, record: ImageRecord) -> None:
+        self.record = record
+        try:
+            self.rgb = read_image(self.project.absolute_path(record.path))
+        except DeepMarkError as exc:
+            self.rgb = None
+            self.show_error(f"cannot show {record.path}: {exc}")
+        self.canvas.set_image(self.rgb)
+        self.reload_items()
+        self.detections = []
+        self.canvas.set_detections([])
+        self.canvas.set_heatmap(None)
+        if self.rgb is not None:
+            if self.canvas.fit_mode:  # a new image keeps the user's zoom unless they asked to fit
+                self.canvas.zoom_fit()
+            self.run_model()
+
+    def reload_items(self) -> None:
+        if self.record is None:
+            return
+        try:
+            self.items = self.project.annotations.for_image(self.record.id)
+        except DeepMarkError as exc:
+            self.items = []
+            self.show_error(str(exc))
+        self.canvas.set_items(self.items, self._landmark_moved, self._landmark_pressed)
+
+    def refresh_row(self, image_id: int) -> None:
+        record = self.image_model.refresh(image_id)
+        if record is not None and self.record is not None and record.id == self.record.id:
+            self.record = record
+
+    def refresh_image(self, image_id: int) -> None:
+        """After an edit or its undo: re-read the image's row, its items when shown, and the counts."""
+        self.refresh_row(image_id)
+        if self.record is not None and self.record.id == image_id:
+            # a drag handler is still on the stack: rebuild the items once it has returned
+            self._reload_timer.start()
+        self.update_counts()
+
+    # -- edits -----------------------------------------------------------------------------------
+
+    def _landmark_moved(self, annotation_id: int, idx: int, old: tuple[float, float], new: tuple[float, float]) -> None:
+        if self.project is None or self.record is None:
+            return
+        self.undo_stack.push(MoveLandmark(self.project, self.record.id, annotation_id, idx, new, self))
+
+    def _landmark_pressed(self, annotation_id: int, idx: int) -> None:
+        """While a heatmap is shown, pressing a landmark shows its group's heatmap."""
+        if self.model is None or self.heatmap_panel.choice()[0] == "off":
+            return
+        item = next((i for i in self.items if i.id == annotation_id), None)
+        if item is not None:
+            slot = self.taxonomy.category(item.category_id).offset + idx
+            self.heatmap_panel.select("group", int(self.model.detector.grouping.landmark_to_group[slot]))
+
+    def set_status(self, status: str, advance: bool = True) -> None:
+        if self.project is None or self.record is None:
+            return
+        self.undo_stack.push(SetStatus(self.project, self.record.id, status, self))
+        self.show_info(f"{self.record.path}: {status}")
+        if advance:
+            self.step(1)
+
+    def step(self, delta: int) -> None:
+        row = self.current_row() + delta
+        if row >= self.image_model.rowCount() and self.image_model.canFetchMore():
+            self.image_model.fetchMore()
+        self.select_row(row)
+
+    # -- drag and drop ---------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+
+    def closeEvent(self, event) -> None:
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+        super().closeEvent(event)

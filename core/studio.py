@@ -1,0 +1,156 @@
+"""Qt-free helpers behind the desktop app (``app/``): opening work into a project, caching raw heads per
+image, and turning heatmaps into displayable arrays. Kept here so the app holds only Qt wiring and
+everything it shows can be tested without a display.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import DeepMarkError
+from core.interchange import ImportReport, import_df2, import_images
+from core.paths import resource_path
+from core.peaks import smooth_heatmap
+from core.store import Project
+from core.store.engine import PROJECT_SUFFIX
+from core.structures import Affine, RawHeads
+from core.taxonomy import Grouping, Taxonomy
+
+DEMO_DIR = ("demo",)
+
+
+def demo_folder() -> Path:
+    """The bundled demo images (DeepFashion2 layout: ``image/`` + ``annos/``)."""
+    return resource_path(*DEMO_DIR)
+
+
+def is_df2_folder(path: str | Path) -> bool:
+    """True for a DeepFashion2 folder (``annos/`` + ``image/``), which is imported with its labels."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    # also a folder of splits (train/, validation/...), as the project's own export writes
+    return (path / "annos").is_dir() or any((p / "annos").is_dir() for p in path.iterdir() if p.is_dir())
+
+
+def _merge(report: ImportReport, part: ImportReport) -> None:
+    report.add({k: v for k, v in part.__dict__.items() if isinstance(v, int) and k != "model_run_id"})
+    report.errors.extend(part.errors)
+    report.model_run_id = part.model_run_id or report.model_run_id
+
+
+def open_inputs(project: Project, inputs: list[str | Path]) -> ImportReport:
+    """Add folders / image files to ``project``: DeepFashion2 folders with their labels, the rest as
+    plain images. Re-opening the same inputs is idempotent (the importers skip known images)."""
+    report = ImportReport()
+    plain: list[str | Path] = []
+    for entry in inputs:
+        if is_df2_folder(entry):
+            _merge(report, import_df2(project, entry))
+        else:
+            plain.append(entry)
+    if plain:
+        _merge(report, import_images(project, plain))
+    return report
+
+
+def open_demo_project(folder: str | Path | None = None) -> tuple[Project, ImportReport]:
+    """A project holding the demo images with their labels. The project file lives in a fresh temporary
+    folder (``folder`` when given) so the demo never touches a user's own projects; its root is the
+    demo folder, so image paths are stored relative to it."""
+    where = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="deepmark-demo-"))
+    project = Project.open(where / f"demo{PROJECT_SUFFIX}", root=demo_folder(), create=True)
+    try:
+        return project, open_inputs(project, [demo_folder()])
+    except BaseException:
+        project.close()
+        raise
+
+
+class HeadsCache:
+    """Raw heads per image id, least recently used dropped first: post-processing changes re-decode from
+    here and never re-run the network. ``capacity`` bounds memory (a 256² input's heads are ~3 MB)."""
+
+    def __init__(self, capacity: int = 16) -> None:
+        if capacity < 1:
+            raise DeepMarkError(f"heads cache capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[int, str], RawHeads] = OrderedDict()
+
+    def get(self, image_id: int, key: str = "") -> RawHeads | None:
+        found = self._items.get((image_id, key))
+        if found is not None:
+            self._items.move_to_end((image_id, key))
+        return found
+
+    def put(self, image_id: int, heads: RawHeads, key: str = "") -> None:
+        self._items[(image_id, key)] = heads
+        self._items.move_to_end((image_id, key))
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True, eq=False)
+class HeatmapView:
+    """A heatmap to overlay: ``values`` (H, W) float32 in [0, 1] on the output map, and ``map_to_image``
+    mapping map coordinates (x along columns, y along rows) to image pixels; map pixel (j, i) covers
+    [j, j+1) × [i, i+1), as decoded positions are the integer pixel plus an offset in [0, 1)."""
+
+    values: np.ndarray
+    map_to_image: Affine
+
+
+def heatmap_view(heads: RawHeads, source: str = "center", index: int | None = None, sigma: float = 0.0) -> HeatmapView:
+    """The center heatmap (``source`` 'center': class ``index``, or the max over classes when None) or
+    group heatmap ``index`` (``source`` 'group'), smoothed with σ as heatmap rescoring does (0: raw)."""
+    if source == "center":
+        heat = heads.hm if index is None else heads.hm[index : index + 1]
+    elif source == "group":
+        if index is None or not 0 <= index < heads.num_groups:
+            raise DeepMarkError(f"group heatmap index must be in [0, {heads.num_groups}), got {index!r}")
+        heat = heads.hm_hp[index : index + 1]
+    else:
+        raise DeepMarkError(f"heatmap source must be 'center' or 'group', got {source!r}")
+    heat = smooth_heatmap(np.asarray(heat, np.float32), sigma)
+    values = np.clip(heat.max(axis=0), 0.0, 1.0).astype(np.float32)
+    return HeatmapView(values, heads.image_to_map.inverse())
+
+
+def heat_lut() -> np.ndarray:
+    """(256, 4) uint8 RGBA colour table: transparent dark blue at 0 through red to opaque yellow at 1, so
+    low-scoring background does not hide the image."""
+    anchors = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    colors = np.array([[0, 0, 80, 0], [40, 0, 160, 110], [200, 30, 90, 170], [250, 120, 0, 210],
+                       [255, 240, 60, 235]], np.float64)
+    t = np.linspace(0.0, 1.0, 256)
+    return np.stack([np.interp(t, anchors, colors[:, c]) for c in range(4)], axis=1).round().astype(np.uint8)
+
+
+def colorize(values: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) values in [0, 1] → (H, W, 4) uint8 RGBA through a (256, 4) colour table (one lookup)."""
+    lut = heat_lut() if lut is None else lut
+    index = np.clip(np.nan_to_num(values) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(lut[index])
+
+
+def group_labels(taxonomy: Taxonomy, grouping: Grouping) -> list[str]:
+    """A name per group heatmap: its first landmark's name and how many landmarks share the channel."""
+    l2g = np.asarray(grouping.landmark_to_group)
+    names = [n for c in taxonomy.categories for n in c.landmark_names]
+    labels = []
+    for g in range(grouping.num_groups):
+        members = np.flatnonzero(l2g == g)
+        first = names[members[0]] if len(members) else "empty"
+        labels.append(f"{g}: {first}" + (f" (×{len(members)})" if len(members) > 1 else ""))
+    return labels

@@ -1,0 +1,49 @@
+"""Fixtures for the GUI tests: offscreen Qt, a tiny random-weight model, the demo in a temporary project."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported anywhere
+
+import pytest  # noqa: E402
+
+from core.structures import PostprocessParams  # noqa: E402
+from core.studio import open_demo_project  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, taxonomy, semantic62):
+    """An exported MobileNetV2 CenterNet with random weights (128², a few MB): fast, and its heads are
+    real network outputs, so decoding and heatmaps go through exactly what a trained model gives."""
+    import torch
+
+    from core.export import export_onnx, model_info
+    from core.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mobilenetv2", semantic62, head_conv=32).eval()
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    export_onnx(model, model_info("mobilenetv2", semantic62, taxonomy, (128, 128)), path)
+    return path
+
+
+@pytest.fixture
+def demo_project(tmp_path):
+    project, report = open_demo_project(tmp_path)
+    assert report.images_added == 8 and not report.errors
+    yield project
+    project.close()
+
+
+@pytest.fixture
+def window(qtbot, demo_project, tiny_model):
+    """The main window on the demo project with the tiny model; score threshold 0 so that the random
+    model's low scores still give detections to count."""
+    from app.window import MainWindow
+
+    win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    assert win.set_model_path(tiny_model)
+    win.set_project(demo_project)
+    return win

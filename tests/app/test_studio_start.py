@@ -1,0 +1,50 @@
+"""Starting the app: command line, a missing default model, the screenshot script."""
+
+import pytest
+
+from app.main import build_window, parse_args
+
+
+def test_without_a_model_the_window_says_so_and_still_works(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr("app.window.default_model_path", lambda: tmp_path / "absent.onnx")
+    window = build_window(parse_args(["--demo"]))
+    qtbot.addWidget(window)
+    assert window.model is None
+    assert "no model" in window.model_label.text()
+    assert "default model is not installed" in window.statusBar().currentMessage()
+    assert window.image_model.rowCount() == 8 and window.canvas.landmark_items
+    window.step(1)
+    assert window.current_row() == 1 and window.detections == []
+    assert not window.set_model_path(tmp_path / "absent.onnx")  # a chosen file that is missing: reported
+
+
+def test_project_and_paths_from_the_command_line(qtbot, tmp_path, tiny_model):
+    from core.studio import demo_folder
+
+    target = tmp_path / "work.deepmark"
+    window = build_window(parse_args(["--project", str(target), "--model", str(tiny_model),
+                                      str(demo_folder() / "image" / "000002.jpg")]))
+    qtbot.addWidget(window)
+    assert target.exists() and window.image_model.rowCount() == 1
+    assert window.model is not None and window.model.runs == 1
+
+
+def test_a_project_that_cannot_be_opened_is_reported(qtbot, tmp_path):
+    bogus = tmp_path / "notes.deepmark"
+    bogus.write_text("not a database")
+    window = build_window(parse_args(["--project", str(bogus), "--model", str(tmp_path / "none.onnx")]))
+    qtbot.addWidget(window)
+    assert window.project is None
+    assert "cannot open the project" in window.statusBar().currentMessage()
+
+
+@pytest.mark.slow
+def test_screenshot_script_writes_a_png(qtbot, tmp_path, tiny_model):
+    from PySide6.QtGui import QImage
+
+    from app.screenshot import main
+
+    out = tmp_path / "shot.png"
+    assert main([str(out), "--model", str(tiny_model), "--size", "900x600"]) == 0
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (900, 600)
