@@ -295,25 +295,27 @@ def rescore(cand: Candidates, marks: MatchedLandmarks, counts: np.ndarray, param
 
 
 def box_iou(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) xyxy → (N, N) pairwise IoU."""
-    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    """(N, 4) xyxy → (N, N) pairwise IoU (0 where the union is empty)."""
+    x1, y1, x2, y2 = np.asarray(boxes, np.float64).T
+    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    inter = (np.clip(np.minimum.outer(x2, x2) - np.maximum.outer(x1, x1), 0, None)
+             * np.clip(np.minimum.outer(y2, y2) - np.maximum.outer(y1, y1), 0, None))
     union = area[:, None] + area[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, per_class: bool) -> np.ndarray:
     """Greedy box NMS; returns kept indices, best score first."""
     order = np.argsort(-scores, kind="stable")
-    overlap = box_iou(boxes[order])
+    suppresses = np.triu(box_iou(boxes[order]) > iou, 1)  # [i, j]: the better i would suppress j
     if per_class:
-        overlap = np.where(classes[order][:, None] == classes[order][None, :], overlap, 0.0)
+        suppresses &= np.equal.outer(classes[order], classes[order])
+    if not suppresses.any():  # the usual case on a slider move: nothing overlaps enough
+        return order
     keep = np.ones(len(order), bool)
-    for i in range(len(order)):
+    for i in np.flatnonzero(suppresses.any(axis=1)):  # greedy: only a box still kept suppresses
         if keep[i]:
-            keep[i + 1 :] &= overlap[i, i + 1 :] <= iou
+            keep &= ~suppresses[i]
     return order[keep]
 
 

@@ -2,9 +2,9 @@
 
 A peak is a pixel whose (optionally smoothed) value is >= every 8-connected neighbour: a 3×3 max-pool
 with padding that keeps plateaus, as CenterNet's ``heat * (hmax == heat)`` does. OpenCV's separable
-filter and dilation do the per-pixel work on all channels at once, stacked into one tall image with a
-separator row between channels (zero for the smoothing, -inf for the max-pool) so they never bleed
-into each other. Channels whose maximum is below the score floor are skipped.
+filter and dilation do the per-pixel work on all channels at once, stacked into one tall image with
+separator rows (zero for the smoothing, -inf for the max-pool) so channels never bleed into each other;
+only the rows near values above the score floor are stacked (see ``find_peaks``).
 """
 
 from __future__ import annotations
@@ -60,39 +60,72 @@ def smooth_heatmap(heat: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def _rows_holding(mask: np.ndarray) -> np.ndarray:
+    """(C, H, W) bool → (C, H) bool: rows with at least one True. ORs 8 bytes at a time when W allows,
+    as numpy's reduction along a short last axis is several times slower than a full pass."""
+    num_channels, height, width = mask.shape
+    if width % 8:
+        return mask.any(axis=2)
+    words = np.ascontiguousarray(mask).view(np.uint64).reshape(num_channels * height, width // 8)
+    found = words[:, 0].copy()
+    for k in range(1, words.shape[1]):
+        found |= words[:, k]
+    return (found != 0).reshape(num_channels, height)
+
+
+def _dilate_rows(hot: np.ndarray, reach: int) -> np.ndarray:
+    """(C, H) uint8 → (C, H) uint8: each hot row spread to ``reach`` rows either side, within its channel."""
+    if reach == 0:
+        return hot
+    # cv2 sees (C, H) as an image, so a (1, 2r+1) kernel spreads along H and never across channels
+    return cv2.dilate(hot, np.ones((1, 2 * reach + 1), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def find_peaks(
     heat: np.ndarray, min_score: float | np.ndarray, sigma: float = 0.0, strict: bool = False
 ) -> Peaks:
     """All local maxima of ``heat`` (C, H, W) float32, smoothed with σ first, scoring >= ``min_score``
     (> when ``strict``); ``min_score`` is a number or one per channel (C,). A floor <= 0 keeps every
-    local maximum of that channel. Grouped by channel, ascending; within a channel in raster order."""
+    local maximum of that channel. Grouped by channel, ascending; within a channel in raster order.
+
+    Only the rows that can hold a peak are smoothed and max-pooled. The smoothing's weights are >= 0 and
+    sum to 1, so a smoothed value >= floor needs a raw value >= floor in its 3×3 window: a peak lies
+    within 1 row of a *hot* row (one holding a raw value >= floor; within 0 rows without smoothing).
+    Every other row is below the floor everywhere, so it can never beat a peak in the 3×3 max-pool and
+    counts as -inf there. The candidate rows are copied as runs into one tall image, with their raw
+    neighbour rows when smoothing (whose own values are then discarded), and a separator row before
+    each run: zero for the smoothing, like the zero padding at the map's edge, then -inf for the pool.
+    """
     heat = np.asarray(heat, np.float32)
-    num_channels, height, width = heat.shape
+    num_channels, _, width = heat.shape
     floors = np.broadcast_to(np.asarray(min_score, np.float32), (num_channels,))
-    if (floors > 0).any():
-        # Smoothing never raises a channel's maximum, so a channel below its floor has no peak.
-        channel_max = heat.reshape(num_channels, -1).max(axis=1)
-        active = np.flatnonzero((channel_max >= floors) | (floors <= 0))
-    else:
-        active = np.arange(num_channels)
-    stack = np.empty((len(active), height + 1, width), np.float32)
-    for slot, channel in enumerate(active):
-        stack[slot, :height] = heat[channel]
-    stack[:, height] = 0.0  # zero padding between channels for the smoothing
     w = gaussian_weights(sigma)
-    if w is not None and len(active):
-        flat2d = cv2.sepFilter2D(stack.reshape(-1, width), cv2.CV_32F, w, w, borderType=cv2.BORDER_CONSTANT)
-        stack = flat2d.reshape(stack.shape)
-    stack[:, height] = -np.inf  # -inf padding for the 3×3 max-pool, as CenterNet's max_pool2d pads
-    floor = floors[active, None, None]
-    mask = (stack > floor if strict else stack >= floor).reshape(-1)
-    flat = stack.reshape(-1)
-    if len(active):
-        mask &= flat >= cv2.dilate(stack.reshape(-1, width), _KERNEL_3X3).reshape(-1)
+    hot = _rows_holding(heat >= floors[:, None, None]).view(np.uint8)  # (C, H)
+    candidate_rows = _dilate_rows(hot, 1 if w is not None else 0)
+    channel, row = np.nonzero(_dilate_rows(hot, 2) if w is not None else hot)
+    if len(row) == 0:
+        empty = np.zeros(0, np.int64)
+        return Peaks(empty, empty, empty, np.zeros(0, np.float32))
+    run_start = np.r_[True, (channel[1:] != channel[:-1]) | (row[1:] != row[:-1] + 1)]
+    position = np.arange(len(row)) + np.cumsum(run_start)  # stack row of each copied row
+    total = len(row) + int(run_start.sum()) + 1  # + a separator before each run and one at the end
+    stack = np.zeros((total, width), np.float32)
+    stack[position] = heat[channel, row]
+    if w is not None:
+        stack = cv2.sepFilter2D(stack, cv2.CV_32F, w, w, borderType=cv2.BORDER_CONSTANT)
+    is_candidate = np.zeros(total, bool)
+    is_candidate[position] = candidate_rows[channel, row] != 0
+    stack[~is_candidate] = -np.inf
+    row_floor = np.full((total, 1), np.inf, np.float32)
+    row_floor[position, 0] = floors[channel]
+    mask = stack > row_floor if strict else stack >= row_floor
+    mask &= stack >= cv2.dilate(stack, _KERNEL_3X3)
     idx = np.flatnonzero(mask)
-    slot, rem = np.divmod(idx, (height + 1) * width)
-    y, x = np.divmod(rem, width)
-    return Peaks(active[slot], y, x, flat[idx])
+    stack_row, x = np.divmod(idx, width)
+    source = np.zeros(total, np.int64)
+    source[position] = np.arange(len(row))
+    copied = source[stack_row]
+    return Peaks(channel[copied].astype(np.int64), row[copied].astype(np.int64), x, stack.reshape(-1)[idx])
 
 
 def top_k_overall(peaks: Peaks, k: int) -> Peaks:

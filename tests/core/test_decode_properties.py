@@ -3,10 +3,11 @@
 from dataclasses import replace
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.decode import decode_detections
+from core.peaks import find_peaks
 from core.simulate import random_scene, simulated_heads
 from core.structures import PostprocessParams, RawHeads
 from core.taxonomy import load_grouping, load_taxonomy
@@ -83,6 +84,17 @@ def test_gamma_extremes(seed, noise, params):
         np.testing.assert_allclose(c.landmarks[:, :2], same[0].landmarks[:, :2], atol=1e-6)
 
 
+def _has_tied_peaks(heads: RawHeads, params: PostprocessParams) -> bool:
+    """True when two center peaks, or two peaks of one group heatmap, have exactly the same score."""
+    smooth = params.heatmap_rescoring
+    for heat, sigma in ((heads.hm, params.sigma_center), (heads.hm_hp, params.sigma_keypoint)):
+        peaks = find_peaks(heat, 0.0, sigma if smooth else 0.0)
+        keys = peaks.score if heat is heads.hm else np.stack([peaks.channel, peaks.score.view(np.int32)], 1)
+        if len(np.unique(keys, axis=0)) < len(keys):
+            return True
+    return False
+
+
 def flip_heads(heads: RawHeads) -> RawHeads:
     """The heads of the horizontally mirrored image (pixel x ↦ W − 1 − x, group g ↦ its mirror group).
 
@@ -105,6 +117,9 @@ def flip_heads(heads: RawHeads) -> RawHeads:
 @given(seed=st.integers(0, 10**6), params=params_strategy)
 def test_flipped_input_gives_mirrored_detections(seed, params):
     heads = _heads(seed, 0.05)  # noise breaks score ties, whose order would differ in the mirror
+    # ... nearly always: among ~2,000 float32 noise peaks two can still score exactly the same, and
+    # when they straddle the top-K cut the mirror keeps the other one. Not a property violation.
+    assume(not _has_tied_peaks(heads, params))
     width = SIZE[0]
     original = _decode(heads, params)
     mirrored = _decode(flip_heads(heads), params)
