@@ -133,3 +133,24 @@ def test_flipped_input_gives_mirrored_detections(seed, params):
         expected[:, 0] = width - expected[:, 0]
         np.testing.assert_allclose(b.landmarks, expected, atol=1e-3)
         np.testing.assert_array_equal(b.refined, a.refined[perm])
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), noise=st.sampled_from([0.05, 0.3]), params=params_strategy)
+def test_pruning_weak_candidates_changes_no_result(seed, noise, params):
+    """Pruning only saves time: always pruning and never pruning give the same detections."""
+    import core.decode as decode_module
+
+    heads = _heads(seed, noise)
+    params = replace(params, center_rescoring=True)
+    results = []
+    for min_low in (1, 10**9):
+        saved, decode_module.PRUNE_MIN_CANDIDATES = decode_module.PRUNE_MIN_CANDIDATES, min_low
+        try:
+            results.append(_decode(heads, params))
+        finally:
+            decode_module.PRUNE_MIN_CANDIDATES = saved
+    pruned, unpruned = results
+    assert [(d.category_id, d.score) for d in pruned] == [(d.category_id, d.score) for d in unpruned]
+    for a, b in zip(pruned, unpruned, strict=True):
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
