@@ -1,23 +1,31 @@
-"""The image canvas: a QGraphicsView showing the image, a heatmap overlay, the stored items (editable
-landmarks) and the model's live detections; wheel zoom around the cursor, fit, 1:1 and hand-drag pan."""
+"""The image canvas: a QGraphicsView showing the image, a heatmap overlay, the stored items (editable) and
+the model's live detections; wheel zoom around the cursor, fit, 1:1 and hand-drag pan.
+
+Editing gestures, reported to whoever listens (``app.edit_controller.Editor``):
+- click a box outline / label / landmark: selects its item; click a detection: selects it; Tab cycles;
+- drag a landmark: moves it, with every other selected landmark (Ctrl+click adds one, Shift+drag on
+  the image draws a rubber band) → ``landmarks_moved`` (or the ``on_moved`` callback for one landmark);
+- drag a selected item's corner / edge handle → ``box_edited``;
+- draw mode (``set_draw_mode``): drag a new box → ``box_drawn``;
+- right click → ``context_menu_requested``; keys in ``key_actions`` call their action.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPixmapCache
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
 from app.overlay_items import (
-    LabelItem,
-    LandmarkItem,
-    MoveCallback,
+    VISIBILITY_NAMES,
+    DetectionGraphic,
+    ItemGraphic,
+    LandmarkHandle,
     PressCallback,
-    box_item,
-    prediction_marker,
-    skeleton_item,
+    cosmetic_pen,
 )
 from app.qt_convert import category_color, map_pixels_transform, rgb_to_pixmap, rgba_to_pixmap
 from core.store import ItemRecord
@@ -26,20 +34,35 @@ from core.studio import HeatmapView, colorize
 from core.taxonomy import Taxonomy
 
 ZOOM_STEP = 1.25
-VISIBILITY_NAMES = {0: "not present", 1: "occluded", 2: "visible"}
+MIN_DRAWN_BOX = 2.0  # image pixels: a smaller drag in draw mode is a slip, not a box
+
+# Called with (annotation id, landmark index, old (x, y), new (x, y)) when one landmark was dragged.
+MoveCallback = Callable[[int, int, tuple[float, float], tuple[float, float]], None]
 
 
 class Canvas(QGraphicsView):
     """Call ``set_image`` first, then ``set_items`` / ``set_detections`` / ``set_heatmap`` as they change."""
 
+    landmarks_moved = Signal(object)  # [(annotation id, landmark index, (x, y)), ...] moved together
+    box_edited = Signal(int, object)  # annotation id, new (4,) xyxy box
+    box_drawn = Signal(object)  # (4,) xyxy box drawn in draw mode
+    selection_changed = Signal()
+    context_menu_requested = Signal(QPoint, QPoint)  # view position, global position
+
     def __init__(self, taxonomy: Taxonomy, parent=None) -> None:
         super().__init__(parent)
         self.taxonomy = taxonomy
         self.setScene(QGraphicsScene(self))
+        # no BSP index: the overlay is rebuilt on every slider move, and indexing ~40 items costs more
+        # than the linear hit tests it would save
+        self.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+        # room for the stored items' device caches (20 garments of ~600 × 800 px at a high zoom)
+        QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 64 * 1024))
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)  # items that accept the press (landmarks) win
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setBackgroundBrush(QColor(45, 45, 48))
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the editing keys act on the focused canvas
         # no scroll bars: hand-drag pans (they still hold the scroll range), and fitting never makes them
         # appear and shrink the viewport it just fitted
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -52,11 +75,24 @@ class Canvas(QGraphicsView):
         self._heat.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._image)
         self.scene().addItem(self._heat)
-        self._item_layer: list[QGraphicsItem] = []
-        self._detection_layer: list[QGraphicsItem] = []
-        self.landmark_items: list[LandmarkItem] = []
+        self._detection_layer: list[DetectionGraphic] = []
+        self.item_graphics: dict[int, ItemGraphic] = {}
+        self._handles: dict[int, list[LandmarkHandle]] = {}  # annotation id → its landmarks' handles
+        self._kept_selection: dict[int, set[int]] = {}  # selected landmarks of items being rebuilt
+        self._callbacks: tuple = (None, None)
+        self.landmark_items: list[LandmarkHandle] = []
         self.show_items = True
         self.show_detections = True
+        self.selected_id: int | None = None  # the selected stored item
+        self.selected_detection: int | None = None  # index into the shown detections
+        self.hovered: tuple[int, int] | None = None  # (annotation id, landmark index) under the cursor
+        self.key_actions: dict[int, Callable[[], None]] = {}
+        self.draw_mode = False
+        self._draw_start: QPointF | None = None
+        self._draw_preview: QGraphicsRectItem | None = None
+        self._rubber_band = False
+        self._on_moved: MoveCallback | None = None
+        self.scene().selectionChanged.connect(self._landmark_selection_changed)
 
     # -- content ---------------------------------------------------------------------------------
 
@@ -82,73 +118,312 @@ class Canvas(QGraphicsView):
 
     def set_items(self, items: Sequence[ItemRecord], on_moved: MoveCallback | None,
                   on_pressed: PressCallback | None = None) -> None:
-        """The stored truth: solid boxes, skeletons and draggable landmarks."""
-        self._clear(self._item_layer)
-        self.landmark_items = []
+        """The stored truth: one painted graphic per item and a draggable handle per shown landmark.
+        ``on_moved`` gets a single-landmark drag; several landmarks dragged together go out as one
+        ``landmarks_moved``. Only the items that changed are rebuilt (an edit touches one item of maybe
+        twenty, and the others keep their painted cache); the selection survives by ids."""
+        callbacks = (on_moved, on_pressed)
+        if not self.show_items or callbacks != self._callbacks:
+            for aid in list(self.item_graphics):
+                self._drop_item(aid)
+        self._callbacks = callbacks
+        self._on_moved = on_moved
         if not self.show_items:
+            self.item_graphics, self.landmark_items, self.selected_id = {}, [], None
+            self._kept_selection.clear()
             return
+        wanted = {item.id: item for item in items}
+        for aid, graphic in list(self.item_graphics.items()):
+            if aid not in wanted or not graphic.shows(wanted[aid]):
+                self._drop_item(aid)
+        pixel = self.pixel_size()
+        graphics: dict[int, ItemGraphic] = {}
         for item in items:
-            category = self.taxonomy.category(item.category_id)
-            color = category_color(item.category_id)
-            points, v = item.landmarks[:, :2], item.landmarks[:, 2].astype(int)
-            self._add(self._item_layer, box_item(item.box, color, dashed=False))
-            label = f"{category.name} · {item.origin}"
-            self._add(self._item_layer, LabelItem(label, color, QPointF(item.box[0], item.box[1])))
-            self._add(self._item_layer, skeleton_item(points, category.skeleton, v > 0, color, dashed=False))
-            for idx, (x, y) in enumerate(points):
-                if v[idx] == 0 and x == 0 and y == 0:
-                    continue  # DeepFashion2 stores unlabelled landmarks at the origin: nothing to show
-                tip = f"{category.name} #{idx + 1} {category.landmark_names[idx]} ({VISIBILITY_NAMES[int(v[idx])]})"
-                marker = LandmarkItem(float(x), float(y), int(v[idx]), color, tip, item.id, idx, on_moved,
-                                      on_pressed)
-                self._add(self._item_layer, marker)
-                self.landmark_items.append(marker)
+            graphic = self.item_graphics.get(item.id)
+            if graphic is None:
+                graphic = self._build_item(item, pixel, on_moved is not None, on_pressed)
+            graphic.item = item  # the same drawing; the record may differ in what is not drawn
+            graphics[item.id] = graphic
+        self.item_graphics = graphics  # in the items' order (Tab follows it)
+        self.landmark_items = [h for aid in graphics for h in self._handles[aid]]
+        self._kept_selection.clear()  # what was selected on items now gone
+        if self.selected_id not in self.item_graphics:
+            self.selected_id = None
+        elif self.selected_id is not None:
+            self.item_graphics[self.selected_id].set_selected(True)
+
+    def _build_item(self, item: ItemRecord, pixel: float, editable: bool,
+                    on_pressed: PressCallback | None) -> ItemGraphic:
+        category = self.taxonomy.category(item.category_id)
+        graphic = ItemGraphic(item, category, category_color(item.category_id), pixel,
+                              on_click=self.select_item, on_box=self._box_edited if editable else None)
+        self.scene().addItem(graphic)
+        selected = self._kept_selection.pop(item.id, set())
+        handles = []
+        for idx in np.flatnonzero(graphic.shown()).tolist():
+            v = int(graphic.v[idx])
+            tip = f"{category.name} #{idx + 1} {category.landmark_names[idx]} ({VISIBILITY_NAMES[v]})"
+            handle = LandmarkHandle(graphic, idx, tip, self._landmarks_dragged if editable else None,
+                                    on_pressed=self._pressed_then(on_pressed), on_hover=self._hover)
+            self.scene().addItem(handle)
+            handles.append(handle)
+            if idx in selected:
+                handle.setSelected(True)
+        self._handles[item.id] = handles
+        return graphic
+
+    def _drop_item(self, annotation_id: int) -> None:
+        """Take an item's graphic and handles off the scene, remembering which landmarks were selected
+        (the item comes back rebuilt when it changed)."""
+        handles = self._handles.pop(annotation_id, [])
+        chosen = {h.idx for h in handles if h.isSelected()}
+        if chosen:
+            self._kept_selection[annotation_id] = chosen
+        for handle in handles:
+            self.scene().removeItem(handle)
+        graphic = self.item_graphics.pop(annotation_id, None)
+        if graphic is not None and graphic.scene() is self.scene():
+            self.scene().removeItem(graphic)
+        if self.hovered is not None and self.hovered[0] == annotation_id:
+            self.hovered = None
 
     def set_detections(self, detections: Sequence[Detection]) -> None:
-        """The model's live detections: dashed boxes with category and score, score-shaded landmarks."""
+        """The model's live detections, one painted graphic each (dashed box, category and score,
+        score-shaded landmark squares)."""
         self._clear(self._detection_layer)
+        self.selected_detection = None  # indices change with every decode
         if not self.show_detections:
             return
-        for det in detections:
-            category = self.taxonomy.category(det.category_id)
-            color = category_color(det.category_id)
-            self._add(self._detection_layer, box_item(det.box, color, dashed=True))
-            at = QPointF(det.box[0], det.box[3])  # at the bottom corner: does not hide the item's own label
-            self._add(self._detection_layer, LabelItem(f"{category.name} {det.score:.2f}", color.darker(130), at))
-            present = det.landmarks[:, 2] > 0
-            self._add(self._detection_layer, skeleton_item(det.landmarks[:, :2], category.skeleton, present, color,
-                                                           dashed=True))
-            for idx, (x, y, s) in enumerate(det.landmarks):
-                tip = f"{category.name} #{idx + 1} {category.landmark_names[idx]}: score {s:.2f}"
-                self._add(self._detection_layer, prediction_marker(float(x), float(y), float(s), color, tip))
+        pixel = self.pixel_size()
+        for index, det in enumerate(detections):
+            graphic = DetectionGraphic(det, index, self.taxonomy.category(det.category_id),
+                                       category_color(det.category_id), pixel, on_click=self.select_detection)
+            self._add(self._detection_layer, graphic)
 
-    def _add(self, layer: list[QGraphicsItem], item: QGraphicsItem) -> None:
+    def detection_graphics(self) -> list[DetectionGraphic]:
+        return list(self._detection_layer)
+
+    def _add(self, layer: list, item: QGraphicsItem) -> None:
         self.scene().addItem(item)
         layer.append(item)
 
-    def _clear(self, layer: list[QGraphicsItem]) -> None:
+    def _clear(self, layer: list) -> None:
         for item in layer:
             self.scene().removeItem(item)
         layer.clear()
 
+    # -- selection -------------------------------------------------------------------------------
+
+    def select_item(self, annotation_id: int | None) -> None:
+        """Make ``annotation_id`` the selected item (None: none); a detection selection is dropped."""
+        if self.selected_id is not None and self.selected_id in self.item_graphics:
+            self.item_graphics[self.selected_id].set_selected(False)
+        self.selected_id = annotation_id if annotation_id in self.item_graphics else None
+        if self.selected_id is not None:
+            self.item_graphics[self.selected_id].set_selected(True)
+        self._select_detection_only(None)
+        self.selection_changed.emit()
+
+    def select_detection(self, index: int | None) -> None:
+        """Make detection ``index`` the selected one (None: none); the item selection is dropped."""
+        if self.selected_id is not None and self.selected_id in self.item_graphics:
+            self.item_graphics[self.selected_id].set_selected(False)
+        self.selected_id = None
+        self._select_detection_only(index)
+        self.selection_changed.emit()
+
+    def _select_detection_only(self, index: int | None) -> None:
+        if self.selected_detection is not None and self.selected_detection < len(self._detection_layer):
+            self._detection_layer[self.selected_detection].set_selected(False)
+        valid = index is not None and 0 <= index < len(self._detection_layer)
+        self.selected_detection = index if valid else None
+        if self.selected_detection is not None:
+            self._detection_layer[self.selected_detection].set_selected(True)
+
+    def cycle_selection(self, step: int = 1) -> None:
+        """Tab / Shift+Tab: the next / previous stored item in order (from none: the first / last)."""
+        ids = list(self.item_graphics)
+        if not ids:
+            return
+        if self.selected_id in ids:
+            at = (ids.index(self.selected_id) + step) % len(ids)
+        else:
+            at = 0 if step > 0 else len(ids) - 1
+        self.select_item(ids[at])
+        self.ensureVisible(self.item_graphics[ids[at]].boundingRect(), 20, 20)
+
+    def clear_selection(self) -> None:
+        self.scene().clearSelection()
+        self.select_item(None)
+
+    def _landmark_selection_changed(self) -> None:
+        chosen: dict[int, set[int]] = {aid: set() for aid in self.item_graphics}
+        for handle in self.selected_landmarks_items():
+            chosen.setdefault(handle.annotation_id, set()).add(handle.idx)
+        for aid, graphic in self.item_graphics.items():
+            graphic.mark_landmarks(chosen[aid])
+        self.selection_changed.emit()
+
+    def selected_landmarks_items(self) -> list[LandmarkHandle]:
+        return [i for i in self.scene().selectedItems() if isinstance(i, LandmarkHandle)]
+
+    def selected_landmarks(self) -> list[tuple[int, int]]:
+        """(annotation id, landmark index) of the selected landmarks, in drawing order."""
+        return [(h.annotation_id, h.idx) for h in self.landmark_items if h.isSelected()]
+
+    def hit(self, view_pos: QPoint) -> QGraphicsItem | None:
+        """The topmost landmark handle, item or detection graphic under a viewport position."""
+        for item in self.items(view_pos):
+            if isinstance(item, (LandmarkHandle, ItemGraphic, DetectionGraphic)):
+                return item
+        return None
+
+    def _hover(self, annotation_id: int | None, idx: int | None) -> None:
+        self.hovered = None if annotation_id is None else (annotation_id, idx)
+
+    def _pressed_then(self, on_pressed: PressCallback | None) -> PressCallback:
+        def pressed(annotation_id: int, idx: int) -> None:
+            if self.selected_id != annotation_id:
+                self.select_item(annotation_id)
+            if on_pressed is not None:
+                on_pressed(annotation_id, idx)
+        return pressed
+
+    def _landmarks_dragged(self, moves: list[tuple[int, int, tuple[float, float]]]) -> None:
+        if len(moves) == 1 and self._on_moved is not None:
+            aid, idx, new = moves[0]
+            graphic = self.item_graphics.get(aid)
+            old = tuple(float(c) for c in graphic.item.landmarks[idx, :2]) if graphic else new
+            self._on_moved(aid, idx, old, new)
+        else:
+            self.landmarks_moved.emit(moves)
+
+    def _box_edited(self, annotation_id: int, box: np.ndarray) -> None:
+        self.box_edited.emit(annotation_id, box)
+
+    # -- draw mode -------------------------------------------------------------------------------
+
+    def set_draw_mode(self, on: bool) -> None:
+        """In draw mode a left drag draws a new box (``box_drawn``) instead of panning; one box, then off."""
+        self.draw_mode = on
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
+        if on:
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.viewport().unsetCursor()
+            self._end_preview()
+
+    def _end_preview(self) -> None:
+        if self._draw_preview is not None:
+            self.scene().removeItem(self._draw_preview)
+        self._draw_preview = None
+        self._draw_start = None
+
+    def _image_point(self, view_pos: QPointF) -> QPointF:
+        """The scene point under a viewport position, clamped into the image."""
+        p = self.mapToScene(view_pos.toPoint())
+        rect = self.scene().sceneRect()
+        return QPointF(min(max(p.x(), rect.left()), rect.right()), min(max(p.y(), rect.top()), rect.bottom()))
+
+    def mousePressEvent(self, event) -> None:
+        if self.draw_mode and event.button() == Qt.MouseButton.LeftButton:
+            self._draw_start = self._image_point(event.position())
+            self._draw_preview = QGraphicsRectItem(QRectF(self._draw_start, self._draw_start))
+            self._draw_preview.setPen(cosmetic_pen(QColor(255, 255, 255), 1.5, Qt.PenStyle.DashLine))
+            self._draw_preview.setZValue(10)
+            self.scene().addItem(self._draw_preview)
+            event.accept()
+            return
+        on_nothing = self.hit(event.position().toPoint()) is None
+        if (event.button() == Qt.MouseButton.LeftButton and on_nothing
+                and event.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            self._rubber_band = True  # Shift+drag on the image selects the landmarks inside a rectangle
+            self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._draw_start is not None:
+            self._draw_preview.setRect(QRectF(self._draw_start, self._image_point(event.position())).normalized())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._draw_start is not None:
+            rect = QRectF(self._draw_start, self._image_point(event.position())).normalized()
+            self.set_draw_mode(False)
+            event.accept()
+            if rect.width() >= MIN_DRAWN_BOX and rect.height() >= MIN_DRAWN_BOX:
+                self.box_drawn.emit(np.array([rect.left(), rect.top(), rect.right(), rect.bottom()]))
+            return
+        super().mouseReleaseEvent(event)
+        if self._rubber_band:
+            self._rubber_band = False
+            self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+
+    def contextMenuEvent(self, event) -> None:
+        self.context_menu_requested.emit(event.pos(), event.globalPos())
+        event.accept()
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def event(self, event) -> bool:
+        # Tab would move the focus out of the canvas before keyPressEvent sees it: it cycles items here
+        if (event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+                and event.key() in self.key_actions):
+            self.key_actions[event.key()]()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:
+        action = self.key_actions.get(event.key())
+        blocked = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier)
+        if action is not None and not blocked:
+            action()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     # -- zoom and pan ----------------------------------------------------------------------------
+
+    def pixel_size(self) -> float:
+        """Scene length of one screen pixel at the current zoom."""
+        scale = self.transform().m11()
+        return 1.0 / scale if scale > 0 else 1.0
+
+    def _zoom_changed(self) -> None:
+        pixel = self.pixel_size()
+        for graphic in [*self.item_graphics.values(), *self._detection_layer]:
+            graphic.set_pixel(pixel)
+
+    def paintEvent(self, event) -> None:
+        # a transform set from outside (the side view leads the zoom with setTransform) reaches the
+        # graphics here, before they are painted with stale hit areas
+        graphics = self._detection_layer or list(self.item_graphics.values())
+        if graphics and graphics[0].pixel != self.pixel_size():
+            self._zoom_changed()
+        super().paintEvent(event)
 
     def zoom_fit(self) -> None:
         self.fit_mode = True
         self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self._zoom_changed()
 
     def zoom_actual(self) -> None:
         self.fit_mode = False
         self.resetTransform()
+        self._zoom_changed()
 
     def zoom_by(self, factor: float) -> None:
         self.fit_mode = False
         self.scale(factor, factor)
+        self._zoom_changed()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self.fit_mode:
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+            self._zoom_changed()
 
     def zoom_level(self) -> float:
         return self.transform().m11()
@@ -158,4 +433,3 @@ class Canvas(QGraphicsView):
         if steps:
             self.zoom_by(ZOOM_STEP ** steps)
         event.accept()
-

@@ -1,14 +1,41 @@
 """Undoable edits. Each command writes the store at once (``redo`` runs on push); ``undo`` reverts exactly
-that edit through the store's own edit log, so flags such as ``corrected`` come back too."""
+the edits it made through the store's own edit log, so flags such as ``corrected`` come back too.
+
+A command may make several store edits (a move of landmarks of two items, a deletion of two items): they
+are applied in order and undone in reverse, and a failure half-way takes back the ones already made, so
+one command is one undo step and all or nothing.
+
+Re-adding: undoing an added item deletes it; redoing adds it again, and the store gives it a new id.
+Commands made later refer to the first id, so the project remembers the alias (``item_id``).
+"""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import numpy as np
 from PySide6.QtGui import QUndoCommand
 
 from core.errors import DeepMarkError
-from core.store import Project
+from core.store import EditReceipt, ItemData, Project
+
+# project → {an item id that an undone-then-redone addition had: the id it has now}
+_ALIASES: weakref.WeakKeyDictionary[Project, dict[int, int]] = weakref.WeakKeyDictionary()
+
+
+def item_id(project: Project, annotation_id: int) -> int:
+    """The id that item ``annotation_id`` has now (they only change when an addition is redone)."""
+    aliases = _ALIASES.get(project, {})
+    while annotation_id in aliases:
+        annotation_id = aliases[annotation_id]
+    return annotation_id
+
+
+def _alias(project: Project, old: int, new: int) -> None:
+    if old != new:
+        _ALIASES.setdefault(project, {})[old] = new
 
 
 class Host(Protocol):
@@ -20,28 +47,49 @@ class Host(Protocol):
 
 
 class StoreCommand(QUndoCommand):
-    """Base: ``_apply`` performs the edit and returns its receipt; undo reverts that edit id."""
+    """Base: ``_steps`` lists the store edits (each a call returning its receipt); undo reverts them."""
 
     def __init__(self, project: Project, image_id: int, host: Host, text: str) -> None:
         super().__init__(text)
         self.project, self.image_id, self.host = project, image_id, host
-        self.edit_id: int | None = None
+        self.edit_ids: list[int] = []
+        self.receipts: list[EditReceipt] = []
 
-    def _apply(self):  # pragma: no cover - overridden
+    @property
+    def edit_id(self) -> int | None:
+        """The last store edit of this command (None before it ran or when it failed)."""
+        return self.edit_ids[-1] if self.edit_ids else None
+
+    def _steps(self) -> list[Callable[[], EditReceipt]]:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def _apply(self) -> list[EditReceipt]:
+        """Run the steps in order; on a failure undo the ones made and raise."""
+        done: list[EditReceipt] = []
+        try:
+            for step in self._steps():
+                done.append(step())
+        except DeepMarkError:
+            for receipt in reversed(done):
+                self.project.history.undo(self.image_id, edit_id=receipt.edit_id)
+            raise
+        return done
 
     # Qt calls these from C++: an exception escaping them would only print a traceback, so a failed edit
     # (locked store, conflicting edit) is shown in the window and the command made obsolete instead.
     def redo(self) -> None:
         try:
-            self.edit_id = self._apply().edit_id
+            self.receipts = self._apply()
+            self.edit_ids = [r.edit_id for r in self.receipts]
         except DeepMarkError as exc:
+            self.receipts, self.edit_ids = [], []
             self._failed(f"{self.text()}: {exc}")
         self.host.refresh_image(self.image_id)
 
     def undo(self) -> None:
         try:
-            self.project.history.undo(self.image_id, edit_id=self.edit_id)
+            for edit_id in reversed(self.edit_ids):
+                self.project.history.undo(self.image_id, edit_id=edit_id)
         except DeepMarkError as exc:
             self._failed(f"undo {self.text()}: {exc}")
         self.host.refresh_image(self.image_id)
@@ -57,8 +105,137 @@ class MoveLandmark(StoreCommand):
         super().__init__(project, image_id, host, f"move landmark {idx + 1}")
         self.annotation_id, self.idx, self.new = annotation_id, idx, new
 
-    def _apply(self):
-        return self.project.annotations.set_landmark(self.annotation_id, self.idx, x=self.new[0], y=self.new[1])
+    def _steps(self):
+        aid = item_id(self.project, self.annotation_id)
+        return [lambda: self.project.annotations.set_landmark(aid, self.idx, x=self.new[0], y=self.new[1])]
+
+
+# One landmark change: (annotation id, landmark index, x or None, y or None, v or None); None = unchanged.
+LandmarkChange = tuple[int, int, float | None, float | None, int | None]
+
+
+class SetLandmarks(StoreCommand):
+    """Change several landmarks at once (positions and/or visibilities): one store edit per item (a
+    single landmark through ``set_landmark``, several through ``update_item``), one undo step."""
+
+    def __init__(self, project: Project, image_id: int, changes: Sequence[LandmarkChange], host: Host,
+                 text: str) -> None:
+        super().__init__(project, image_id, host, text)
+        self.changes = list(changes)
+
+    def _steps(self):
+        by_item: dict[int, list[LandmarkChange]] = {}
+        for change in self.changes:
+            by_item.setdefault(item_id(self.project, change[0]), []).append(change)
+        return [self._item_step(aid, changes) for aid, changes in by_item.items()]
+
+    def _item_step(self, aid: int, changes: list[LandmarkChange]) -> Callable[[], EditReceipt]:
+        annotations = self.project.annotations
+        if len(changes) == 1:
+            _, idx, x, y, v = changes[0]
+            return lambda: annotations.set_landmark(aid, idx, x=x, y=y, v=v)
+
+        def step() -> EditReceipt:
+            landmarks = annotations.get(aid).landmarks.copy()  # read at apply time: a redo sees the present
+            for _, idx, x, y, v in changes:
+                for column, value in ((0, x), (1, y), (2, v)):
+                    if value is not None:
+                        landmarks[idx, column] = value
+            return annotations.update_item(aid, landmarks=landmarks, action="set_landmarks")
+        return step
+
+
+def move_landmarks(project: Project, image_id: int, moves: Sequence[tuple[int, int, tuple[float, float]]],
+                   host: Host) -> SetLandmarks:
+    """A command moving each (annotation id, index) landmark to its new (x, y) pixels."""
+    changes = [(aid, idx, float(x), float(y), None) for aid, idx, (x, y) in moves]
+    return SetLandmarks(project, image_id, changes, host, f"move {len(changes)} landmarks")
+
+
+def set_visibility(project: Project, image_id: int, targets: Sequence[tuple[int, int]], v: int,
+                   host: Host) -> SetLandmarks:
+    """A command setting visibility ``v`` (0 not present, 1 occluded, 2 visible) of (annotation id, index)
+    landmarks."""
+    names = {0: "not present", 1: "occluded", 2: "visible"}
+    what = f"landmark {targets[0][1] + 1}" if len(targets) == 1 else f"{len(targets)} landmarks"
+    return SetLandmarks(project, image_id, [(aid, idx, None, None, v) for aid, idx in targets], host,
+                        f"mark {what} {names[v]}")
+
+
+class SetBox(StoreCommand):
+    def __init__(self, project: Project, image_id: int, annotation_id: int, box, host: Host) -> None:
+        super().__init__(project, image_id, host, "resize box")
+        self.annotation_id, self.box = annotation_id, np.asarray(box, np.float64).copy()
+
+    def _steps(self):
+        aid = item_id(self.project, self.annotation_id)
+        return [lambda: self.project.annotations.set_box(aid, self.box)]
+
+
+class SetCategory(StoreCommand):
+    """Give an item another category with new (L, 3) ``landmarks`` for it."""
+
+    def __init__(self, project: Project, image_id: int, annotation_id: int, category_id: int, landmarks,
+                 host: Host, category_name: str = "") -> None:
+        super().__init__(project, image_id, host, f"change category to {category_name or category_id}")
+        self.annotation_id, self.category_id = annotation_id, category_id
+        self.landmarks = np.asarray(landmarks, np.float64).copy()
+
+    def _steps(self):
+        aid = item_id(self.project, self.annotation_id)
+        return [lambda: self.project.annotations.set_category(aid, self.category_id, landmarks=self.landmarks)]
+
+
+class AddItem(StoreCommand):
+    """Add ``data`` as a new item of the image (``origin`` 'manual' for a drawn box, 'predicted' for a
+    detection taken as it is). ``annotation_id`` is the new item's first id, valid after a redo."""
+
+    def __init__(self, project: Project, image_id: int, data: ItemData, host: Host, origin: str = "manual",
+                 prediction_id: int | None = None, text: str = "add item") -> None:
+        super().__init__(project, image_id, host, text)
+        self.data, self.origin, self.prediction_id = data, origin, prediction_id
+        self.annotation_id: int | None = None
+
+    def _add(self) -> EditReceipt:
+        return self.project.annotations.add_item(self.image_id, self.data, origin=self.origin,
+                                                 prediction_id=self.prediction_id)
+
+    def _steps(self):
+        return [self._add]
+
+    def redo(self) -> None:
+        super().redo()
+        if self.receipts:
+            new = self.receipts[0].annotation_id
+            if self.annotation_id is None:
+                self.annotation_id = new
+            else:
+                _alias(self.project, self.annotation_id, new)
+
+
+class AcceptPrediction(AddItem):
+    """Take stored prediction ``prediction_id`` as a new item, as it is (store's ``accept_prediction``)."""
+
+    def __init__(self, project: Project, image_id: int, prediction_id: int, host: Host) -> None:
+        super().__init__(project, image_id, None, host, origin="predicted", prediction_id=prediction_id,
+                         text="accept prediction")
+
+    def _add(self) -> EditReceipt:
+        return self.project.annotations.accept_prediction(self.prediction_id)
+
+
+class DeleteItems(StoreCommand):
+    """Delete items (undo brings each back with its id, landmarks and flags)."""
+
+    def __init__(self, project: Project, image_id: int, annotation_ids: Sequence[int], host: Host) -> None:
+        n = len(annotation_ids)
+        super().__init__(project, image_id, host, "delete item" if n == 1 else f"delete {n} items")
+        self.annotation_ids = list(annotation_ids)
+
+    def _steps(self):
+        delete = self.project.annotations.delete_item
+        ids = [item_id(self.project, a) for a in self.annotation_ids]
+        return [lambda aid=aid: delete(aid) for aid in ids]
 
 
 class SetStatus(StoreCommand):
@@ -66,5 +243,5 @@ class SetStatus(StoreCommand):
         super().__init__(project, image_id, host, f"mark {status}")
         self.status = status
 
-    def _apply(self):
-        return self.project.images.set_status(self.image_id, self.status)
+    def _steps(self):
+        return [lambda: self.project.images.set_status(self.image_id, self.status)]

@@ -1,41 +1,122 @@
-"""``deepmark-studio [--demo] [--project P] [--model M] [paths...]``: start the desktop app."""
+"""``deepmark-studio [--demo] [--project P] [--model M] [--smoke] [paths...]``: start the desktop app.
+
+Errors the app expects (a bad file, a locked or newer project) are shown in the window by the code
+that meets them. Anything else that escapes a Qt slot reaches ``sys.excepthook``, installed here: it is
+logged (with its traceback, to stderr and the log file) and shown in a message box, and the app goes on.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 
 from core.errors import DeepMarkError
+
+log = logging.getLogger("deepmark.studio")
+APP_DIR_NAME = "deepmark-studio"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="deepmark-studio", description="Review and correct DeepMark detections.")
     parser.add_argument("--demo", action="store_true", help="open the bundled demo images in a temporary project")
     parser.add_argument("--project", help="project file (created when absent) or PostgreSQL URL")
-    parser.add_argument("--model", help="model file (.onnx or .pt checkpoint); default: the bundled model")
+    parser.add_argument("--model", help="model file (.onnx or .pt checkpoint); default: the last one used, "
+                                        "else the bundled model")
+    parser.add_argument("--smoke", action="store_true",
+                        help="check the installation and exit: open the demo offscreen, load the model, decode the "
+                             "first image, print one line (exit status 0 when all worked)")
     parser.add_argument("paths", nargs="*", help="image files or folders (DeepFashion2 folders with labels) to add")
     return parser.parse_args(argv)
 
 
-def open_project(args: argparse.Namespace):
-    """The project the arguments name: the demo's, ``--project``, or the user's default project."""
+def icon_paths() -> list[Path]:
+    """The application icon files that exist (PNG first: it needs no image plugin)."""
+    from core.paths import resource_path
+
+    return [p for p in (resource_path("icons", "deepmark-256.png"), resource_path("icons", "deepmark.svg"))
+            if p.is_file()]
+
+
+def app_icon():
+    from PySide6.QtGui import QIcon
+
+    icon = QIcon()
+    for path in icon_paths():
+        icon.addFile(str(path))
+    return icon
+
+
+class DemoFolder:
+    """The demo's temporary project folder, removed when the window closes or the app exits (whichever
+    comes first; the second call does nothing). The demo project is closed before its file goes."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="deepmark-demo-"))
+        self.project = None
+
+    def remove(self, window=None) -> None:
+        if self.project is not None:
+            if window is not None and window.project is self.project:
+                window.project = None
+            self.project.close()  # idempotent: the window may have closed it already
+            self.project = None
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def open_project(args: argparse.Namespace, demo: DemoFolder | None = None):
+    """The project the arguments name: the demo's (in ``demo``'s folder, else a fresh temporary one),
+    ``--project``, or the user's default project."""
     from core.store import Project
     from core.studio import open_demo_project
 
     if args.demo:
-        return open_demo_project()[0]
+        project = open_demo_project(demo.path if demo is not None else None)[0]
+        if demo is not None:
+            demo.project = project
+        return project
     return Project.open(args.project, create=True)  # None: the default project in the user data folder
 
 
-def build_window(args: argparse.Namespace):
-    """The main window for the arguments (errors are shown in the window, never raised)."""
+def build_window(args: argparse.Namespace, use_settings: bool = True):
+    """The main window for the arguments (errors are shown in the window, never raised). With
+    ``use_settings`` the last session's layout, post-processing parameters, heatmap opacity and model
+    file are restored (``--model`` wins over the remembered model)."""
+    from PySide6.QtCore import QObject
+    from PySide6.QtWidgets import QApplication
+
+    from app.settings import restore_window, saved_model_path, saved_params
     from app.window import MainWindow
 
-    window = MainWindow()
-    window.set_model_path(args.model)  # before the first image, so it is detected at once
+    window = MainWindow(saved_params() if use_settings else None)
+    window.remember_settings = use_settings  # nor saved on close (app.settings.save_window)
+    window.setWindowIcon(app_icon())
+    if use_settings:
+        restore_window(window)
+    # before the first image, so it is detected at once
+    window.set_model_path(args.model or (saved_model_path() if use_settings else None))
+    demo = DemoFolder() if args.demo else None
+    if demo is not None:
+        window.demo_folder = demo
+        app = QApplication.instance()
+        at_exit = app.aboutToQuit.connect(lambda: demo.remove(window)) if app is not None else None
+
+        def on_closed() -> None:
+            demo.remove(window)
+            if at_exit is not None:
+                QObject.disconnect(at_exit)  # nothing left to do at exit; and the window can be freed
+
+        window.closed.connect(on_closed)
     try:
-        window.set_project(open_project(args))
+        window.set_project(open_project(args, demo))
     except DeepMarkError as exc:
         window.show_error(f"cannot open the project: {exc}", dialog=True)
         return window
@@ -44,14 +125,123 @@ def build_window(args: argparse.Namespace):
     return window
 
 
+# -- unexpected errors ------------------------------------------------------------------------------
+
+
+def log_file() -> Path | None:
+    """Where the app's log goes (None when the user log folder cannot be created)."""
+    import platformdirs
+
+    folder = Path(platformdirs.user_log_dir(APP_DIR_NAME, appauthor=False))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder / "studio.log"
+
+
+def setup_logging() -> Path | None:
+    """Log to stderr and to a rotating file; the file's path (None when it cannot be written)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    path = log_file()
+    if path is not None:
+        try:
+            handlers.append(RotatingFileHandler(path, maxBytes=1_000_000, backupCount=2, encoding="utf-8"))
+        except OSError:
+            path = None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers)
+    return path
+
+
+def install_excepthook(window_of: Callable[[], object], log_path: Path | None = None) -> Callable:
+    """Route uncaught exceptions (in practice: raised in a Qt slot) to the log and a message box over the
+    window ``window_of()`` returns; the app keeps running. Ctrl+C still stops it. Returns the hook."""
+    previous = sys.excepthook
+    busy = False
+
+    def hook(exc_type, exc, tb) -> None:
+        nonlocal busy
+        if issubclass(exc_type, KeyboardInterrupt) or busy:  # an error while reporting one: the plain way
+            previous(exc_type, exc, tb)
+            return
+        busy = True
+        try:
+            log.error("unexpected error", exc_info=(exc_type, exc, tb))
+            show_unexpected_error(window_of(), exc_type, exc, tb, log_path)
+        except Exception:  # noqa: BLE001 - the hook must never raise; fall back to the terminal
+            previous(exc_type, exc, tb)
+        finally:
+            busy = False
+
+    sys.excepthook = hook
+    return hook
+
+
+def show_unexpected_error(window, exc_type, exc, tb, log_path: Path | None = None) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    if QApplication.instance() is None:
+        raise RuntimeError("no QApplication to show the error in")
+    where = f"The details are in {log_path}." if log_path else "The details were written to the terminal."
+    text = (f"Something went wrong: {exc_type.__name__}: {exc}\n\nThe app keeps running; what you stored so far "
+            f"is safe. {where}")
+    box = QMessageBox(QMessageBox.Icon.Critical, "DeepMark Studio — unexpected error", text,
+                      QMessageBox.StandardButton.Ok, window)
+    box.setDetailedText("".join(traceback.format_exception(exc_type, exc, tb)))
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()  # window-modal without a nested event loop: the slot that failed has already returned
+    if window is not None:
+        window.last_message_box = box
+        if hasattr(window, "statusBar"):
+            window.statusBar().showMessage(f"unexpected error: {exc_type.__name__}: {exc}", 15000)
+
+
+# -- entry points -----------------------------------------------------------------------------------
+
+
+def smoke(args: argparse.Namespace) -> int:
+    """``--smoke``: the demo offscreen with the model; one line on stdout, exit status 0 when it all worked.
+    Leaves the user's settings alone, and no file behind (the demo folder goes when the window closes)."""
+    started = time.perf_counter()
+    window = build_window(argparse.Namespace(demo=True, project=None, model=args.model, paths=[], smoke=True),
+                          use_settings=False)
+    try:
+        problems = []
+        if window.model is None:
+            problems.append(f"no model ({window.model_label.toolTip() or window.model_label.text()})")
+        if window.rgb is None:
+            problems.append("the first demo image was not shown")
+        rows = window.image_model.rowCount()
+        if rows == 0:
+            problems.append("the demo project is empty")
+        if problems:
+            print("smoke FAILED: " + "; ".join(problems), file=sys.stderr)
+            return 1
+        print(f"smoke ok: {rows} demo images, model {window.model.describe()}, {len(window.detections)} detections "
+              f"on {window.record.path} in {time.perf_counter() - started:.1f} s")
+        return 0
+    finally:
+        window.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.smoke:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a check, not a session: no display needed
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("DeepMark Studio")
     app.setOrganizationName("DeepMark")
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName("deepmark-studio")  # Wayland / the taskbar match the window to the .desktop entry
+    if args.smoke:
+        return smoke(args)
+    log_path = setup_logging()
     window = build_window(args)
+    install_excepthook(lambda: window, log_path)
     window.show()
     return app.exec()
 

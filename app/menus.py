@@ -7,6 +7,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
+from app.help_dialog import build_help_menu
+from app.jobs import run_on_all, run_on_selected
+from app.model_dialog import show_model_info
+from app.recent import fill_menu as fill_recent
+from app.summary_view import show_summary
 from core.errors import DeepMarkError
 from core.store import Project
 from core.store.engine import PROJECT_SUFFIX
@@ -38,14 +43,25 @@ def build_menus(window: MainWindow) -> None:
     file = bar.addMenu("&File")
     _action(window, file, "New project…", lambda: new_project(window), QKeySequence.StandardKey.New)
     _action(window, file, "Open project…", lambda: open_project(window), QKeySequence.StandardKey.Open)
+    recent = file.addMenu("Open recent")  # app.recent: rebuilt, missing files pruned, each time it opens
+    recent.aboutToShow.connect(lambda: fill_recent(window, recent))
+    window.recent_menu = recent
     _action(window, file, "Add folder…", lambda: add_folder(window), "Ctrl+Shift+O")
     _action(window, file, "Add images…", lambda: add_images(window), "Ctrl+I")
+    file.addSeparator()
+    _action(window, file, "Import annotations (DeepFashion2 / COCO)…", lambda: _exchange(window, "import"),
+            "Ctrl+Shift+I")
+    _action(window, file, "Export dataset…", lambda: _exchange(window, "export"), "Ctrl+E")
     file.addSeparator()
     _action(window, file, "Quit", window.close, QKeySequence.StandardKey.Quit)
 
     model = bar.addMenu("&Model")
     _action(window, model, "Choose model file…", lambda: choose_model(window), "Ctrl+M")
     _action(window, model, "Run on current image", window.run_model, "Ctrl+R")
+    _action(window, model, "Run on selected images", lambda: run_on_selected(window), "Ctrl+Shift+R")
+    _action(window, model, "Run on all images", lambda: run_on_all(window), "Ctrl+Alt+R")
+    model.addSeparator()
+    _action(window, model, "Model information…", lambda: show_model_info(window), "Ctrl+Shift+M")
 
     edit = bar.addMenu("&Edit")
     undo = window.undo_stack.createUndoAction(window, "Undo")
@@ -55,6 +71,8 @@ def build_menus(window: MainWindow) -> None:
     for action in (undo, redo):
         edit.addAction(action)
         window.addAction(action)
+    edit.addSeparator()
+    window.editor.add_menu_actions(edit)
 
     view = bar.addMenu("&View")
     _action(window, view, "Fit to window", window.canvas.zoom_fit, "F")
@@ -65,6 +83,9 @@ def build_menus(window: MainWindow) -> None:
     _action(window, view, "Show labels", lambda on: _toggle(window, "show_items", on), "L", True, True)
     _action(window, view, "Show detections", lambda on: _toggle(window, "show_detections", on), "D", True, True)
     _action(window, view, "Heatmap on/off", lambda: _toggle_heatmap(window), "H")
+    _action(window, view, "Heatmap side by side", lambda: _toggle_side_by_side(window), "Shift+H")
+    view.addSeparator()
+    _action(window, view, "Tuning…", lambda: _tuning(window), "Ctrl+T")
 
     review = bar.addMenu("&Review")
     _action(window, review, "Accept", lambda: window.set_status("accepted"), "A")
@@ -72,6 +93,13 @@ def build_menus(window: MainWindow) -> None:
     _action(window, review, "Skip", lambda: window.set_status("skipped"), "S")
     _action(window, review, "Next image", lambda: window.step(1), "N")
     _action(window, review, "Previous image", lambda: window.step(-1), "P")
+    _action(window, review, "Next unreviewed image", lambda: window.step_unreviewed(1), "Shift+N")
+    _action(window, review, "Previous unreviewed image", lambda: window.step_unreviewed(-1), "Shift+P")
+    review.addSeparator()
+    _action(window, review, "Summary by category…", lambda: show_summary(window), "F9")
+
+    # last: the shortcut list is built from window.actions() when it opens, so later actions appear too
+    build_help_menu(window, bar.addMenu("&Help"), _action)
 
 
 def _toggle(window: MainWindow, flag: str, on: bool) -> None:
@@ -83,6 +111,25 @@ def _toggle(window: MainWindow, flag: str, on: bool) -> None:
 def _toggle_heatmap(window: MainWindow) -> None:
     panel = window.heatmap_panel
     panel.select("off") if panel.choice()[0] != "off" else panel.select("center")
+
+
+def _toggle_side_by_side(window: MainWindow) -> None:
+    panel = window.heatmap_panel
+    if not panel.side_by_side.isChecked() and panel.choice()[0] == "off":
+        panel.select("center")  # an empty view beside the image would look broken
+    panel.side_by_side.toggle()
+
+
+def _tuning(window: MainWindow) -> None:
+    from app.tuning_view import show_tuning  # pyqtgraph loads on first use, not at start-up
+
+    show_tuning(window)
+
+
+def _exchange(window: MainWindow, which: str) -> None:
+    from app.exchange_dialogs import show_export_dialog, show_import_dialog
+
+    show_export_dialog(window) if which == "export" else show_import_dialog(window)
 
 
 def new_project(window: MainWindow) -> None:

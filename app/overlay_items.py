@@ -1,29 +1,117 @@
-"""Graphics items drawn over the image: garment boxes with labels, skeletons and landmarks.
+"""Graphics items drawn over the image: one custom-painted item per garment, plus a hit handle per stored
+landmark.
 
-Landmark markers and labels ignore the view's zoom (``ItemIgnoresTransformations``) so they stay the
-same size on screen; one ``QGraphicsPathItem`` per skeleton keeps a garment with 39 landmarks cheap.
+Speed: the slider → repaint path rebuilds the detections, so a detection is ONE item that paints its
+box, label, skeleton and landmark squares itself (``DetectionGraphic``): building the layer costs
+O(detections), not O(landmarks), and painting batches the squares and lines into a few calls.
+Markers keep their size on screen whatever the zoom: ``paint`` maps the points through the painter's
+world transform with numpy and draws in device pixels. A stored item is likewise painted by one
+``ItemGraphic``; its landmarks also get a ``LandmarkHandle`` each, which paints nothing and exists to be
+hovered, selected and dragged individually.
+
+Every item here needs the scene length of one screen pixel (``pixel``) to size its bounding rect and
+hit area around the fixed-size markers; the canvas keeps it current (``set_pixel``) on every zoom.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
-from PySide6.QtWidgets import (
-    QGraphicsEllipseItem,
-    QGraphicsItem,
-    QGraphicsPathItem,
-    QGraphicsRectItem,
-    QGraphicsSimpleTextItem,
-)
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QStaticText, QTransform
+from PySide6.QtWidgets import QGraphicsItem
 
-LANDMARK_RADIUS = 4.5
-# Called with (annotation id, landmark index, old (x, y), new (x, y)) when a drag ends.
-MoveCallback = Callable[[int, int, tuple[float, float], tuple[float, float]], None]
+from core.store import ItemRecord
+from core.structures import Detection
+from core.taxonomy import Category
+
+LANDMARK_RADIUS = 4.5  # screen px: a stored landmark's disc
+PREDICTION_HALF = 3.0  # screen px: half the side of a predicted landmark's square
+HANDLE_HALF = 4.0  # screen px: half the side of a box handle
+HIT_PX = 6.0  # screen px: how near the cursor must come to a point or line to hit it
+LABEL_PAD = (3.0, 1.0)  # screen px around a label's text
+VISIBILITY_NAMES = {0: "not present", 1: "occluded", 2: "visible"}
+SCORE_LEVELS = 5  # predicted squares are drawn with this many opacity levels (one brush, one call each)
+
+# Called with [(annotation id, landmark index, (x, y) new position in pixels), ...] when a drag ends.
+MovesCallback = Callable[[list[tuple[int, int, tuple[float, float]]]], None]
 # Called with (annotation id, landmark index) when a landmark is pressed.
 PressCallback = Callable[[int, int], None]
+# Called with (annotation id, landmark index) entering a landmark, or (None, None) leaving it.
+HoverCallback = Callable[[int | None, int | None], None]
+
+
+@lru_cache(maxsize=1)
+def label_font() -> QFont:
+    font = QFont()
+    font.setPointSizeF(8.5)
+    return font
+
+
+@lru_cache(maxsize=1)
+def label_metrics() -> QFontMetricsF:
+    return QFontMetricsF(label_font())
+
+
+@lru_cache(maxsize=1)
+def index_font() -> QFont:
+    font = QFont()
+    font.setPointSizeF(7.0)
+    font.setBold(True)
+    return font
+
+
+@lru_cache(maxsize=64)
+def index_text(number: int) -> QStaticText:
+    """A landmark's 1-based number, laid out once (QStaticText skips the text layout on each paint)."""
+    text = QStaticText(str(number))
+    text.prepare(QTransform(), index_font())
+    return text
+
+
+def to_device(transform: QTransform, points: np.ndarray) -> np.ndarray:
+    """(N, 2) item coordinates → (N, 2) device pixels through an affine ``transform`` (the view only
+    scales and translates; no perspective)."""
+    t = transform
+    x, y = points[:, 0], points[:, 1]
+    return np.column_stack([t.m11() * x + t.m21() * y + t.dx(), t.m12() * x + t.m22() * y + t.dy()])
+
+
+def square_rects(device: np.ndarray, half: float) -> list[QRectF]:
+    """Squares of side ``2 * half`` centred on (N, 2) device points."""
+    return [QRectF(x - half, y - half, 2 * half, 2 * half) for x, y in device.tolist()]
+
+
+def segment_lines(device: np.ndarray, edges: np.ndarray) -> list[QLineF]:
+    """One line per (E, 2) edge between (N, 2) device points."""
+    ends = np.concatenate([device[edges[:, 0]], device[edges[:, 1]]], axis=1)
+    return [QLineF(x1, y1, x2, y2) for x1, y1, x2, y2 in ends.tolist()]
+
+
+def present_edges(edges: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(E', 2) the skeleton ``edges`` (E, 2, local indices) whose two ends are both ``present`` (L,)."""
+    edges = np.asarray(edges, int).reshape(-1, 2)
+    inside = (edges < len(present)).all(axis=1)
+    edges = edges[inside]
+    return edges[present[edges[:, 0]] & present[edges[:, 1]]]
+
+
+def near_segments(point: np.ndarray, starts: np.ndarray, ends: np.ndarray, tolerance: float) -> bool:
+    """True when ``point`` (2,) lies within ``tolerance`` of any segment ``starts`` → ``ends`` (N, 2)."""
+    d = ends - starts
+    length2 = np.maximum((d * d).sum(axis=1), 1e-12)
+    t = np.clip(((point - starts) * d).sum(axis=1) / length2, 0.0, 1.0)
+    nearest = starts + t[:, None] * d
+    return bool((((nearest - point) ** 2).sum(axis=1) <= tolerance * tolerance).any())
+
+
+def box_segments(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The four sides of a (4,) xyxy box as (4, 2) starts and ends."""
+    x1, y1, x2, y2 = box
+    corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]])
+    return corners, np.roll(corners, -1, axis=0)
 
 
 def cosmetic_pen(color: QColor, width: float = 2.0, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
@@ -32,101 +120,441 @@ def cosmetic_pen(color: QColor, width: float = 2.0, style: Qt.PenStyle = Qt.PenS
     return pen
 
 
-class LabelItem(QGraphicsRectItem):
-    """A text tag on a coloured background; ``at`` is its top-left corner in image pixels."""
+class Label:
+    """A text tag on a coloured background, painted in device pixels (same size at any zoom)."""
 
-    def __init__(self, text: str, color: QColor, at: QPointF) -> None:
-        super().__init__()
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        self.text = QGraphicsSimpleTextItem(text, self)
+    def __init__(self, text: str, color: QColor) -> None:
+        self.text = text
+        self.static = QStaticText(text)
+        self.static.prepare(QTransform(), label_font())
+        metrics = label_metrics()
+        self.size = QSizeF(metrics.horizontalAdvance(text) + 2 * LABEL_PAD[0], metrics.height() + 2 * LABEL_PAD[1])
+        self.brush = QBrush(color)
         light = color.lightness() > 150  # dark text on yellow / pink, white on the rest
-        self.text.setBrush(QBrush(Qt.GlobalColor.black if light else Qt.GlobalColor.white))
-        self.setRect(self.text.boundingRect().adjusted(-3, -1, 3, 1))
-        self.setBrush(QBrush(color))
-        self.setPen(QPen(Qt.PenStyle.NoPen))
-        self.setPos(at)  # inside the box's corner: a box touching the image top keeps its label on screen
-        self.setZValue(4)
+        self.pen = QPen(Qt.GlobalColor.black if light else Qt.GlobalColor.white)
+
+    def paint(self, painter: QPainter, at: QPointF) -> None:
+        """Draw with the top-left corner ``at`` (device pixels; the painter's transform reset)."""
+        painter.fillRect(QRectF(at, self.size), self.brush)
+        painter.setPen(self.pen)
+        painter.setFont(label_font())
+        painter.drawStaticText(at + QPointF(*LABEL_PAD), self.static)
+
+    def scene_rect(self, at: QPointF, pixel: float) -> QRectF:
+        """Its rectangle in scene units when its top-left corner is at scene point ``at``."""
+        return QRectF(at, QSizeF(self.size.width() * pixel, self.size.height() * pixel))
 
 
-class LandmarkItem(QGraphicsEllipseItem):
-    """One landmark. ``v`` 2 (visible): filled disc; 1 (occluded): hollow ring; 0 (not present): small
-    grey disc. Draggable when ``on_moved`` is given (the store is written on release)."""
+class OverlayGraphic(QGraphicsItem):
+    """Base of the custom-painted garments: knows ``pixel``, the scene length of one screen pixel."""
 
-    def __init__(self, x: float, y: float, v: int, color: QColor, tooltip: str, annotation_id: int, idx: int,
-                 on_moved: MoveCallback | None, on_pressed: PressCallback | None = None) -> None:
-        r = LANDMARK_RADIUS if v else LANDMARK_RADIUS * 0.6
-        super().__init__(QRectF(-r, -r, 2 * r, 2 * r))
-        self.annotation_id, self.idx, self._on_moved, self._on_pressed = annotation_id, idx, on_moved, on_pressed
-        self.setPos(x, y)
-        self._start = QPointF(x, y)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        if on_moved is not None:
-            self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable)
-            self.setCursor(Qt.CursorShape.SizeAllCursor)
-        if v == 2:
-            self.setBrush(QBrush(color))
-            self.setPen(QPen(Qt.GlobalColor.white, 1.2))
-        elif v == 1:
-            self.setBrush(QBrush(QColor(255, 255, 255, 90)))
-            self.setPen(QPen(color, 2.0))
-        else:
-            self.setBrush(QBrush(QColor(150, 150, 150, 200)))
-            self.setPen(QPen(QColor(60, 60, 60), 1.0, Qt.PenStyle.DotLine))
-        self.setToolTip(tooltip)
-        self.setZValue(5)
+    def __init__(self, pixel: float) -> None:
+        super().__init__()
+        self.pixel = pixel
+
+    def set_pixel(self, pixel: float) -> None:
+        if pixel != self.pixel:
+            self.prepareGeometryChange()  # the fixed-size markers cover another scene area now
+            self.pixel = pixel
+
+    def _padded(self, extent: np.ndarray, pad_px: float) -> QRectF:
+        """(4,) x1, y1, x2, y2 scene extent grown by ``pad_px`` screen pixels."""
+        pad = pad_px * self.pixel
+        return QRectF(extent[0] - pad, extent[1] - pad, extent[2] - extent[0] + 2 * pad,
+                      extent[3] - extent[1] + 2 * pad)
+
+    def contains(self, pos: QPointF) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def collidesWithPath(self, path: QPainterPath, mode=Qt.ItemSelectionMode.IntersectsItemShape) -> bool:
+        # The scene finds the items under the cursor (clicks, hover, tooltips) by asking each whether it
+        # collides with a one-screen-pixel square: answered by contains(), exact and vectorised, rather than
+        # by intersecting a shape path built from dozens of markers. Larger areas (rubber band) only need
+        # the bounds: these graphics are not selectable.
+        rect = path.boundingRect()
+        if rect.width() <= 4 * self.pixel and rect.height() <= 4 * self.pixel:
+            return self.contains(rect.center())
+        return rect.intersects(self.boundingRect())
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRect(self.boundingRect())
+        return path
+
+
+class DetectionStyle:
+    """The pens and brushes of one colour's detections, made once (a slider move makes ~20 detections)."""
+
+    def __init__(self, color: QColor) -> None:
+        self.box_pen = cosmetic_pen(color, 1.0, Qt.PenStyle.DashLine)
+        self.selected_pen = cosmetic_pen(color, 3.0, Qt.PenStyle.DashLine)
+        line = QColor(color)
+        line.setAlpha(170)
+        self.line_pen = cosmetic_pen(line, 1.2, Qt.PenStyle.DashLine)
+        self.marker_pen = QPen(Qt.GlobalColor.black, 0.8)
+        self.label_color = color.darker(130)
+        self.level_brushes = []
+        for level in range(SCORE_LEVELS):
+            fill = QColor(color)
+            fill.setAlphaF(0.25 + 0.75 * level / (SCORE_LEVELS - 1))
+            self.level_brushes.append(QBrush(fill))
+
+
+@lru_cache(maxsize=32)
+def detection_style(rgba: int) -> DetectionStyle:
+    return DetectionStyle(QColor.fromRgba(rgba))
+
+
+class DetectionGraphic(OverlayGraphic):
+    """One live detection: dashed box, "category score" label under its bottom-left corner, dashed
+    skeleton between the landmarks the model found (score > 0), and a square per landmark, opaque in
+    proportion to its score. Hovering a landmark shows its name and score. The outline, label and
+    landmarks take clicks (``on_click(index)``); the inside of the box does not, so it still pans."""
+
+    def __init__(self, detection: Detection, index: int, category: Category, color: QColor, pixel: float,
+                 on_click: Callable[[int], None] | None = None) -> None:
+        super().__init__(pixel)
+        self.detection, self.index, self.category = detection, index, category
+        self._on_click = on_click
+        self.box = np.asarray(detection.box, np.float64)
+        self.points = np.asarray(detection.landmarks[:, :2], np.float64)
+        self.scores = np.clip(np.asarray(detection.landmarks[:, 2], np.float64), 0.0, 1.0)
+        self.edges = present_edges(category.skeleton, self.scores > 0)
+        self.label = Label(f"{category.name} {detection.score:.2f}", detection_style(color.rgba()).label_color)
+        self.extent = np.array([min(self.box[0], self.points[:, 0].min(initial=self.box[0])),
+                                min(self.box[1], self.points[:, 1].min(initial=self.box[1])),
+                                max(self.box[2], self.points[:, 0].max(initial=self.box[2])),
+                                max(self.box[3], self.points[:, 1].max(initial=self.box[3]))])
+        self.selected = False
+        self.style = detection_style(color.rgba())
+        levels = np.rint(self.scores * (SCORE_LEVELS - 1)).astype(int)
+        self._groups = [(self.style.level_brushes[level], np.flatnonzero(levels == level))
+                        for level in np.flatnonzero(np.bincount(levels, minlength=SCORE_LEVELS))]
+        self.setZValue(3)
+        self.setAcceptHoverEvents(True)
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setToolTip(self.box_tooltip())
+
+    def box_tooltip(self) -> str:
+        d = self.detection
+        return f"prediction: {self.category.name}, score {d.score:.2f} (box {d.box_score:.2f})"
+
+    def landmark_tooltip(self, idx: int) -> str:
+        c = self.category
+        return f"{c.name} #{idx + 1} {c.landmark_names[idx]}: score {self.scores[idx]:.2f}"
+
+    def set_selected(self, on: bool) -> None:
+        if on != self.selected:
+            self.selected = on
+            self.update()
+
+    def label_at(self) -> QPointF:
+        return QPointF(self.box[0], self.box[3])  # under the box: does not hide the stored item's label
+
+    def boundingRect(self) -> QRectF:
+        rect = self._padded(self.extent, PREDICTION_HALF + 2.0)
+        return rect.united(self.label.scene_rect(self.label_at(), self.pixel))
+
+    def landmark_at(self, pos: QPointF) -> int | None:
+        """The landmark whose square is under ``pos`` (item coordinates), the nearest one; or None."""
+        if not len(self.points):
+            return None
+        d2 = ((self.points - (pos.x(), pos.y())) ** 2).sum(axis=1)
+        best = int(np.argmin(d2))
+        return best if d2[best] <= (HIT_PX * self.pixel) ** 2 else None
+
+    def contains(self, pos: QPointF) -> bool:
+        if self.label.scene_rect(self.label_at(), self.pixel).contains(pos):
+            return True
+        if self.landmark_at(pos) is not None:
+            return True
+        return near_segments(np.array([pos.x(), pos.y()]), *box_segments(self.box), HIT_PX * self.pixel)
+
+    def hoverMoveEvent(self, event) -> None:
+        idx = self.landmark_at(event.pos())
+        self.setToolTip(self.box_tooltip() if idx is None else self.landmark_tooltip(idx))
 
     def mousePressEvent(self, event) -> None:
-        self._start = self.pos()
-        super().mousePressEvent(event)
+        if self._on_click is not None:
+            self._on_click(self.index)
+        event.accept()
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        t = painter.worldTransform()
+        corners = to_device(t, self.box.reshape(2, 2))
+        points = to_device(t, self.points)
+        painter.save()
+        painter.resetTransform()  # draw in device pixels: fixed-size markers at any zoom
+        if len(self.edges):
+            painter.setPen(self.style.line_pen)
+            painter.drawLines(segment_lines(points, self.edges))
+        # axis-aligned shapes gain nothing from antialiasing, and a dashed antialiased outline costs
+        # the raster engine several times more
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(self.style.selected_pen if self.selected else self.style.box_pen)
+        painter.drawRect(QRectF(QPointF(*corners[0]), QPointF(*corners[1])))
+        painter.setPen(self.style.marker_pen)
+        for brush, idx in self._groups:
+            painter.setBrush(brush)
+            painter.drawRects(square_rects(points[idx], PREDICTION_HALF))
+        self.label.paint(painter, QPointF(corners[0, 0], corners[1, 1]))
+        painter.restore()
+
+
+# Box handles: which box coordinates (x index, y index into x1, y1, x2, y2; None = unchanged) each moves.
+HANDLES = ((0, 1), (2, 1), (2, 3), (0, 3), (None, 1), (2, None), (None, 3), (0, None))
+
+
+class ItemGraphic(OverlayGraphic):
+    """One stored item: solid box, "category · origin" label in its top-left corner, solid skeleton
+    between present landmarks, and each landmark by visibility with its number beside it: visible a
+    filled disc, occluded a hollow ring, not present a small grey disc (a not-present landmark stored at
+    0, 0, DeepFashion2's "unlabelled", is not drawn). Selected: a thicker box with eight handles
+    (corners and edge middles); dragging one resizes the box live and, on release, calls
+    ``on_box(annotation_id, box)``. A press on the outline or label calls ``on_click(annotation_id)``."""
+
+    def __init__(self, item: ItemRecord, category: Category, color: QColor, pixel: float,
+                 on_click: Callable[[int], None] | None = None,
+                 on_box: Callable[[int, np.ndarray], None] | None = None) -> None:
+        super().__init__(pixel)
+        self.item, self.category, self.color = item, category, color
+        self.annotation_id = item.id
+        self._on_click, self._on_box = on_click, on_box
+        self.box = np.array(item.box, np.float64)
+        self.points = np.array(item.landmarks[:, :2], np.float64)
+        self.v = item.landmarks[:, 2].astype(int)
+        self.label = Label(f"{category.name} · {item.origin}", color)
+        self.selected = False
+        self.selected_landmarks: set[int] = set()
+        self._drag: tuple[int | None, int | None] | None = None
+        self._pen = cosmetic_pen(color, 2.0)
+        self._selected_pen = cosmetic_pen(color, 4.0)
+        # opaque: a translucent wide antialiased stroke costs the raster engine ~5× more per line
+        self._line_pen = cosmetic_pen(color, 1.6)
+        self._styles = {
+            2: (QBrush(color), QPen(Qt.GlobalColor.white, 1.2), LANDMARK_RADIUS),
+            1: (QBrush(QColor(255, 255, 255, 90)), QPen(color, 2.0), LANDMARK_RADIUS),
+            0: (QBrush(QColor(150, 150, 150, 200)), QPen(QColor(60, 60, 60), 1.0, Qt.PenStyle.DotLine),
+                LANDMARK_RADIUS * 0.6),
+        }
+        self._index_shadow = QPen(QColor(0, 0, 0, 200))
+        self._index_pen = QPen(Qt.GlobalColor.white)
+        self._ring_pen = QPen(QColor(255, 235, 59), 2.0)
+        self.setZValue(6)
+        # stored items do not change when a slider re-decodes the detections over them: repainting them
+        # is then a pixmap blit (the cache is redrawn on zoom, or when the item itself changes)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setToolTip(f"{category.name} ({item.origin}): {int((self.v > 0).sum())} of {len(self.v)} landmarks")
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def shows(self, item: ItemRecord) -> bool:
+        """True when this graphic, as it is now (a drag in progress included), draws ``item`` exactly."""
+        return (item.category_id == self.item.category_id and item.origin == self.item.origin
+                and np.array_equal(item.box, self.box) and np.array_equal(item.landmarks[:, :2], self.points)
+                and np.array_equal(item.landmarks[:, 2].astype(int), self.v))
+
+    def shown(self) -> np.ndarray:
+        """(L,) bool: the landmarks drawn (not the unlabelled ones stored at 0, 0)."""
+        return ~((self.v == 0) & (self.points[:, 0] == 0) & (self.points[:, 1] == 0))
+
+    def set_selected(self, on: bool) -> None:
+        if on != self.selected:
+            self.prepareGeometryChange()  # the handles widen the hit area
+            self.selected = on
+            self.update()
+
+    def move_landmark(self, idx: int, pos: QPointF) -> None:
+        """Follow a landmark handle being dragged (the skeleton and number move with it)."""
+        self.prepareGeometryChange()
+        self.points[idx] = (pos.x(), pos.y())
+        self.update()
+
+    def mark_landmarks(self, selected: set[int]) -> None:
+        """Ring the ``selected`` landmark indices (the others not)."""
+        if selected != self.selected_landmarks:
+            self.selected_landmarks = selected
+            self.update()
+
+    def handle_points(self) -> np.ndarray:
+        """(8, 2) the handle centres in scene pixels, in ``HANDLES`` order."""
+        x1, y1, x2, y2 = self.box
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [mx, y1], [x2, my], [mx, y2], [x1, my]])
+
+    def handle_at(self, pos: QPointF) -> int | None:
+        """The handle under ``pos`` (item coordinates) when selected, else None."""
+        if not self.selected:
+            return None
+        d = np.abs(self.handle_points() - (pos.x(), pos.y())).max(axis=1)
+        best = int(np.argmin(d))
+        return best if d[best] <= (HANDLE_HALF + 2.0) * self.pixel else None
+
+    # -- geometry --------------------------------------------------------------------------------
+
+    def _extent(self) -> np.ndarray:
+        pts = self.points[self.shown()]
+        lo = np.minimum(self.box[:2], pts.min(axis=0)) if len(pts) else self.box[:2]
+        hi = np.maximum(self.box[2:], pts.max(axis=0)) if len(pts) else self.box[2:]
+        return np.concatenate([lo, hi])
+
+    def boundingRect(self) -> QRectF:
+        # the landmark numbers sit up to ~22 px right of / above their landmark
+        rect = self._padded(self._extent(), 24.0)
+        return rect.united(self.label.scene_rect(QPointF(self.box[0], self.box[1]), self.pixel))
+
+    def contains(self, pos: QPointF) -> bool:
+        if self.label.scene_rect(QPointF(self.box[0], self.box[1]), self.pixel).contains(pos):
+            return True
+        if self.handle_at(pos) is not None:
+            return True
+        return near_segments(np.array([pos.x(), pos.y()]), *box_segments(self.box), HIT_PX * self.pixel)
+
+    # -- mouse: select, resize by a handle -------------------------------------------------------
+
+    def mousePressEvent(self, event) -> None:
+        handle = self.handle_at(event.pos())
+        if handle is not None:
+            self._drag = HANDLES[handle]
+            self._start_box = self.box.copy()
+        elif self._on_click is not None:
+            self._on_click(self.annotation_id)
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._drag is None:
+            return
+        ix, iy = self._drag
+        self.prepareGeometryChange()
+        if ix is not None:
+            self.box[ix] = event.pos().x()
+        if iy is not None:
+            self.box[iy] = event.pos().y()
+        self.update()
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._drag is None:
+            return
+        self._drag = None
+        # a handle dragged past the opposite side flips the box: store it the right way round
+        box = np.array([min(self.box[0], self.box[2]), min(self.box[1], self.box[3]),
+                        max(self.box[0], self.box[2]), max(self.box[1], self.box[3])])
+        if self._on_box is not None and not np.array_equal(box, self._start_box):
+            self._on_box(self.annotation_id, box)
+
+    # -- painting --------------------------------------------------------------------------------
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        t = painter.worldTransform()
+        corners = to_device(t, self.box.reshape(2, 2))
+        points = to_device(t, self.points)
+        shown = self.shown()
+        painter.save()
+        painter.resetTransform()  # device pixels: fixed-size markers at any zoom
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)  # axis-aligned: sharp and cheaper
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(self._selected_pen if self.selected else self._pen)
+        painter.drawRect(QRectF(QPointF(*corners[0]), QPointF(*corners[1])))
+        if self.selected:
+            painter.setPen(QPen(Qt.GlobalColor.black, 1.0))
+            painter.setBrush(QBrush(Qt.GlobalColor.white))
+            painter.drawRects(square_rects(to_device(t, self.handle_points()), HANDLE_HALF))
+        self.label.paint(painter, QPointF(*corners[0]))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        edges = present_edges(self.category.skeleton, (self.v > 0) & shown)
+        if len(edges):
+            painter.setPen(self._line_pen)
+            painter.drawLines(segment_lines(points, edges))
+        for v, (brush, pen, r) in self._styles.items():
+            idx = np.flatnonzero((self.v == v) & shown)
+            painter.setBrush(brush)
+            painter.setPen(pen)
+            for x, y in points[idx].tolist():
+                painter.drawEllipse(QPointF(x, y), r, r)
+        if self.selected_landmarks:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(self._ring_pen)
+            for x, y in points[sorted(self.selected_landmarks)].tolist():
+                painter.drawEllipse(QPointF(x, y), LANDMARK_RADIUS + 3, LANDMARK_RADIUS + 3)
+        painter.setFont(index_font())
+        for idx, (x, y) in zip(np.flatnonzero(shown).tolist(), points[shown].tolist(), strict=True):
+            at = QPointF(x + LANDMARK_RADIUS, y - LANDMARK_RADIUS - 10)
+            text = index_text(idx + 1)
+            painter.setPen(self._index_shadow)  # a dark copy one pixel off keeps the number readable on any photo
+            painter.drawStaticText(at + QPointF(1, 1), text)
+            painter.setPen(self._index_pen)
+            painter.drawStaticText(at, text)
+        painter.restore()
+
+
+class LandmarkHandle(QGraphicsItem):
+    """The hit area of one stored landmark: hovered (tooltip, the target of the visibility keys),
+    selected (Ctrl+click, rubber band) and dragged (with every other selected landmark) on its own.
+    It paints nothing: its ``ItemGraphic`` paints the landmark and follows it while dragged."""
+
+    def __init__(self, graphic: ItemGraphic, idx: int, tooltip: str, on_moved: MovesCallback | None,
+                 on_pressed: PressCallback | None = None, on_hover: HoverCallback | None = None) -> None:
+        super().__init__()
+        self.graphic, self.idx = graphic, idx
+        self.annotation_id = graphic.annotation_id
+        self._on_moved, self._on_pressed, self._on_hover = on_moved, on_pressed, on_hover
+        self._starts: dict[LandmarkHandle, QPointF] = {}
+        flags = QGraphicsItem.GraphicsItemFlag
+        # no itemChange override: Qt would call into Python for each of the ~15 changes a new item goes
+        # through; the drag below and the canvas (on selectionChanged) update the graphic instead
+        self.setFlags(flags.ItemIgnoresTransformations | flags.ItemIsSelectable | flags.ItemHasNoContents)
+        x, y = graphic.points[idx]
+        self.setPos(float(x), float(y))
+        if on_moved is not None:
+            self.setFlag(flags.ItemIsMovable)
+            self.setCursor(Qt.CursorShape.SizeAllCursor)
+        self.setAcceptHoverEvents(True)
+        self.setToolTip(tooltip)
+        self.setZValue(7)
+
+    @property
+    def v(self) -> int:
+        return int(self.graphic.v[self.idx])
+
+    def boundingRect(self) -> QRectF:
+        r = LANDMARK_RADIUS + 2.0  # screen px (the item ignores the zoom)
+        return QRectF(-r, -r, 2 * r, 2 * r)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addEllipse(self.boundingRect())
+        return path
+
+    def paint(self, painter, option, widget=None) -> None:
+        pass  # ItemHasNoContents: never called; the item graphic paints the landmark
+
+    def hoverEnterEvent(self, event) -> None:
+        if self._on_hover is not None:
+            self._on_hover(self.annotation_id, self.idx)
+
+    def hoverLeaveEvent(self, event) -> None:
+        if self._on_hover is not None:
+            self._on_hover(None, None)
+
+    def mousePressEvent(self, event) -> None:
+        super().mousePressEvent(event)  # selection: a plain press selects this one, Ctrl+press toggles
+        scene = self.scene()
+        group = [i for i in scene.selectedItems() if isinstance(i, LandmarkHandle)] if scene else []
+        self._starts = {h: h.pos() for h in [*group, self] if h.flags() & QGraphicsItem.GraphicsItemFlag.ItemIsMovable}
         if self._on_pressed is not None:
             self._on_pressed(self.annotation_id, self.idx)
 
+    def mouseMoveEvent(self, event) -> None:
+        super().mouseMoveEvent(event)  # moves every selected movable item
+        for handle in self._starts:
+            handle.graphic.move_landmark(handle.idx, handle.pos())  # skeleton and number follow
+
     def mouseReleaseEvent(self, event) -> None:
         super().mouseReleaseEvent(event)
-        end = self.pos()
-        if self._on_moved is not None and end != self._start:
-            self._on_moved(self.annotation_id, self.idx, (self._start.x(), self._start.y()), (end.x(), end.y()))
-
-
-def skeleton_path(points: np.ndarray, edges: np.ndarray, present: np.ndarray) -> QPainterPath:
-    """The category's contour skeleton between landmarks that are present (``edges`` (E, 2) local)."""
-    path = QPainterPath()
-    for a, b in np.asarray(edges, int).reshape(-1, 2):
-        if a < len(points) and b < len(points) and present[a] and present[b]:
-            path.moveTo(float(points[a, 0]), float(points[a, 1]))
-            path.lineTo(float(points[b, 0]), float(points[b, 1]))
-    return path
-
-
-def box_item(box: np.ndarray, color: QColor, dashed: bool) -> QGraphicsRectItem:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    item = QGraphicsRectItem(QRectF(x1, y1, x2 - x1, y2 - y1))
-    style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
-    item.setPen(cosmetic_pen(color, 1.5 if dashed else 2.0, style))
-    item.setZValue(3)
-    return item
-
-
-def skeleton_item(points: np.ndarray, edges: np.ndarray, present: np.ndarray, color: QColor,
-                  dashed: bool) -> QGraphicsPathItem:
-    item = QGraphicsPathItem(skeleton_path(points, edges, present))
-    line = QColor(color)
-    line.setAlpha(170 if dashed else 220)
-    item.setPen(cosmetic_pen(line, 1.2 if dashed else 1.8, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
-    item.setZValue(3)
-    return item
-
-
-def prediction_marker(x: float, y: float, score: float, color: QColor, tooltip: str) -> QGraphicsRectItem:
-    """A predicted landmark: a small square, opaque in proportion to its score (not draggable)."""
-    s = 3.0
-    item = QGraphicsRectItem(QRectF(-s, -s, 2 * s, 2 * s))
-    item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-    item.setPos(x, y)
-    fill = QColor(color)
-    fill.setAlphaF(0.25 + 0.75 * float(np.clip(score, 0.0, 1.0)))
-    item.setBrush(QBrush(fill))
-    item.setPen(QPen(Qt.GlobalColor.black, 0.8))
-    item.setToolTip(tooltip)
-    item.setZValue(4)
-    return item
+        moves = [(h.annotation_id, h.idx, (h.pos().x(), h.pos().y())) for h, start in self._starts.items()
+                 if h.pos() != start]
+        self._starts = {}
+        if moves and self._on_moved is not None:
+            self._on_moved(moves)

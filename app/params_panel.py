@@ -1,5 +1,9 @@
-"""The post-processing panel: a slider and a spin box per DeepMark++ parameter, a switch per technique.
-Emits ``changed`` with a fresh ``PostprocessParams``; the window coalesces bursts of slider moves."""
+"""The post-processing panel: saved presets, a slider and a spin box per DeepMark++ parameter, a switch per
+technique, the test-time augmentation switches and "Reset to model defaults".
+
+Emits ``changed`` with a fresh ``PostprocessParams`` (the window coalesces bursts of slider moves) and
+``tta_changed`` with a ``TestTimeAugmentation`` (the window re-runs the network once per image and
+setting; the heads of every setting stay cached)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QPushButton,
     QSlider,
@@ -17,6 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.presets_bar import PresetsBar
+from core.inference import PAPER_SCALES, TestTimeAugmentation
+from core.store import Project
 from core.structures import PostprocessParams
 
 SLIDER_STEPS = 1000
@@ -90,9 +98,13 @@ class NumberRow(QWidget):
 
 
 class ParamsPanel(QWidget):
-    """Edits a ``PostprocessParams``; ``params()`` reads it, ``set_params`` loads one without emitting."""
+    """Edits a ``PostprocessParams``; ``params()`` reads it, ``set_params`` loads one without emitting.
+    ``error`` / ``info`` carry messages for the window's status bar."""
 
     changed = Signal(object)
+    tta_changed = Signal(object)
+    error = Signal(str)
+    info = Signal(str)
 
     def __init__(self, params: PostprocessParams, parent=None) -> None:
         super().__init__(parent)
@@ -100,6 +112,10 @@ class ParamsPanel(QWidget):
         self._defaults = params
         self.numbers: dict[str, NumberRow] = {}
         self.switches: dict[str, QCheckBox] = {}
+        self.presets = PresetsBar(self.params)
+        self.presets.applied.connect(self.apply)
+        self.presets.error.connect(self.error)
+        self.presets.info.connect(self.info)
         form = QFormLayout()
         for name, label in SWITCHES.items():
             box = QCheckBox(label)
@@ -111,16 +127,50 @@ class ParamsPanel(QWidget):
             row.valueChanged.connect(lambda value, name=name: self._update(name, value))
             self.numbers[name] = row
             form.addRow(label, row)
-        reset = QPushButton("Reset to defaults")
-        reset.clicked.connect(self.reset)
+        self.reset_button = QPushButton("Reset to model defaults")
+        self.reset_button.setToolTip("The parameters the model recommends (the paper's values when it names none)")
+        self.reset_button.clicked.connect(self.reset)
+        # test-time augmentation changes the heads themselves: one network run per image and setting
+        self.flip = QCheckBox("flip test")
+        self.flip.setToolTip("Average the heads of the image and its mirror (one more network run, then cached)")
+        self.multiscale = QCheckBox("multi-scale " + " / ".join(f"{s:g}" for s in PAPER_SCALES))
+        self.multiscale.setToolTip("Average the heatmaps of three input scales (network re-run, then cached)")
+        tta = QGroupBox("Test-time augmentation")
+        tta_layout = QHBoxLayout(tta)
+        for box in (self.flip, self.multiscale):
+            box.toggled.connect(lambda _: self.tta_changed.emit(self.tta()))
+            tta_layout.addWidget(box)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.presets)
         layout.addLayout(form)
-        layout.addWidget(reset)
+        layout.addWidget(self.reset_button)
+        layout.addWidget(tta)
         layout.addStretch(1)
         self.set_params(params)
 
     def params(self) -> PostprocessParams:
         return self._params
+
+    def tta(self) -> TestTimeAugmentation:
+        """The test-time augmentation the switches ask for."""
+        return TestTimeAugmentation(flip=self.flip.isChecked(),
+                                    scales=PAPER_SCALES if self.multiscale.isChecked() else (1.0,))
+
+    def set_project(self, project: Project | None) -> None:
+        """The project whose presets the combo lists."""
+        self.presets.set_project(project)
+
+    def set_defaults(self, params: PostprocessParams) -> None:
+        """What "Reset to model defaults" applies (the window passes the loaded model's)."""
+        self._defaults = params
+
+    def defaults(self) -> PostprocessParams:
+        return self._defaults
+
+    def apply(self, params: PostprocessParams) -> None:
+        """Load ``params`` and emit ``changed`` (a preset, the tuning view's best, a reset)."""
+        self.set_params(params)
+        self.changed.emit(self._params)
 
     def set_params(self, params: PostprocessParams) -> None:
         self._params = params
@@ -132,14 +182,16 @@ class ParamsPanel(QWidget):
             box.setChecked(bool(values[name]))
             box.blockSignals(False)
         self._enable()
+        self.presets.sync(params)
 
     def reset(self) -> None:
-        self.set_params(self._defaults)
-        self.changed.emit(self._params)
+        self.apply(self._defaults)
+        self.info.emit("post-processing reset to the model's defaults")
 
     def _update(self, name: str, value) -> None:
         self._params = replace(self._params, **{name: value})
         self._enable()
+        self.presets.sync(self._params)
         self.changed.emit(self._params)
 
     def _enable(self) -> None:

@@ -29,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.main import build_window, parse_args
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    window = build_window(parse_args(["--demo"] + (["--model", args.model] if args.model else [])))
+    # the defaults, not the last session's settings: the same picture on every machine (nor saved on close)
+    window = build_window(parse_args(["--demo"] + (["--model", args.model] if args.model else [])), use_settings=False)
     width, height = (int(v) for v in args.size.lower().split("x"))
     window.resize(width, height)
     window.show()

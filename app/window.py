@@ -10,20 +10,39 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import QDockWidget, QLabel, QListView, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.canvas import Canvas
 from app.commands import MoveLandmark, SetStatus
 from app.heatmap_panel import HeatmapPanel
-from app.image_list import ImageListModel
+from app.image_list import ImageListModel, build_image_pane
+from app.jobs import stop_jobs
 from app.params_panel import ParamsPanel
+from app.recent import remember
+from app.settings import save_window
+from app.side_view import SideView
+from core.batch import image_key
+from core.cache import heads_dir
 from core.errors import DeepMarkError
 from core.images import read_image
-from core.inference import default_model_path
+from core.inference import TestTimeAugmentation, default_model_path
 from core.live import LiveModel
+from core.review_summary import correction_counts, next_unreviewed, previous_unreviewed
 from core.store import ImageRecord, ItemRecord, Project
+from core.store.engine import PROJECT_SUFFIX
+from core.store.presets import model_default_params
 from core.structures import Detection, PostprocessParams
 from core.studio import group_labels, heatmap_view, open_inputs
 from core.taxonomy import load_taxonomy
@@ -32,6 +51,8 @@ DECODE_DELAY_MS = 5  # slider bursts inside this window cost one decode
 
 
 class MainWindow(QMainWindow):
+    closed = Signal()  # after the window closed its project (the demo's temporary folder is removed then)
+
     def __init__(self, params: PostprocessParams | None = None) -> None:
         super().__init__()
         self.setWindowTitle("DeepMark Studio")
@@ -46,7 +67,13 @@ class MainWindow(QMainWindow):
         self.last_message_box: QMessageBox | None = None
 
         self.canvas = Canvas(self.taxonomy)
-        self.setCentralWidget(self.canvas)
+        # the heatmap alone beside the image ("side by side" in the heatmap panel), zoom and pan synchronised
+        self.side_view = SideView(self.canvas)
+        self.side_view.hide()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.canvas)
+        self.splitter.addWidget(self.side_view)
+        self.setCentralWidget(self.splitter)
         self.image_model = ImageListModel()
         self.image_view = QListView()
         self.image_view.setModel(self.image_model)
@@ -54,17 +81,27 @@ class MainWindow(QMainWindow):
         self.image_view.selectionModel().currentChanged.connect(lambda cur, _: self._row_selected(cur.row()))
         self.params_panel = ParamsPanel(params or PostprocessParams.all_techniques())
         self.heatmap_panel = HeatmapPanel(self.taxonomy)
-        self._dock("Images", self.image_view, Qt.DockWidgetArea.LeftDockWidgetArea)
+        # filter bar above the list, multi-selection, background thumbnails (app.image_list)
+        self._dock("Images", build_image_pane(self), Qt.DockWidgetArea.LeftDockWidgetArea)
         side = QWidget()
         layout = QVBoxLayout(side)
         layout.addWidget(self.params_panel)
         layout.addWidget(self.heatmap_panel)
         layout.addStretch(1)
-        self._dock("Post-processing", side, Qt.DockWidgetArea.RightDockWidgetArea)
+        # the panels scroll rather than set the window's minimum height (small screens, 1366×768 laptops)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(side)
+        scroll.setMinimumWidth(side.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
+        self._dock("Post-processing", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self._decode_timer = QTimer(self, singleShot=True, interval=DECODE_DELAY_MS)
         self._decode_timer.timeout.connect(self.redecode)
         self.params_panel.changed.connect(lambda _: self._decode_timer.start())
+        self.params_panel.tta_changed.connect(self.set_tta)
+        self.params_panel.error.connect(self.show_error)
+        self.params_panel.info.connect(self.show_info)
         # owned by the window (dies with it), unlike a bare singleShot that could fire on a closed window
         self._reload_timer = QTimer(self, singleShot=True, interval=0)
         self._reload_timer.timeout.connect(self.reload_items)
@@ -75,8 +112,10 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.model_label)
         self.setAcceptDrops(True)
+        from app.edit_controller import Editor
         from app.menus import build_menus  # after the widgets it connects to exist
 
+        self.editor = Editor(self)  # canvas gestures and editing keys → undoable store commands
         build_menus(self)
         self.resize(1400, 860)
 
@@ -105,9 +144,14 @@ class MainWindow(QMainWindow):
     # -- project ---------------------------------------------------------------------------------
 
     def set_project(self, project: Project) -> None:
+        stop_jobs(self)  # a batch job writes into the project being replaced
         if self.project is not None and self.project is not project:
             self.project.close()
+        if self.model is not None and self.project is not project:
+            self.model.forget()  # cached heads are per image id, and ids name other images in another project
         self.project = project
+        remember(project.where)  # File → Open recent
+        self.params_panel.set_project(project)
         self.undo_stack.clear()
         self.image_model.set_project(project)
         self.image_model.fetchMore()
@@ -117,7 +161,16 @@ class MainWindow(QMainWindow):
             self.select_row(0)
 
     def open_paths(self, paths: list[str | Path]) -> None:
-        """Add folders / images to the open project (DeepFashion2 folders with their labels)."""
+        """Add folders / images to the open project (DeepFashion2 folders with their labels); a project
+        file among them (dropped, or named on the command line) is opened instead."""
+        projects = [p for p in paths if str(p).endswith(PROJECT_SUFFIX)]
+        if projects:
+            from app.menus import _open
+
+            _open(self, str(projects[-1]), False)
+            paths = [p for p in paths if p not in projects]
+            if not paths:
+                return
         if self.project is None:
             self.show_error("open or create a project first", dialog=True)
             return
@@ -141,9 +194,14 @@ class MainWindow(QMainWindow):
     def update_counts(self) -> None:
         if self.project is None:
             return
-        counts = self.project.images.counts_by_status()
+        try:
+            counts = self.project.images.counts_by_status()
+            corrections = correction_counts(self.project)
+        except DeepMarkError as exc:
+            self.show_error(f"cannot count the images: {exc}")
+            return
         done = sum(counts[s] for s in ("accepted", "rejected", "skipped"))
-        self.counts_label.setText(f"{done} reviewed · {sum(counts.values()) - done} remaining")
+        self.counts_label.setText(f"{done} reviewed · {sum(counts.values()) - done} remaining · {corrections}")
 
     # -- model -----------------------------------------------------------------------------------
 
@@ -152,15 +210,19 @@ class MainWindow(QMainWindow):
         app keeps working without detections."""
         target = Path(path) if path is not None else default_model_path()
         try:
-            model = LiveModel.load(target)
+            model = LiveModel.load(target, heads_dir=heads_dir())  # heads cached on disk, shared with jobs
         except DeepMarkError as exc:
             if path is None:
                 exc = f"the default model is not installed yet ({exc}); choose one with Model → Choose model file…"
-            self.model_label.setText("no model — Model → Choose model file… (Ctrl+M)")
-            self.model_label.setToolTip(str(exc))
-            self.show_error(str(exc))
+            if self.model is None:
+                self.model_label.setText("no model — Model → Choose model file… (Ctrl+M)")
+                self.model_label.setToolTip(str(exc))
+            # a file that does not load leaves the model in use (if any) in place, and says so
+            self.show_error(str(exc) if self.model is None else f"{exc} (still using {self.model.path.name})")
             return False
         self.model = model
+        model.tta = self.params_panel.tta()  # the panel's flip / multi-scale switches hold across models
+        self.params_panel.set_defaults(model_default_params(model.detector.info))
         self.model_label.setText(model.describe())
         self.heatmap_panel.set_groups(group_labels(self.taxonomy, model.detector.grouping))
         self.show_info(f"model loaded: {model.describe()}")
@@ -172,7 +234,7 @@ class MainWindow(QMainWindow):
         if self.model is None or self.record is None or self.rgb is None:
             return
         try:
-            self.model.heads(self.record.id, self.rgb)
+            self.model.heads(self.record.id, self.rgb, image_key(self.record))
         except DeepMarkError as exc:
             self.show_error(f"{self.record.path}: the model failed ({exc})")
             return
@@ -182,6 +244,14 @@ class MainWindow(QMainWindow):
                 self.refresh_row(self.record.id)
         except DeepMarkError as exc:
             self.show_error(f"predictions not stored: {exc}")
+
+    def set_tta(self, tta: TestTimeAugmentation) -> None:
+        """Switch test-time augmentation: the current image's heads for it are computed once (a network
+        run), and every setting's heads stay cached, so switching back only re-decodes."""
+        if self.model is None:
+            return
+        self.model.tta = tta
+        self.run_model()
 
     def params(self) -> PostprocessParams:
         return self.params_panel.params()
@@ -205,9 +275,11 @@ class MainWindow(QMainWindow):
 
     def update_heatmap(self) -> None:
         source, index = self.heatmap_panel.choice()
+        self._show_side_view(self.heatmap_panel.side_by_side.isChecked())
         heads = self.model.cached(self.record.id) if self.model and self.record else None
         if source == "off" or heads is None:
             self.canvas.set_heatmap(None)
+            self.side_view.set_heatmap(None)
             return
         p = self.params()
         sigma = 0.0
@@ -219,6 +291,15 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
         self.canvas.set_heatmap(view, self.heatmap_panel.opacity_value())
+        self.side_view.set_heatmap(view)
+
+    def _show_side_view(self, on: bool) -> None:
+        if on != self.side_view.isHidden():  # isHidden: what was asked, also while the window is not shown
+            return
+        self.side_view.setVisible(on)
+        if on:  # half and half, whatever the splitter remembered from a hidden view
+            half = max(1, self.splitter.width() // 2)
+            self.splitter.setSizes([half, half])
 
     # -- images ----------------------------------------------------------------------------------
 
@@ -246,6 +327,7 @@ class MainWindow(QMainWindow):
         self.detections = []
         self.canvas.set_detections([])
         self.canvas.set_heatmap(None)
+        self.side_view.set_heatmap(None)
         if self.rgb is not None:
             if self.canvas.fit_mode:  # a new image keeps the user's zoom unless they asked to fit
                 self.canvas.zoom_fit()
@@ -294,6 +376,8 @@ class MainWindow(QMainWindow):
         if self.project is None or self.record is None:
             return
         self.undo_stack.push(SetStatus(self.project, self.record.id, status, self))
+        if self.record.status != status:  # the store refused (locked, conflict): its error shows, stay here
+            return
         self.show_info(f"{self.record.path}: {status}")
         if advance:
             self.step(1)
@@ -302,6 +386,28 @@ class MainWindow(QMainWindow):
         row = self.current_row() + delta
         if row >= self.image_model.rowCount() and self.image_model.canFetchMore():
             self.image_model.fetchMore()
+        self.select_row(row)
+
+    def step_unreviewed(self, delta: int) -> None:
+        """Go to the next (``delta`` > 0) or previous image that still needs review, wrapping around."""
+        if self.project is None:
+            return
+        current = self.record.id if self.record is not None else 0
+        try:
+            found = (next_unreviewed if delta > 0 else previous_unreviewed)(self.project, current)
+        except DeepMarkError as exc:
+            self.show_error(str(exc))
+            return
+        if found is None:
+            self.show_info("no other image needs review")
+            return
+        row = self.image_model.row_of(found.id)
+        while row is None and self.image_model.canFetchMore():  # the list loads pages lazily
+            self.image_model.fetchMore()
+            row = self.image_model.row_of(found.id)
+        if row is None:
+            self.show_info(f"{found.path} needs review but is not in the list (clear the filter)")
+            return
         self.select_row(row)
 
     # -- drag and drop ---------------------------------------------------------------------------
@@ -316,7 +422,11 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, event) -> None:
+        save_window(self)  # layout, parameters, opacity and model for the next start (app.settings)
+        stop_jobs(self)
+        self.image_model.shutdown()
         if self.project is not None:
             self.project.close()
             self.project = None
+        self.closed.emit()
         super().closeEvent(event)

@@ -183,7 +183,12 @@ def _fuse_scales(reference: RawHeads, all_scales: list[RawHeads]) -> RawHeads:
 def _checkpoint_info(path: Path, taxonomy: Taxonomy) -> tuple[ModelInfo, dict]:
     from core.export import model_info
     from core.taxonomy import load_grouping
-    from core.train import TrainingError, load_checkpoint
+
+    try:
+        from core.train import TrainingError, load_checkpoint
+    except ImportError as exc:  # the app installed without the training extras, or its frozen build
+        raise ModelFileError(f"{path}: a training checkpoint needs PyTorch, which is not installed ({exc}); "
+                             "use an exported .onnx model, or install deepmark-studio[train]") from None
 
     try:
         checkpoint = load_checkpoint(path)

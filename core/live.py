@@ -1,14 +1,16 @@
 """A detector for interactive use (the app): raw heads cached per image so that post-processing changes
-only re-decode, and each image's predictions stored once per model run beside the annotations."""
+only re-decode, and each image's predictions stored once per model run beside the annotations.
+
+Heads are looked up in memory, then (with ``heads_dir``) in the disk heads cache that batch jobs
+(``core.batch``) fill, and only then computed by the network (and saved there)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from core.batch import HeadsDiskCache, model_key, new_model_run
 from core.decode import decode_detections
 from core.inference import Detector, TestTimeAugmentation
 from core.store import Project
@@ -19,18 +21,29 @@ from core.studio import HeadsCache
 class LiveModel:
     """``heads(image_id, rgb)`` runs the network once per image (and TTA setting), ``decode`` is cheap."""
 
-    def __init__(self, detector: Detector, cache_size: int = 16) -> None:
+    def __init__(self, detector: Detector, cache_size: int = 16, heads_dir: str | Path | None = None) -> None:
         self.detector = detector
         self.cache = HeadsCache(cache_size)
+        self.disk = HeadsDiskCache(heads_dir) if heads_dir is not None else None
+        self._model_key: str | None = None
         self.tta = TestTimeAugmentation()
         self.runs = 0  # network runs so far (the app's tests check sliders never add one)
         self._run_ids: dict[str, int] = {}
         self._stored: set[tuple[str, int]] = set()
 
     @staticmethod
-    def load(path: str | Path | None = None, threads: int | None = None) -> LiveModel:
-        """Load a model file (ModelFileError naming the file when it cannot be used)."""
-        return LiveModel(Detector(path, threads=threads))
+    def load(path: str | Path | None = None, threads: int | None = None,
+             heads_dir: str | Path | None = None) -> LiveModel:
+        """Load a model file (ModelFileError naming the file when it cannot be used); ``heads_dir``: the
+        disk heads cache to use (None: memory only)."""
+        return LiveModel(Detector(path, threads=threads), heads_dir=heads_dir)
+
+    @property
+    def model_key(self) -> str:
+        """The model file's content key in the disk heads cache (hashed once)."""
+        if self._model_key is None:
+            self._model_key = model_key(self.path)
+        return self._model_key
 
     @property
     def path(self) -> Path:
@@ -44,13 +57,37 @@ class LiveModel:
     def cached(self, image_id: int) -> RawHeads | None:
         return self.cache.get(image_id, self.tta.key())
 
-    def heads(self, image_id: int, rgb: np.ndarray) -> RawHeads:
+    def from_disk(self, image_id: int, image_key: str) -> RawHeads | None:
+        """The image's heads from the disk cache (``image_key``: ``core.batch.image_key``), also kept in
+        memory; None when not there."""
+        if self.disk is None:
+            return None
+        found = self.disk.load(image_key, self.model_key, self.tta.key())
+        if found is not None:
+            self.cache.put(image_id, found, self.tta.key())
+        return found
+
+    def heads(self, image_id: int, rgb: np.ndarray, image_key: str | None = None) -> RawHeads:
+        """The image's heads: from memory, else the disk cache (when ``image_key`` is given), else the network
+        (then saved to the disk cache; a cache that cannot be written only costs a later re-run)."""
         found = self.cached(image_id)
+        if found is None and image_key is not None:
+            found = self.from_disk(image_id, image_key)
         if found is None:
             found = self.detector.heads(rgb, self.tta)
             self.runs += 1
+            if self.disk is not None and image_key is not None:
+                try:  # float16 on disk; this session keeps decoding the exact float32 heads
+                    self.disk.save(image_key, self.model_key, self.tta.key(), found, image_id,
+                                   self.detector.info.grouping_name)
+                except OSError:
+                    pass
             self.cache.put(image_id, found, self.tta.key())
         return found
+
+    def forget(self) -> None:
+        """Drop the heads in memory (another project's image ids mean other images)."""
+        self.cache.clear()
 
     def decode(self, heads: RawHeads, params: PostprocessParams) -> list[Detection]:
         return decode_detections(heads, params, self.detector.taxonomy, self.detector.grouping)
@@ -62,12 +99,16 @@ class LiveModel:
         key = (project.where, image_id)
         if key in self._stored:
             return False
-        run_id = self._run_ids.get(project.where)
-        if run_id is None:
-            run = project.model_runs.add(f"studio: {self.path.name}", model_path=self.path,
-                                         model_meta=json.loads(self.detector.info.to_json()), params=asdict(params))
-            run_id = self._run_ids[project.where] = run.id
+        run_id = self.run_id(project, params)
         if not project.predictions.for_image(image_id, run_id):
             project.predictions.add(image_id, run_id, detections)
         self._stored.add(key)
         return True
+
+    def run_id(self, project: Project, params: PostprocessParams) -> int:
+        """This model's run in ``project`` for this session (recorded with ``params`` on first use); batch
+        jobs store under it too, so an image is predicted once per session whichever way it was run."""
+        run_id = self._run_ids.get(project.where)
+        if run_id is None:
+            run_id = self._run_ids[project.where] = new_model_run(project, self.detector, params)
+        return run_id

@@ -184,6 +184,8 @@ def export_dataset(project, out_dir: str | Path, *, statuses: tuple[str, ...] = 
     """Export the images whose status is one of ``statuses`` (see the module docstring).
 
     ``images``: 'copy', 'hardlink' (falls back to a copy across file systems), 'symlink' or 'none'.
+    ``progress(done, total)`` is called before each image and once at the end (``total``: images with
+    those statuses); an exception it raises aborts the export and leaves nothing behind.
     An image whose file is missing is reported and left out. StoreError when ``out_dir`` exists and is
     not empty and ``overwrite`` is False.
     """
@@ -218,7 +220,9 @@ def _write_all(session: Session, project, staging: Path, statuses, val_fraction:
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
         items = item_records(session, [r.id for r in chunk])
-        for image in chunk:
+        for done, image in enumerate(chunk, start=start):
+            if progress:  # per image: a dialog's bar moves while a chunk is copied
+                progress(done, len(records))
             number, name = names[image.id]
             split = split_of(image.content_hash or image.path, seed, val_fraction)
             source = project.absolute_path(image.path)
@@ -237,8 +241,8 @@ def _write_all(session: Session, project, staging: Path, statuses, val_fraction:
                                     "content_hash": image.content_hash, "status": image.status})
             report.images[split] += 1
             report.items[split] += len(items[image.id])
-        if progress:
-            progress(min(start + CHUNK, len(records)), len(records))
+    if progress:
+        progress(len(records), len(records))
     if coco:
         for split in SPLITS:
             file_names = {n: names[by_number[n].id][1] for n in per_split[split]}

@@ -1,4 +1,5 @@
-"""Images of a project: adding, looking up, paging the review queue, and review status changes."""
+"""Images of a project: adding, looking up, paging the review queue (optionally filtered, see
+``ImageFilter``), and review status changes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,13 +16,74 @@ from core.errors import DeepMarkError
 from core.images import image_size
 from core.store.editlog import apply_state, bump_version, image_state, log_edit
 from core.store.errors import InvalidValueError, NotFoundError, StoreError
-from core.store.models import NEEDS_REVIEW, STATUSES, Image, utc_now
+from core.store.models import (
+    NEEDS_REVIEW,
+    STATUSES,
+    Annotation,
+    Edit,
+    Image,
+    ModelRun,
+    Prediction,
+    utc_now,
+)
 from core.store.records import EditReceipt, ImageRecord
 
 if TYPE_CHECKING:
     from core.store.project import Project
 
 REVIEWED = ("accepted", "rejected", "skipped")
+HUMAN_ORIGINS = ("corrected", "manual")  # item origins that only a person's edit produces
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """Which images a paged listing shows; every condition set must hold (None / False: not filtered).
+
+    ``statuses``: review statuses. ``category_id``: images with an item (annotation) or a prediction of
+    this category. ``min_score_below``: images whose lowest detection score, among the predictions of the
+    image's latest detector run (model runs of kind 'model'), is below this value in [0, 1] (images
+    without such predictions never match). ``has_corrections``: images a person corrected — an item of
+    origin 'corrected' or 'manual', or an item deletion that was not undone. ``name_contains``: the
+    stored path contains this text (case-insensitive; the file name is the path's last part).
+    """
+
+    statuses: tuple[str, ...] | None = None
+    category_id: int | None = None
+    min_score_below: float | None = None
+    has_corrections: bool = False
+    name_contains: str | None = None
+
+    def is_empty(self) -> bool:
+        return (self.statuses is None and self.category_id is None and self.min_score_below is None
+                and not self.has_corrections and not self.name_contains)
+
+    def conditions(self) -> list:
+        """The SQL conditions on ``images`` (correlated EXISTS subqueries, each served by an image_id index)."""
+        out = []
+        if self.statuses is not None:
+            out.append(Image.status.in_([check_status(s) for s in self.statuses]))
+        if self.category_id is not None:
+            cat = int(self.category_id)
+            out.append(or_(
+                exists().where(Annotation.image_id == Image.id, Annotation.category_id == cat),
+                exists().where(Prediction.image_id == Image.id, Prediction.category_id == cat)))
+        if self.min_score_below is not None:
+            latest = (select(func.max(Prediction.model_run_id))
+                      .join(ModelRun, ModelRun.id == Prediction.model_run_id)
+                      .where(Prediction.image_id == Image.id, ModelRun.kind == "model")
+                      .correlate(Image).scalar_subquery())
+            low = Prediction.__table__.alias("low")
+            out.append(exists().where(low.c.image_id == Image.id, low.c.model_run_id == latest,
+                                      low.c.score < float(self.min_score_below)))
+        if self.has_corrections:
+            undo = Edit.__table__.alias("undo")
+            deleted = exists().where(Edit.image_id == Image.id, Edit.action == "delete_item",
+                                     ~exists().where(undo.c.undoes_id == Edit.id))
+            out.append(or_(exists().where(Annotation.image_id == Image.id, Annotation.origin.in_(HUMAN_ORIGINS)),
+                           deleted))
+        if self.name_contains:
+            out.append(func.lower(Image.path).contains(self.name_contains.lower(), autoescape=True))
+        return out
 
 
 @dataclass(frozen=True)
@@ -100,22 +162,44 @@ class ImageRepository:
         row = self._project.read(lambda s: s.scalars(select(Image).where(Image.path == str(stored))).first())
         return image_record(row) if row else None
 
-    def page(self, statuses: tuple[str, ...] | None = None, after_id: int = 0, limit: int = 50) -> list[ImageRecord]:
-        """Up to ``limit`` images with id > ``after_id`` in id order, optionally only these statuses
-        (keyset paging: pass the last id of a page to get the next; uses the (status, id) index)."""
+    def page(self, statuses: tuple[str, ...] | None = None, after_id: int = 0, limit: int = 50, *,
+             filter: ImageFilter | None = None) -> list[ImageRecord]:
+        """Up to ``limit`` images with id > ``after_id`` in id order, optionally only these statuses and
+        those ``filter`` lets through (keyset paging: pass the last id of a page to get the next; walks
+        the primary key, or the (status, id) index, and stops after ``limit`` matches)."""
         stmt = select(Image).where(Image.id > after_id).order_by(Image.id).limit(limit)
         if statuses is not None:
             stmt = stmt.where(Image.status.in_([check_status(s) for s in statuses]))
+        if filter is not None:
+            stmt = stmt.where(*filter.conditions())
         return [image_record(r) for r in self._project.read(lambda s: s.scalars(stmt).all())]
+
+    def ids(self, filter: ImageFilter | None = None) -> list[int]:
+        """Every image id (that ``filter`` lets through), in id order: what a batch job walks."""
+        stmt = select(Image.id).order_by(Image.id)
+        if filter is not None:
+            stmt = stmt.where(*filter.conditions())
+        return [int(i) for i in self._project.read(lambda s: s.scalars(stmt).all())]
+
+    def get_many(self, image_ids: list[int]) -> dict[int, ImageRecord]:
+        """id → image for the ids that exist (one query per 500 ids)."""
+        out: dict[int, ImageRecord] = {}
+        for start in range(0, len(image_ids), 500):
+            chunk = image_ids[start : start + 500]
+            rows = self._project.read(lambda s, chunk=chunk: s.scalars(select(Image).where(Image.id.in_(chunk))).all())
+            out.update((r.id, image_record(r)) for r in rows)
+        return out
 
     def needs_review(self, after_id: int = 0, limit: int = 50) -> list[ImageRecord]:
         """The review queue: images that are new, predicted or in review, in id order."""
         return self.page(NEEDS_REVIEW, after_id, limit)
 
-    def count(self, statuses: tuple[str, ...] | None = None) -> int:
+    def count(self, statuses: tuple[str, ...] | None = None, *, filter: ImageFilter | None = None) -> int:
         stmt = select(func.count(Image.id))
         if statuses is not None:
             stmt = stmt.where(Image.status.in_([check_status(s) for s in statuses]))
+        if filter is not None:
+            stmt = stmt.where(*filter.conditions())
         return int(self._project.read(lambda s: s.scalar(stmt)))
 
     def counts_by_status(self) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Saved post-processing presets: named ``PostprocessParams`` values shared by everyone on the project."""
+"""Saved post-processing presets: named ``PostprocessParams`` values shared by everyone on the project, and
+the defaults a model file recommends (``model_default_params``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from core.store.records import PresetRecord
 from core.structures import PostprocessParams
 
 if TYPE_CHECKING:
+    from core.model_file import ModelInfo
     from core.store.project import Project
+
+MODEL_PARAMS_KEY = "postprocess"
+"""Key, in a model's ``ModelInfo.training`` metadata, of the post-processing parameters tuned for it."""
 
 
 def _record(row: Preset) -> PresetRecord:
@@ -34,6 +39,19 @@ def checked_params(params: PostprocessParams | dict[str, Any]) -> dict[str, Any]
         return asdict(PostprocessParams(**params))
     except (DeepMarkError, TypeError) as exc:
         raise InvalidValueError(f"invalid post-processing parameters: {exc}") from None
+
+
+def model_default_params(info: ModelInfo | None) -> PostprocessParams:
+    """The parameters a model recommends: its metadata's ``training["postprocess"]`` (``PostprocessParams``
+    fields, e.g. tuned on its validation set) when present and valid, else all four techniques and NMS at
+    the paper's values (``PostprocessParams.all_techniques()``). Fields it does not name keep those values."""
+    stored = (info.training or {}).get(MODEL_PARAMS_KEY) if info is not None else None
+    if isinstance(stored, dict):
+        try:
+            return PostprocessParams(**checked_params({**asdict(PostprocessParams.all_techniques()), **stored}))
+        except InvalidValueError:
+            pass  # a model with unusable recommendations still works, with the paper's values
+    return PostprocessParams.all_techniques()
 
 
 class PresetRepository:

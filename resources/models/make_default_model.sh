@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the bundled default model from scratch and measure it (docs/model-card.md).
-# CPU: about 2.6 hours of training on 2 cores (24 epochs of ~6.5 min); resumable — rerun and training continues from
+# CPU: about 2.2 hours of training on 2 cores (20 epochs of ~6.5 min); resumable — rerun and training continues from
 # runs/default/last.pt.
 #   bash resources/models/make_default_model.sh
 set -euo pipefail

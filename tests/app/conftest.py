@@ -47,3 +47,26 @@ def window(qtbot, demo_project, tiny_model):
     assert win.set_model_path(tiny_model)
     win.set_project(demo_project)
     return win
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory):
+    """Every GUI test reads and writes QSettings in a folder of its own: never the user's, and never what
+    an earlier test saved (the window saves its layout and parameters when it closes)."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path_factory.mktemp("settings")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(folder))
+    yield folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Thumbnails and raw heads go to a cache folder of each test's own, never the user's cache."""
+    from core.cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    yield folder

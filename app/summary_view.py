@@ -1,0 +1,131 @@
+"""The review summary: one row per category (items, corrected landmarks, mean displacement of the
+corrected landmarks from their predicted or imported position, in pixels), a total row, and the images
+per review status. A non-modal dialog that re-reads the store whenever an edit or its undo lands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableView, QVBoxLayout
+
+from core.errors import DeepMarkError
+from core.review_summary import CategoryRow, ReviewSummary, review_summary
+
+if TYPE_CHECKING:
+    from app.window import MainWindow
+
+Index = QModelIndex | QPersistentModelIndex
+COLUMNS = ("category", "items", "corrected landmarks", "mean displacement (px)")
+
+
+class SummaryModel(QAbstractTableModel):
+    """Rows: the 13 categories, then the total (in bold)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._rows: list[CategoryRow] = []
+
+    def set_summary(self, summary: ReviewSummary | None) -> None:
+        self.beginResetModel()
+        self._rows = [] if summary is None else [*summary.rows, summary.total]
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.cell(index.row(), index.column())
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() > 0:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.FontRole and row.category_id == 0:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 3:
+            return "mean distance of the corrected landmarks from where the model or the import put them"
+        return None
+
+    def cell(self, row: int, column: int) -> str:
+        """The text shown at (row, column)."""
+        r = self._rows[row]
+        if column == 0:
+            return r.name if r.category_id == 0 else f"{r.category_id:>2} {r.name}"
+        if column == 1:
+            return str(r.items)
+        if column == 2:
+            return str(r.corrected_landmarks)
+        return "–" if r.mean_displacement is None else f"{r.mean_displacement:.1f}"
+
+
+class SummaryDialog(QDialog):
+    """Review → Summary by category. ``refresh()`` re-reads the store (errors shown in the dialog)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window_ = window
+        self.setWindowTitle("Review summary by category")
+        self.model = SummaryModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.statuses = QLabel()
+        self.statuses.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        refresh = buttons.addButton("Refresh", QDialogButtonBox.ButtonRole.ActionRole)
+        refresh.clicked.connect(self.refresh)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.statuses)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        self.resize(560, 470)
+        # every edit, undo and redo passes through the undo stack: follow it while shown
+        window.undo_stack.indexChanged.connect(lambda _: self.isVisible() and self.refresh())
+
+    def refresh(self) -> None:
+        project = self.window_.project
+        if project is None:
+            self.model.set_summary(None)
+            self.statuses.setText("no project open")
+            return
+        try:
+            summary = review_summary(project, self.window_.taxonomy)
+        except DeepMarkError as exc:
+            self.statuses.setText(f"cannot read the summary: {exc}")
+            return
+        self.model.set_summary(summary)
+        counts = summary.images_by_status
+        self.statuses.setText(f"{sum(counts.values())} images: "
+                              + ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items()))
+
+    def showEvent(self, event) -> None:
+        self.refresh()
+        super().showEvent(event)
+
+
+def show_summary(window: MainWindow) -> SummaryDialog:
+    """Open (or raise) the window's summary dialog, refreshed."""
+    dialog = getattr(window, "summary_dialog", None)
+    if dialog is None:
+        dialog = window.summary_dialog = SummaryDialog(window)
+    if dialog.isVisible():
+        dialog.refresh()
+    dialog.show()
+    dialog.raise_()
+    return dialog

@@ -1,0 +1,130 @@
+"""What the review workflow shows, without Qt: the next / previous image still to review, the correction
+counts for the status bar, and the per-category summary (items, corrected landmarks, mean displacement).
+
+Displacement is measured from where a landmark was before its first human correction (``x0, y0`` in the
+``landmarks`` table, kept by the store on the first move of a predicted or imported landmark), so moving a
+landmark twice counts its total displacement from the machine's position, not the last step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.store.images import image_record
+from core.store.models import NEEDS_REVIEW, STATUSES, Annotation, Image, Landmark
+from core.store.records import ImageRecord
+from core.taxonomy import Taxonomy, load_taxonomy
+
+if TYPE_CHECKING:
+    from core.store.project import Project
+
+
+def next_unreviewed(project: Project, current_id: int, wrap: bool = True) -> ImageRecord | None:
+    """The first image after ``current_id`` (id order) that still needs review; with ``wrap`` the first
+    one of the project when none follows. None when no image needs review (``current_id`` itself never
+    counts: the caller is already on it)."""
+    found = project.images.needs_review(after_id=current_id, limit=1)
+    if not found and wrap:
+        found = [r for r in project.images.needs_review(after_id=0, limit=1) if r.id != current_id]
+    return found[0] if found else None
+
+
+def previous_unreviewed(project: Project, current_id: int, wrap: bool = True) -> ImageRecord | None:
+    """The last image before ``current_id`` that still needs review; with ``wrap`` the project's last
+    one when none precedes. Uses the (status, id) index like the forward query."""
+    def before(session: Session, bound: int | None) -> Image | None:
+        stmt = select(Image).where(Image.status.in_(NEEDS_REVIEW)).order_by(Image.id.desc()).limit(1)
+        if bound is not None:
+            stmt = stmt.where(Image.id < bound)
+        return session.scalars(stmt).first()
+
+    row = project.read(lambda s: before(s, current_id))
+    if row is None and wrap:
+        row = project.read(lambda s: before(s, None))
+        if row is not None and row.id == current_id:
+            row = None
+    return image_record(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class CorrectionCounts:
+    """Items a person corrected (origin 'corrected') and their corrected landmarks."""
+
+    items: int
+    landmarks: int
+
+    def __str__(self) -> str:
+        items = f"{self.items} item" + ("" if self.items == 1 else "s")
+        return f"{self.landmarks} corrected landmark" + ("" if self.landmarks == 1 else "s") + f" ({items})"
+
+
+def correction_counts(project: Project) -> CorrectionCounts:
+    """Counted on every edit for the status bar, so kept cheap: corrected landmarks only ever belong to
+    items whose origin is 'corrected' (a correction sets both; undo restores both), and the landmarks'
+    primary key starts with the item id, so only those items' landmarks are visited."""
+    def work(session: Session) -> CorrectionCounts:
+        corrected = select(Annotation.id).where(Annotation.origin == "corrected")
+        items = session.scalar(select(func.count()).select_from(corrected.subquery()))
+        landmarks = session.scalar(select(func.count()).select_from(Landmark)
+                                   .where(Landmark.annotation_id.in_(corrected), Landmark.corrected.is_(True)))
+        return CorrectionCounts(int(items or 0), int(landmarks or 0))
+    return project.read(work)
+
+
+@dataclass(frozen=True)
+class CategoryRow:
+    """One line of the summary; ``mean_displacement`` in pixels over the corrected landmarks whose original
+    position is known (None when there is none)."""
+
+    category_id: int
+    name: str
+    items: int
+    corrected_landmarks: int
+    mean_displacement: float | None
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    """Per-category rows (every category of the taxonomy, zeros included), an all-categories total, and the
+    images per review status."""
+
+    rows: list[CategoryRow]
+    total: CategoryRow
+    images_by_status: dict[str, int]
+
+
+def review_summary(project: Project, taxonomy: Taxonomy | None = None) -> ReviewSummary:
+    """The per-category review summary, from one read snapshot."""
+    taxonomy = taxonomy or load_taxonomy()
+
+    def work(session: Session):
+        by_status = dict(session.execute(select(Image.status, func.count()).group_by(Image.status)).all())
+        items = dict(session.execute(select(Annotation.category_id, func.count())
+                                     .group_by(Annotation.category_id)).all())
+        moved = session.execute(
+            select(Annotation.category_id, Landmark.x, Landmark.y, Landmark.x0, Landmark.y0)
+            .join(Annotation, Annotation.id == Landmark.annotation_id).where(Landmark.corrected.is_(True))
+        ).all()
+        return by_status, items, moved
+
+    by_status, items, moved = project.read(work)
+    corrected: dict[int, int] = {}
+    distances: dict[int, list[float]] = {}
+    for category_id, x, y, x0, y0 in moved:
+        corrected[category_id] = corrected.get(category_id, 0) + 1
+        if x0 is not None and y0 is not None:
+            distances.setdefault(category_id, []).append(float(np.hypot(x - x0, y - y0)))
+
+    def mean(values: list[float]) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    rows = [CategoryRow(c.id, c.name, int(items.get(c.id, 0)), corrected.get(c.id, 0), mean(distances.get(c.id, [])))
+            for c in taxonomy.categories]
+    total = CategoryRow(0, "all categories", sum(r.items for r in rows), sum(r.corrected_landmarks for r in rows),
+                        mean([d for values in distances.values() for d in values]))
+    return ReviewSummary(rows, total, {s: int(by_status.get(s, 0)) for s in STATUSES})
