@@ -307,14 +307,7 @@ def _refresh_after_import(window, report: ImportReport) -> None:
     """Show the imported images in the window's list, keeping the current image selected."""
     if window.project is None:
         return
-    current = window.record.id if window.record else None
-    window.image_model.set_project(window.project)
-    window.image_model.fetchMore()
-    row = window.image_model.row_of(current) if current is not None else None
-    window.select_row(row if row is not None else 0)
-    if current is not None:
-        window.reload_items()  # an import may have filled the shown image's items
-    window.update_counts()
+    window.inputs_added(None)  # the errors are listed in the dialog
     window.show_info(f"import: {report.summary()}")
 
 

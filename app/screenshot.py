@@ -9,8 +9,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+
+def _wait_for_thumbnails(app, window, timeout_s: float = 20.0) -> None:
+    """Let the list paint (which requests its rows' thumbnails) and the workers finish them."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(3):
+        app.processEvents()
+    while time.monotonic() < deadline and not window.image_model.loader.idle():
+        app.processEvents()
+        time.sleep(0.02)
+    app.processEvents()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.heatmap_panel.select(source, int(index) if index else None)
     app.processEvents()
     window.canvas.zoom_fit()
-    app.processEvents()
+    _wait_for_thumbnails(app, window)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(args.out)):
         print(f"{args.out}: cannot write the PNG", file=sys.stderr)

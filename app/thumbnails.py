@@ -115,6 +115,11 @@ class ThumbnailLoader(QObject):
         """'ready', 'error' or 'pending' (for tests and tooltips)."""
         return "ready" if key in self._icons else "error" if key in self._errors else "pending"
 
+    def idle(self) -> bool:
+        """True when no thumbnail is being made or waiting to be collected."""
+        with self._lock:
+            return self._busy == 0 and not self._results
+
     def request(self, key: str, path: Path) -> None:
         if self._closed:
             return

@@ -29,6 +29,7 @@ from app.commands import MoveLandmark, SetStatus
 from app.heatmap_panel import HeatmapPanel
 from app.image_list import ImageListModel, build_image_pane
 from app.jobs import stop_jobs
+from app.open_task import AddImagesController
 from app.params_panel import ParamsPanel
 from app.recent import remember
 from app.settings import save_window
@@ -38,13 +39,14 @@ from core.cache import heads_dir
 from core.errors import DeepMarkError
 from core.images import read_image
 from core.inference import TestTimeAugmentation, default_model_path
+from core.interchange import ImportReport
 from core.live import LiveModel
 from core.review_summary import correction_counts, next_unreviewed, previous_unreviewed
 from core.store import ImageRecord, ItemRecord, Project
 from core.store.engine import PROJECT_SUFFIX
 from core.store.presets import model_default_params
 from core.structures import Detection, PostprocessParams
-from core.studio import group_labels, heatmap_view, open_inputs
+from core.studio import group_labels, heatmap_view
 from core.taxonomy import load_taxonomy
 
 DECODE_DELAY_MS = 5  # slider bursts inside this window cost one decode
@@ -64,6 +66,7 @@ class MainWindow(QMainWindow):
         self.items: list[ItemRecord] = []
         self.detections: list[Detection] = []
         self.undo_stack = QUndoStack(self)
+        self.adding: AddImagesController | None = None  # adds images in the background (made on first use)
         self.last_message_box: QMessageBox | None = None
 
         self.canvas = Canvas(self.taxonomy)
@@ -174,17 +177,25 @@ class MainWindow(QMainWindow):
         if self.project is None:
             self.show_error("open or create a project first", dialog=True)
             return
-        try:
-            report = open_inputs(self.project, list(paths))
-        except DeepMarkError as exc:
-            self.show_error(str(exc), dialog=True)
+        if self.adding is None:
+            self.adding = AddImagesController(self)
+        self.adding.start(list(paths))  # in the background: a big folder takes minutes to hash
+
+    def inputs_added(self, report: ImportReport | None) -> None:
+        """After adding images (``report`` None when it failed or was cancelled): re-read the list,
+        keep the current image, report what happened."""
+        if self.project is None:
             return
         current = self.record.id if self.record else None
         self.image_model.set_project(self.project)
         self.image_model.fetchMore()
         row = self.image_model.row_of(current) if current is not None else None
         self.select_row(row if row is not None else 0)
+        if current is not None:
+            self.reload_items()  # an import of labels may have filled the shown image's items
         self.update_counts()
+        if report is None:
+            return
         # last, so that loading the image does not overwrite the report in the status bar
         self.show_info(report.summary())
         if report.errors:
@@ -424,6 +435,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         save_window(self)  # layout, parameters, opacity and model for the next start (app.settings)
         stop_jobs(self)
+        if self.adding is not None:
+            self.adding.stop()
         self.image_model.shutdown()
         if self.project is not None:
             self.project.close()

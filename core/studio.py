@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,18 +45,21 @@ def _merge(report: ImportReport, part: ImportReport) -> None:
     report.model_run_id = part.model_run_id or report.model_run_id
 
 
-def open_inputs(project: Project, inputs: list[str | Path]) -> ImportReport:
+def open_inputs(project: Project, inputs: list[str | Path],
+                progress: Callable[[int, int], object] | None = None) -> ImportReport:
     """Add folders / image files to ``project``: DeepFashion2 folders with their labels, the rest as
-    plain images. Re-opening the same inputs is idempotent (the importers skip known images)."""
+    plain images. Re-opening the same inputs is idempotent (the importers skip known images), so an
+    import stopped half-way (``progress`` raising) is finished by opening the same inputs again.
+    ``progress(done, total)`` is called after each committed batch of each importer."""
     report = ImportReport()
     plain: list[str | Path] = []
     for entry in inputs:
         if is_df2_folder(entry):
-            _merge(report, import_df2(project, entry))
+            _merge(report, import_df2(project, entry, progress=progress))
         else:
             plain.append(entry)
     if plain:
-        _merge(report, import_images(project, plain))
+        _merge(report, import_images(project, plain, progress=progress))
     return report
 
 

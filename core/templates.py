@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from core.decode import box_iou
 from core.errors import DeepMarkError
 from core.structures import Detection
 from core.taxonomy import Category
@@ -35,15 +36,8 @@ def template_landmarks(category: Category, box) -> np.ndarray:
 
 def box_ious(box, boxes) -> np.ndarray:
     """IoU of one (4,) xyxy ``box`` with each of ``boxes`` (N, 4): (N,) in [0, 1]."""
-    box = np.asarray(box, np.float64)
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = np.prod(np.clip(box[2:] - box[:2], 0, None))
-    areas = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    stacked = np.vstack([np.asarray(box, np.float64).reshape(1, 4), np.asarray(boxes, np.float64).reshape(-1, 4)])
+    return box_iou(stacked)[0, 1:]
 
 
 def prediction_landmarks(detection: Detection) -> np.ndarray:

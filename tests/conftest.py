@@ -13,3 +13,17 @@ def taxonomy():
 @pytest.fixture(scope="session")
 def semantic62(taxonomy):
     return load_grouping("semantic62", taxonomy)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, taxonomy, semantic62):
+    """An exported MobileNetV2 CenterNet with random weights at 128×96 (real network outputs, fast)."""
+    import torch
+
+    from core.export import export_onnx, model_info
+    from core.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mobilenetv2", semantic62, head_conv=32).eval()
+    return export_onnx(model, model_info("mobilenetv2", semantic62, taxonomy, (128, 96)),
+                       tmp_path_factory.mktemp("model") / "tiny.onnx")

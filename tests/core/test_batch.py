@@ -18,19 +18,6 @@ PARAMS = PostprocessParams.all_techniques(score_threshold=0.0, max_detections=5)
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory, taxonomy, semantic62):
-    import torch
-
-    from core.export import export_onnx, model_info
-    from core.model import build_model
-
-    torch.manual_seed(0)
-    model = build_model("mobilenetv2", semantic62, head_conv=32).eval()
-    return export_onnx(model, model_info("mobilenetv2", semantic62, taxonomy, (128, 96)),
-                       tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
-@pytest.fixture(scope="module")
 def detector(tiny_onnx):
     return Detector(tiny_onnx, threads=1)
 

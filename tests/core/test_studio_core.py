@@ -74,19 +74,6 @@ def test_group_labels(taxonomy, semantic62):
     assert len(labels) == semantic62.num_groups and labels[0].startswith("0: ")
 
 
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory, taxonomy, semantic62):
-    import torch
-
-    from core.export import export_onnx, model_info
-    from core.model import build_model
-
-    torch.manual_seed(0)
-    model = build_model("mobilenetv2", semantic62, head_conv=32).eval()
-    return export_onnx(model, model_info("mobilenetv2", semantic62, taxonomy, (128, 96)),
-                       tmp_path_factory.mktemp("model") / "tiny.onnx")
-
-
 def test_live_model_runs_once_per_image_and_stores_once(tiny_onnx, tmp_path):
     live = LiveModel.load(tiny_onnx, threads=1)
     assert "mobilenetv2" in live.describe()
