@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cache import heads_dir
+from core.cache import HEADS_CACHE_BYTES, CacheBudget, budget_from_env, heads_dir
 from core.decode import decode_detections
 from core.df2_io import FileError
 from core.errors import DeepMarkError, HeadsFileError
@@ -55,8 +55,11 @@ class HeadsDiskCache:
     """Raw heads on disk under ``folder`` (default ``core.cache.heads_dir()``):
     ``<model key>/<tta key>/<image key[:2]>/<image key>.npz`` in the ``core.heads_io`` format (float16)."""
 
-    def __init__(self, folder: str | Path | None = None) -> None:
+    def __init__(self, folder: str | Path | None = None, max_bytes: int | None = None) -> None:
         self.folder = Path(folder) if folder is not None else heads_dir()
+        if max_bytes is None:
+            max_bytes = budget_from_env("DEEPMARK_HEADS_CACHE_MB", HEADS_CACHE_BYTES)
+        self.budget = CacheBudget(self.folder, max_bytes, "*.npz")  # oldest heads go first
 
     def file(self, image: str, model: str, tta: str) -> Path:
         return self.folder / model / tta / image[:2] / f"{image}.npz"
@@ -80,6 +83,7 @@ class HeadsDiskCache:
         path = self.file(image, model, tta)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_heads(path, heads, image_id=image_id, grouping=grouping)
+        self.budget.added(path)
         return float16_rounded(heads)
 
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.cache import thumbnails_dir
+from core.cache import THUMBNAIL_CACHE_BYTES, CacheBudget, budget_from_env, thumbnails_dir
 from core.errors import DeepMarkError
 from core.images import _DECODE_ERRORS, ImageError, _rgb_from_pil, read_image
 
@@ -91,6 +91,8 @@ class ThumbnailCache:
         if size < 8 or memory_items < 1:
             raise DeepMarkError(f"thumbnail size must be >= 8 and memory_items >= 1, got {size}, {memory_items}")
         self.folder = (Path(folder) if folder is not None else thumbnails_dir()) if disk else None
+        self.budget = None if self.folder is None else CacheBudget(
+            self.folder, budget_from_env("DEEPMARK_THUMBNAIL_CACHE_MB", THUMBNAIL_CACHE_BYTES), "*.jpg")
         self.size = size
         self.memory_items = memory_items
         self._memory: OrderedDict[str, tuple[tuple[int, int] | None, Thumbnail]] = OrderedDict()
@@ -173,6 +175,7 @@ class ThumbnailCache:
             file.parent.mkdir(parents=True, exist_ok=True)
             temp.write_bytes(encoded.tobytes())
             os.replace(temp, file)
+            self.budget.added(file)
         except OSError:
             temp.unlink(missing_ok=True)  # a full or read-only cache folder costs speed, not correctness
 
