@@ -53,7 +53,7 @@ def build_menus(window: MainWindow) -> None:
             "Ctrl+Shift+I")
     _action(window, file, "Export dataset…", lambda: _exchange(window, "export"), "Ctrl+E")
     file.addSeparator()
-    _action(window, file, "Quit", window.close, QKeySequence.StandardKey.Quit)
+    _action(window, file, "Quit", window.close, "Ctrl+Q")  # StandardKey.Quit is empty on some platforms
 
     model = bar.addMenu("&Model")
     _action(window, model, "Choose model file…", lambda: choose_model(window), "Ctrl+M")
