@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 
 from app.background_task import BackgroundTask  # noqa: E402
+from core.batch import ModelHeadsCache  # noqa: E402
 from core.structures import PostprocessParams, RawHeads  # noqa: E402
 from core.tuning_session import (  # noqa: E402
     DEFAULT_SWEEPS,
@@ -225,10 +226,11 @@ class TuningView(QWidget):
     def busy(self) -> bool:
         return self.job is not None and self.job.isRunning()
 
-    def _session_for_run(self) -> tuple[TuningSession, dict, object] | None:
+    def _session_for_run(self) -> tuple[TuningSession, dict, object, ModelHeadsCache | None] | None:
         """A session over the labelled images as they are now (re-read each time: reviews go on), the heads
         already computed (by the live model, or kept from earlier runs with the same project, model and
-        TTA) and the function computing the others; None (reported) when something is missing."""
+        TTA), the function computing the others and the disk heads cache (heads of batch jobs; fresh ones
+        are added to it); None (reported) when something is missing."""
         w = self.window_
         if w.project is None or w.model is None:
             self._say("open a project and load a model to tune", error=True)
@@ -255,10 +257,11 @@ class TuningView(QWidget):
             if heads is not None:
                 known[image.image_id] = heads
         detector = model.detector
+        disk = model.disk_view()  # the disk heads cache, captured here in the GUI thread
 
         def heads_fn(_image_id, rgb):
             return detector.heads(rgb, tta)
-        return self._session, known, heads_fn
+        return self._session, known, heads_fn, disk
 
     def run(self) -> None:
         """Start the sweeps in the background (a no-op while a job runs)."""
@@ -267,12 +270,12 @@ class TuningView(QWidget):
         prepared = self._session_for_run()
         if prepared is None:
             return
-        session, known, heads_fn = prepared
+        session, known, heads_fn, disk = prepared
         base = self.window_.params()
         spec = TuningSpec(self.spec.sweeps, self.spec.grid, self.metric.currentData())
 
         def work(progress, cancel):
-            session.load_heads(heads_fn, known, progress, cancel)
+            session.load_heads(heads_fn, known, progress, cancel, cache=disk)
             return session.run(base, spec, progress, cancel)
         self._start(work, self._ran, f"tuning on {len(session.images)} labelled images…")
 
@@ -287,10 +290,10 @@ class TuningView(QWidget):
         prepared = self._session_for_run()
         if prepared is None:
             return
-        session, known, heads_fn = prepared
+        session, known, heads_fn, disk = prepared
 
         def work(progress, cancel):
-            session.load_heads(heads_fn, known, progress, cancel)
+            session.load_heads(heads_fn, known, progress, cancel, cache=disk)
             progress(0, 2, "evaluating")
             session.evaluate(a)
             progress(1, 2, "evaluating")

@@ -46,9 +46,14 @@ def model_key(path: str | Path) -> str:
 
 def image_key(record: ImageRecord) -> str:
     """A short name of an image's content: its stored SHA-256, or (never hashed) a hash of its path and size."""
-    if record.content_hash:
-        return record.content_hash[:32]
-    return "p" + hashlib.sha1(f"{record.path}|{record.size_bytes}".encode()).hexdigest()[:31]
+    return content_key(record.content_hash, record.path, record.size_bytes)
+
+
+def content_key(content_hash: str | None, path: str, size_bytes: int | None) -> str:
+    """``image_key`` from an image row's columns (stored path, not the absolute one)."""
+    if content_hash:
+        return content_hash[:32]
+    return "p" + hashlib.sha1(f"{path}|{size_bytes}".encode()).hexdigest()[:31]
 
 
 class HeadsDiskCache:
@@ -85,6 +90,23 @@ class HeadsDiskCache:
         save_heads(path, heads, image_id=image_id, grouping=grouping)
         self.budget.added(path)
         return float16_rounded(heads)
+
+
+@dataclass(frozen=True)
+class ModelHeadsCache:
+    """The disk heads cache as one model and TTA setting see it (safe to use from a worker thread: one
+    file per image, written atomically)."""
+
+    disk: HeadsDiskCache
+    model: str
+    tta: str
+
+    def load(self, image: str) -> RawHeads | None:
+        return self.disk.load(image, self.model, self.tta)
+
+    def save(self, image: str, heads: RawHeads) -> RawHeads:
+        """Store ``heads``; returns them float16-rounded, as a later ``load`` gives them (OSError: not stored)."""
+        return self.disk.save(image, self.model, self.tta, heads)
 
 
 def float16_rounded(heads: RawHeads) -> RawHeads:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.batch import HeadsDiskCache, model_key, new_model_run
+from core.batch import HeadsDiskCache, ModelHeadsCache, model_key, new_model_run
 from core.decode import decode_detections
 from core.inference import Detector, TestTimeAugmentation
 from core.store import Project
@@ -44,6 +44,10 @@ class LiveModel:
         if self._model_key is None:
             self._model_key = model_key(self.path)
         return self._model_key
+
+    def disk_view(self) -> ModelHeadsCache | None:
+        """The disk heads cache for this model and the current TTA setting (for work in another thread)."""
+        return None if self.disk is None else ModelHeadsCache(self.disk, self.model_key, self.tta.key())
 
     @property
     def path(self) -> Path:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import select
 
+from core.batch import ModelHeadsCache, content_key
 from core.decode import decode_detections, validate_heads
 from core.errors import DeepMarkError
 from core.evaluate import DeepFashion2Evaluator, EvaluationResult
@@ -87,6 +88,7 @@ class LabelledImage:
     image_id: int
     path: Path
     items: list[Item]
+    key: str = ""  # content key in the disk heads cache (``core.batch.image_key``)
 
 
 @dataclass(frozen=True)
@@ -171,16 +173,17 @@ def labelled_images(project: Project, limit: int | None = None, chunk: int = 500
     after = 0
     while limit is None or len(out) < limit:
         def page(session, after=after):
-            rows = session.execute(select(Image.id, Image.path, Image.status).where(Image.id > after)
-                                   .order_by(Image.id).limit(chunk)).all()
+            rows = session.execute(select(Image.id, Image.path, Image.status, Image.content_hash, Image.size_bytes)
+                                   .where(Image.id > after).order_by(Image.id).limit(chunk)).all()
             return rows, item_records(session, [r[0] for r in rows]) if rows else {}
         rows, items = project.read(page)
         if not rows:
             break
-        for image_id, path, status in rows:
+        for image_id, path, status, content_hash, size_bytes in rows:
             records = items[image_id]
             if _is_labelled(status, [r.origin for r in records]):
-                out.append(LabelledImage(image_id, project.absolute_path(path), [r.to_item() for r in records]))
+                out.append(LabelledImage(image_id, project.absolute_path(path), [r.to_item() for r in records],
+                                         content_key(content_hash, path, size_bytes)))
                 if limit is not None and len(out) >= limit:
                     break
         after = rows[-1][0]
@@ -225,10 +228,10 @@ class TuningSession:
 
     def load_heads(self, heads_fn: HeadsFn, known: Mapping[int, RawHeads] | None = None,
                    progress: Progress | None = None, cancel=None,
-                   read: Callable[[Path], np.ndarray] = read_image) -> int:
-        """Give every image heads: from ``known`` when there, else ``heads_fn`` on the image read from disk
-        (one network run each). An image that cannot be read or run is left out and noted in ``errors``.
-        Returns the number of network runs."""
+                   read: Callable[[Path], np.ndarray] = read_image, cache: ModelHeadsCache | None = None) -> int:
+        """Give every image heads: from ``known`` when there, else from the disk heads ``cache``, else
+        ``heads_fn`` on the image read from disk (one network run each; then saved to ``cache``). An image
+        that cannot be read or run is left out and noted in ``errors``. Returns the number of network runs."""
         cancel = cancel or _Flag()
         known = known or {}
         missing = [i for i in self.images if i.image_id not in self.heads]
@@ -238,9 +241,13 @@ class TuningSession:
                 raise TuningCancelled(f"cancelled after {done - 1} of {len(missing)} images")
             try:
                 heads = known.get(image.image_id)
+                if heads is None and cache is not None and image.key:
+                    heads = cache.load(image.key)
                 if heads is None:
                     heads = heads_fn(image.image_id, read(image.path))
                     runs += 1
+                    if cache is not None and image.key:
+                        heads = _saved(cache, image.key, heads)
                 self.set_heads(image.image_id, heads)
             except DeepMarkError as exc:
                 self.errors.append(f"{image.path}: {exc}")
@@ -345,6 +352,15 @@ class TuningSession:
             return -math.inf if math.isnan(value) else value
         best = max(candidates, key=score)  # the first of equals: the current parameters win ties
         return TuningReport(base, base_result, sweeps, grid, best, self.evaluate(best), spec.metric, len(self.heads))
+
+
+def _saved(cache: ModelHeadsCache, key: str, heads: RawHeads) -> RawHeads:
+    """Store fresh heads in the disk cache and use them as stored (float16), so that a later run that
+    finds them there gives the same numbers; a cache that cannot be written only costs speed."""
+    try:
+        return cache.save(key, heads)
+    except OSError:
+        return heads
 
 
 def _checked(progress: Callable[[int, int], object] | None, cancel) -> Callable[[int, int], bool]:

@@ -175,3 +175,17 @@ def test_bad_requests(demo, taxonomy, semantic62):
     empty = TuningSession([], taxonomy, semantic62)
     with pytest.raises(TuneError, match="no labelled image"):
         empty.evaluate(PostprocessParams())
+
+
+def test_heads_come_from_and_go_to_the_disk_cache(demo, taxonomy, semantic62, tmp_path):
+    from core.batch import HeadsDiskCache, ModelHeadsCache
+
+    cache = ModelHeadsCache(HeadsDiskCache(tmp_path / "heads"), "model", "plain")
+    heads_fn = biased_heads_fn(demo, taxonomy, semantic62)
+    first = TuningSession.from_project(demo, taxonomy, semantic62)
+    assert all(image.key for image in first.images)
+    assert first.load_heads(heads_fn, cache=cache) == 8  # computed once, and stored
+    again = TuningSession.from_project(demo, taxonomy, semantic62)
+    assert again.load_heads(heads_fn, cache=cache) == 0  # a later run (or a batch job's heads): no network
+    a, b = first.evaluate(PostprocessParams.all_techniques()), again.evaluate(PostprocessParams.all_techniques())
+    assert a.map_pt == b.map_pt and a.map_box == b.map_box  # both decode the heads as stored
