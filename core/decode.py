@@ -143,13 +143,14 @@ def candidate_floors(params: PostprocessParams, layout: DecodeLayout, peak_score
     num_classes = len(layout.count)
     if not params.center_rescoring or params.alpha >= 1.0:
         return np.full(num_classes, params.score_threshold)
-    group_best = np.r_[np.clip(peak_score.max(axis=1), 0, None), 0.0]  # index -1 (padding) → 0
+    group_best = np.zeros(len(peak_score) + 1)  # the last entry serves index -1 (padding) → 0
+    np.maximum(peak_score.max(axis=1), 0.0, out=group_best[:-1])
     class_bound = group_best[layout.groups].sum(axis=1) / layout.count
+    lowest = max(min(params.candidate_floor, params.score_threshold), 0.0)
     if params.alpha < 1e-9:  # the score is (almost) the landmark score alone; avoid dividing by ~0
-        reachable = np.where(class_bound >= params.score_threshold - params.alpha, 0.0, np.inf)
-    else:
-        reachable = (params.score_threshold - (1 - params.alpha) * class_bound) / params.alpha
-    return np.maximum(reachable, min(params.candidate_floor, params.score_threshold)).clip(0.0, None)
+        return np.where(class_bound >= params.score_threshold - params.alpha, lowest, np.inf)
+    reachable = (params.score_threshold - (1 - params.alpha) * class_bound) / params.alpha
+    return np.maximum(reachable, lowest)
 
 
 def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.ndarray) -> Candidates:
@@ -182,7 +183,8 @@ def landmark_peaks(heads: RawHeads, params: PostprocessParams) -> tuple[np.ndarr
     num_groups = heads.hm_hp.shape[0]
     counts = np.bincount(peaks.channel, minlength=num_groups)
     k_max = max(int(counts.max()) if len(peaks) else 0, 1)
-    rank = np.arange(len(peaks)) - np.r_[0, np.cumsum(counts)[:-1]][peaks.channel]
+    starts = np.cumsum(counts) - counts  # first index of each group's peaks
+    rank = np.arange(len(peaks)) - starts[peaks.channel]
     x = np.full((num_groups, k_max), np.nan, np.float32)
     y = np.full((num_groups, k_max), np.nan, np.float32)
     score = np.full((num_groups, k_max), -1.0, np.float32)

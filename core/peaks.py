@@ -106,7 +106,9 @@ def find_peaks(
     if len(row) == 0:
         empty = np.zeros(0, np.int64)
         return Peaks(empty, empty, empty, np.zeros(0, np.float32))
-    run_start = np.r_[True, (channel[1:] != channel[:-1]) | (row[1:] != row[:-1] + 1)]
+    run_start = np.empty(len(row), bool)
+    run_start[0] = True
+    run_start[1:] = (channel[1:] != channel[:-1]) | (row[1:] != row[:-1] + 1)
     position = np.arange(len(row)) + np.cumsum(run_start)  # stack row of each copied row
     total = len(row) + int(run_start.sum()) + 1  # + a separator before each run and one at the end
     stack = np.zeros((total, width), np.float32)
