@@ -25,7 +25,9 @@ def test_project_and_paths_from_the_command_line(qtbot, tmp_path, tiny_model):
     window = build_window(parse_args(["--project", str(target), "--model", str(tiny_model),
                                       str(demo_folder() / "image" / "000002.jpg")]))
     qtbot.addWidget(window)
-    assert target.exists() and window.image_model.rowCount() == 1
+    assert target.exists()
+    qtbot.waitUntil(lambda: window.adding.task is None, timeout=10000)  # paths are added in the background
+    assert window.image_model.rowCount() == 1
     assert window.model is not None and window.model.runs == 1
 
 
