@@ -96,13 +96,16 @@ def build_window(args: argparse.Namespace, use_settings: bool = True):
     from app.settings import restore_window, saved_model_path, saved_params
     from app.window import MainWindow
 
-    window = MainWindow(saved_params() if use_settings else None)
+    saved = saved_params() if use_settings else None
+    window = MainWindow(saved)
     window.remember_settings = use_settings  # nor saved on close (app.settings.save_window)
     window.setWindowIcon(app_icon())
     if use_settings:
         restore_window(window)
     # before the first image, so it is detected at once
     window.set_model_path(args.model or (saved_model_path() if use_settings else None))
+    if saved is None and window.model is not None:
+        window.params_panel.apply(window.params_panel.defaults())  # no earlier session: the model's recommendation
     demo = DemoFolder() if args.demo else None
     if demo is not None:
         window.demo_folder = demo

@@ -4,6 +4,7 @@
     deepmark decode HEADS --out RESULTS.json        saved raw heads → DF2 result file
     deepmark tune ANNOTATIONS HEADS --param alpha   grid search → best parameters + table (CSV/JSON)
     deepmark ablation ANNOTATIONS HEADS             DeepMark++ Table 1 layout, parameters tuned on a split
+    deepmark model-params MODEL --params P.json     store tuned post-processing in a model's metadata
     deepmark simulate --n N --out DIR               labelled scenes + simulated heads (no model needed)
     deepmark demo                                   simulate, tune and print the ablation table
     deepmark synth --n N --out DIR                  synthetic DeepFashion2-format garments (images + JSON)
@@ -23,12 +24,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from core import __version__
+from core.atomic import write_text_atomically
 from core.errors import DeepMarkError
 from core.store_cli import add_store_commands
 
@@ -198,6 +200,19 @@ def _run_ablation(gt, heads, grouping_name: str, args) -> None:
     rows = ablation_table({i: heads[i] for i in test_ids}, gt, technique_settings(tuned), taxonomy, grouping)
     print(f"evaluated on {len(test_ids)} held-out images:\n")
     print(format_ablation(rows))
+    if getattr(args, "best_params", None):
+        write_text_atomically(args.best_params, json.dumps(asdict(tuned), indent=1))
+        print(f"\nwrote the tuned parameters (all four techniques + NMS) to {args.best_params}", file=sys.stderr)
+
+
+def cmd_model_params(args) -> int:
+    from core.model_file import set_recommended_params
+
+    params = _params_from_args(args)
+    set_recommended_params(args.model, asdict(params))
+    listed = ", ".join(f"{k}={v}" for k, v in asdict(params).items())
+    print(f"{args.model}: recommended post-processing stored ({listed})")
+    return EXIT_OK
 
 
 def cmd_ablation(args) -> int:
@@ -386,8 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("annotations", help="DF2 annotation folder of the labelled images")
     p.add_argument("heads", help="folder of raw-heads .npz files of the same images")
     p.add_argument("--grouping", help="keypoint grouping of the heads (default: stored in the files)")
+    p.add_argument("--best-params", help="write the tuned parameters (all four techniques + NMS) as JSON here")
     _add_ablation_options(p)
     p.set_defaults(func=cmd_ablation)
+
+    p = sub.add_parser("model-params", help="store recommended post-processing parameters in an ONNX model")
+    p.add_argument("model", help="a DeepMark ONNX model (rewritten in place, weights untouched)")
+    p.add_argument("--params", help="JSON file of PostprocessParams fields (e.g. an ablation --best-params file)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter")
+    p.set_defaults(func=cmd_model_params)
 
     p = sub.add_parser("simulate", help="labelled scenes + simulated network heads, for trying the tools")
     p.add_argument("--n", type=int, required=True, help="number of images")

@@ -9,9 +9,11 @@ checks a file and raises ModelFileError naming the file and the problem.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from core.atomic import write_atomically
 from core.errors import DeepMarkError
 from core.structures import HEAD_NAMES, OUTPUT_STRIDE
 from core.taxonomy import Grouping, Taxonomy, build_grouping
@@ -67,6 +69,28 @@ class ModelInfo:
         """The model's grouping, rebuilt (and validated) from the stored map."""
         return build_grouping(self.grouping_name, list(self.landmark_to_group), taxonomy,
                               source=f"model grouping '{self.grouping_name}'")
+
+
+# ``ModelInfo.training[RECOMMENDED_PARAMS_KEY]``: PostprocessParams fields the model recommends (tuned on
+# its validation set), which the app's "Reset to model defaults" and first start apply.
+RECOMMENDED_PARAMS_KEY = "postprocess"
+
+
+def set_recommended_params(path: str | Path, params: Mapping[str, object]) -> ModelInfo:
+    """Store post-processing parameters (``PostprocessParams`` fields) in an ONNX model's metadata,
+    replacing earlier ones; the weights are untouched and the file is rewritten atomically."""
+    import onnx
+
+    info = read_model_info(path)
+    training = dict(info.training or {})
+    training[RECOMMENDED_PARAMS_KEY] = dict(params)
+    updated = replace(info, training=training)
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = updated.to_json()
+    write_atomically(path, lambda handle: handle.write(model.SerializeToString()), binary=True)
+    return updated
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

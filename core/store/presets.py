@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from core.errors import DeepMarkError
+from core.model_file import RECOMMENDED_PARAMS_KEY
 from core.store.errors import InvalidValueError, NotFoundError
 from core.store.models import Preset, utc_now
 from core.store.records import PresetRecord
@@ -18,9 +19,6 @@ from core.structures import PostprocessParams
 if TYPE_CHECKING:
     from core.model_file import ModelInfo
     from core.store.project import Project
-
-MODEL_PARAMS_KEY = "postprocess"
-"""Key, in a model's ``ModelInfo.training`` metadata, of the post-processing parameters tuned for it."""
 
 
 def _record(row: Preset) -> PresetRecord:
@@ -45,7 +43,7 @@ def model_default_params(info: ModelInfo | None) -> PostprocessParams:
     """The parameters a model recommends: its metadata's ``training["postprocess"]`` (``PostprocessParams``
     fields, e.g. tuned on its validation set) when present and valid, else all four techniques and NMS at
     the paper's values (``PostprocessParams.all_techniques()``). Fields it does not name keep those values."""
-    stored = (info.training or {}).get(MODEL_PARAMS_KEY) if info is not None else None
+    stored = (info.training or {}).get(RECOMMENDED_PARAMS_KEY) if info is not None else None
     if isinstance(stored, dict):
         try:
             return PostprocessParams(**checked_params({**asdict(PostprocessParams.all_techniques()), **stored}))

@@ -5,8 +5,8 @@ from dataclasses import replace
 import pytest
 
 from core.inference import PAPER_SCALES
-from core.model_file import read_model_info
-from core.store.presets import MODEL_PARAMS_KEY, model_default_params
+from core.model_file import RECOMMENDED_PARAMS_KEY, read_model_info
+from core.store.presets import model_default_params
 from core.structures import PostprocessParams
 
 
@@ -79,9 +79,9 @@ def test_reset_applies_the_models_defaults(window, qtbot):
 def test_model_default_params_come_from_the_metadata(tiny_model):
     info = read_model_info(tiny_model)
     assert model_default_params(info) == PostprocessParams.all_techniques()
-    tuned = replace(info, training={MODEL_PARAMS_KEY: {"alpha": 0.6, "sigma_center": 0.3, "nms": False}})
+    tuned = replace(info, training={RECOMMENDED_PARAMS_KEY: {"alpha": 0.6, "sigma_center": 0.3, "nms": False}})
     assert model_default_params(tuned) == PostprocessParams.all_techniques(alpha=0.6, sigma_center=0.3, nms=False)
-    broken = replace(info, training={MODEL_PARAMS_KEY: {"alpha": 7.0}})
+    broken = replace(info, training={RECOMMENDED_PARAMS_KEY: {"alpha": 7.0}})
     assert model_default_params(broken) == PostprocessParams.all_techniques()
     assert model_default_params(None) == PostprocessParams.all_techniques()
 

@@ -50,3 +50,18 @@ def test_screenshot_script_writes_a_png(qtbot, tmp_path, tiny_model):
     assert main([str(out), "--model", str(tiny_model), "--size", "900x600"]) == 0
     image = QImage(str(out))
     assert (image.width(), image.height()) == (900, 600)
+
+
+def test_a_first_start_uses_the_parameters_the_model_recommends(qtbot, tmp_path, tiny_model):
+    import shutil
+
+    from core.model_file import set_recommended_params
+
+    model = tmp_path / "tuned.onnx"
+    shutil.copy(tiny_model, model)
+    set_recommended_params(model, {"alpha": 0.35, "sigma_keypoint": 0.6, "gamma": 0.95})
+    window = build_window(parse_args(["--project", str(tmp_path / "p.deepmark"), "--model", str(model)]),
+                          use_settings=False)
+    qtbot.addWidget(window)
+    p = window.params()
+    assert (p.alpha, p.sigma_keypoint, p.gamma) == (0.35, 0.6, 0.95)

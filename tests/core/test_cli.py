@@ -102,8 +102,13 @@ def test_simulate_then_ablation_table(tmp_path, capsys):
     assert main(["simulate", "--n", "6", "--out", str(out), "--size", "128"]) == 0
     assert len(list((out / "annos").glob("*.json"))) == 6 and len(list((out / "heads").glob("*.npz"))) == 6
     capsys.readouterr()
-    assert main(["ablation", str(out / "annos"), str(out / "heads"), "--step", "0.5", "--workers", "1"]) == 0
+    best = tmp_path / "best.json"
+    assert main(["ablation", str(out / "annos"), str(out / "heads"), "--step", "0.5", "--workers", "1",
+                 "--best-params", str(best)]) == 0
     table = capsys.readouterr().out
+    tuned = json.loads(best.read_text())
+    assert tuned["center_rescoring"] and tuned["keypoint_rescoring"] and tuned["nms"]
+    assert tuned["alpha"] in (0.0, 0.5, 1.0) and tuned["gamma"] in (0.0, 0.5, 1.0)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "mAP" not in line]
     assert [r.split("|")[1].strip() for r in rows] == [
         "Baseline", "NMS", "Technique (1) center rescoring", "Technique (2) heatmap rescoring",
@@ -115,3 +120,25 @@ def test_simulate_then_ablation_table(tmp_path, capsys):
 def test_demo_runs(tmp_path, capsys):
     assert main(["demo", "--images", "6", "--out", str(tmp_path / "demo"), "--step", "0.5", "--workers", "1"]) == 0
     assert "| Combined |" in capsys.readouterr().out
+
+
+def test_model_params_are_stored_in_the_model(tmp_path, tiny_onnx, capsys):
+    import shutil
+
+    from core.inference import Detector
+    from core.model_file import read_model_info
+    from core.store.presets import model_default_params
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_onnx, model)
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"alpha": 0.55, "sigma_center": 0.3, "gamma": 0.8}))
+    before = model.read_bytes()
+    assert main(["model-params", str(model), "--params", str(params), "--set", "nms=false"]) == 0
+    assert "recommended post-processing stored" in capsys.readouterr().out
+    recommended = model_default_params(read_model_info(model))
+    assert (recommended.alpha, recommended.sigma_center, recommended.gamma, recommended.nms) == (0.55, 0.3, 0.8, False)
+    assert read_model_info(model).training["postprocess"]["alpha"] == 0.55
+    assert len(model.read_bytes()) > 0.9 * len(before)  # the weights are still there
+    Detector(model)  # and it still loads for inference
+    assert main(["model-params", str(tmp_path / "missing.onnx"), "--set", "alpha=0.5"]) == 2
