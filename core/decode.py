@@ -37,8 +37,6 @@ from core.taxonomy import Grouping, Taxonomy
 MAX_REFINE_DISTANCE = 0.3
 # DeepMark++ §3.2.4: the keypoint mask's σ is min(box w, h) / 9.
 KEYPOINT_MASK_DIVISOR = 9.0
-# Below this many weak candidates, matching them costs less than bounding them (the result is the same).
-PRUNE_MIN_CANDIDATES = 8
 
 _validated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -260,21 +258,19 @@ def prune_unreachable(
     peaks: tuple[np.ndarray, np.ndarray, np.ndarray],
     params: PostprocessParams,
     return_index: bool = False,
-    min_low: int | None = None,
 ):
     """Drop candidates that cannot reach ``score_threshold`` even after center rescoring.
 
     A landmark's score is at most the best peak of its group inside the candidate's box (peaks outside
     are rejected and the keypoint mask is <= 1), so α·score_box + (1 − α)·mean of those maxima bounds
-    the final score. Only candidates below the threshold are examined, and only when there are at least
-    ``min_low`` (default ``PRUNE_MIN_CANDIDATES``) of them: the pruned ones would fail the threshold
-    after matching anyway, so pruning changes no result, only the time. Returns the kept candidates, or
-    their indices with ``return_index``.
+    the final score. Only candidates below the threshold are examined; the pruned ones would fail the
+    threshold after matching anyway, so pruning changes no result. The grid search uses it (its matches
+    are cached across grid points); one decode does not: matching a weak candidate costs less than
+    bounding it. Returns the kept candidates, or their indices with ``return_index``.
     """
     everything = np.arange(len(cand.score))
     low = np.flatnonzero(cand.score < params.score_threshold)
-    min_low = PRUNE_MIN_CANDIDATES if min_low is None else min_low
-    if not params.center_rescoring or params.alpha >= 1.0 or len(low) < max(min_low, 1):
+    if not params.center_rescoring or params.alpha >= 1.0 or len(low) == 0:
         return everything if return_index else cand
     peak_x, peak_y, peak_score = peaks
     group, slot = np.nonzero(peak_score >= 0)  # the real peaks, grouped by group
@@ -335,7 +331,6 @@ def decode_detections(
     layout = decode_layout(taxonomy, grouping)
     peaks = landmark_peaks(heads, params)
     cand = center_candidates(heads, params, candidate_floors(params, layout, peaks[2]))
-    cand = prune_unreachable(cand, layout, peaks, params)
     coarse, groups = coarse_landmarks(heads, cand, layout)
     marks = match_landmarks(coarse, groups, cand.box, peaks, params)
     return finalize_detections(heads, cand, marks, params, layout)
