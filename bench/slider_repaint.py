@@ -178,6 +178,9 @@ def main() -> None:
     window.set_project(project)
     inputs = make_inputs(tmp / "inputs")
     window.open_paths(inputs)
+    while window.adding.task is not None:  # images are added in the background
+        app.processEvents()
+        time.sleep(0.01)
     app.processEvents()
 
     settings = [
