@@ -311,15 +311,22 @@ def box_iou(boxes: np.ndarray) -> np.ndarray:
 def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, per_class: bool) -> np.ndarray:
     """Greedy box NMS; returns kept indices, best score first."""
     order = np.argsort(-scores, kind="stable")
-    suppresses = np.triu(box_iou(boxes[order]) > iou, 1)  # [i, j]: the better i would suppress j
+    b = np.asarray(boxes, np.float64)[order]
+    size = np.clip(b[:, 2:] - b[:, :2], 0, None)
+    area = size[:, 0] * size[:, 1]
+    overlap = np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]), 0, None)
+    inter = overlap[..., 0] * overlap[..., 1]
+    # IoU > t  ⇔  inter > t · (a_i + a_j − inter): no division, and an empty union never suppresses
+    suppresses = inter * (1.0 + iou) > iou * (area[:, None] + area[None, :])
     if per_class:
-        suppresses &= np.equal.outer(classes[order], classes[order])
+        suppresses &= classes[order][:, None] == classes[order][None, :]
+    np.fill_diagonal(suppresses, False)
     if not suppresses.any():  # the usual case on a slider move: nothing overlaps enough
         return order
     keep = np.ones(len(order), bool)
-    for i in np.flatnonzero(suppresses.any(axis=1)):  # greedy: only a box still kept suppresses
+    for i in range(len(order)):  # greedy, best first: a box still kept suppresses the later ones it overlaps
         if keep[i]:
-            keep &= ~suppresses[i]
+            keep[i + 1 :] &= ~suppresses[i, i + 1 :]
     return order[keep]
 
 
