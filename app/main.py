@@ -229,6 +229,25 @@ def smoke(args: argparse.Namespace) -> int:
         window.close()
 
 
+_GC_TIMER = []  # keeps the collector (and its timer) alive for the application's lifetime
+
+
+def collect_garbage_in_gui_thread() -> None:
+    """Run Python's cyclic garbage collector only in the GUI thread, on a timer.
+
+    Left automatic, it runs in whichever thread happens to allocate past a threshold. When that is a
+    worker (a batch job, the tuning sweeps, thumbnails) and the garbage holds Qt objects, their C++
+    destructors run in the worker and can deadlock with the GUI thread deleting widgets (seen: a
+    worker's collection freeing a menu while the GUI thread deleted its actions). pyqtgraph's
+    GarbageCollector disables the automatic collector and collects from a QTimer instead."""
+    if _GC_TIMER:
+        return
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")  # the app's binding, whatever else is installed
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
+    _GC_TIMER.append(GarbageCollector(interval=1.0))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.smoke:
@@ -240,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("DeepMark")
     app.setWindowIcon(app_icon())
     app.setDesktopFileName("deepmark-studio")  # Wayland / the taskbar match the window to the .desktop entry
+    collect_garbage_in_gui_thread()
     if args.smoke:
         return smoke(args)
     log_path = setup_logging()

@@ -38,9 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.main import build_window, parse_args
+    from app.main import build_window, collect_garbage_in_gui_thread, parse_args
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    collect_garbage_in_gui_thread()
     # the defaults, not the last session's settings: the same picture on every machine (nor saved on close)
     window = build_window(parse_args(["--demo"] + (["--model", args.model] if args.model else [])), use_settings=False)
     width, height = (int(v) for v in args.size.lower().split("x"))

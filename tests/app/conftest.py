@@ -70,3 +70,17 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv(CACHE_ENV, str(folder))
     yield folder
+
+
+@pytest.fixture(autouse=True)
+def garbage_collected_in_the_gui_thread():
+    """As the app does (``app.main.collect_garbage_in_gui_thread``): no automatic collection while a GUI
+    test runs, whose worker threads could otherwise free Qt objects of earlier tests; one collection in
+    the GUI thread after each test."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+    gc.collect()

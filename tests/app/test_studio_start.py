@@ -65,3 +65,15 @@ def test_a_first_start_uses_the_parameters_the_model_recommends(qtbot, tmp_path,
     qtbot.addWidget(window)
     p = window.params()
     assert (p.alpha, p.sigma_keypoint, p.gamma) == (0.35, 0.6, 0.95)
+
+
+def test_garbage_is_collected_only_in_the_gui_thread(qapp):
+    import gc
+
+    from app.main import _GC_TIMER, collect_garbage_in_gui_thread
+
+    collect_garbage_in_gui_thread()
+    assert not gc.isenabled()  # no automatic collection, which could run in a worker thread
+    assert _GC_TIMER and _GC_TIMER[0].timer.isActive()  # but a GUI-thread timer that collects
+    collect_garbage_in_gui_thread()
+    assert len(_GC_TIMER) == 1
