@@ -8,8 +8,9 @@ K = 100. Two kinds of heads:
   background noise up to 0.05, regressions off by up to ±1.5 map px), a new scene every 10 runs;
 - *noise*: every head uniform random in [0, 1] (the worst case: thousands of peaks per channel).
 Settings: the baseline (score threshold 0.1), each DeepMark++ technique alone, all four + NMS, and the
-CenterNet-equivalent setting (score floor 0, all K candidates), timed interleaved run by run. With ``--torch``, CenterNet's own
-``multi_pose_decode`` (re-implemented in ``bench/centernet_torch_decode.py``) is timed on the same heads.
+CenterNet-equivalent setting (score floor 0, all K candidates), timed interleaved run by run. With
+``--torch``, CenterNet's own ``multi_pose_decode`` (re-implemented in ``bench/centernet_torch_decode.py``)
+is timed on the same heads.
 With ``--heads DIR``, a third kind: real network outputs saved by ``deepmark predict --heads``.
 """
 
