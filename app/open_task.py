@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from app.background_task import BackgroundTask
+from app.jobs import JobPanel
 from core.interchange import ImportReport
 from core.studio import open_inputs
 
@@ -19,26 +19,13 @@ if TYPE_CHECKING:
     from app.window import MainWindow
 
 
-class AddPanel(QWidget):
-    """Status-bar widget: "adding images", a progress bar and Cancel. Hidden while nothing is added."""
+class AddPanel(JobPanel):
+    """The batch jobs' status-bar widget (progress bar, text, Cancel), worded for adding images."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.label = QLabel("adding images")
-        self.bar = QProgressBar()
-        self.bar.setMaximumWidth(180)
-        self.cancel = QPushButton("Cancel")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.label, self.bar, self.cancel):
-            layout.addWidget(widget)
-        self.hide()
-
-    def start(self) -> None:
+    def start(self, total: int = 0) -> None:
+        super().start(total)
         self.bar.setRange(0, 0)  # busy until the first batch says how many files there are
         self.label.setText("adding images: listing files…")
-        self.cancel.setEnabled(True)
-        self.show()
 
     def update_progress(self, done: int, total: int, _stage: str = "") -> None:
         self.bar.setRange(0, max(total, 1))

@@ -164,8 +164,9 @@ class MainWindow(QMainWindow):
             self.select_row(0)
 
     def open_paths(self, paths: list[str | Path]) -> None:
-        """Add folders / images to the open project (DeepFashion2 folders with their labels); a project
-        file among them (dropped, or named on the command line) is opened instead."""
+        """Add folders / images to the open project (DeepFashion2 folders with their labels) in the
+        background (``inputs_added`` follows); a project file among them (dropped, or named on the
+        command line) is opened instead."""
         projects = [p for p in paths if str(p).endswith(PROJECT_SUFFIX)]
         if projects:
             from app.menus import _open
