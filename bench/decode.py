@@ -1,6 +1,6 @@
 """Benchmark of ``core.decode`` (a script, not a test): median and p95 decode time per image.
 
-    python bench/decode.py [--runs 200] [--torch] [--heads DIR]
+    python bench/decode.py [--runs 200] [--torch] [--heads DIR] [--cold] [--kinds scene noise model]
 
 Maps of 64×64 and 128×128 (inputs 256² and 512²), 13 classes, the ``semantic62`` grouping (62 groups),
 K = 100. Two kinds of heads:
@@ -12,6 +12,9 @@ CenterNet-equivalent setting (score floor 0, all K candidates), timed interleave
 ``--torch``, CenterNet's own ``multi_pose_decode`` (re-implemented in ``bench/centernet_torch_decode.py``)
 is timed on the same heads.
 With ``--heads DIR``, a third kind: real network outputs saved by ``deepmark predict --heads``.
+Caches: by default each timed decode follows an untimed decode of the same heads and setting (warm, as
+in a quick run of slider moves); with ``--cold`` a 32 MiB write evicts the CPU caches before each
+timed decode instead (as after the canvas repaint that comes between two slider moves).
 """
 
 from __future__ import annotations
@@ -59,20 +62,29 @@ def make_heads(kind: str, input_size: int, count: int, taxonomy, grouping) -> li
 
 
 def time_settings(heads: list[RawHeads], settings: dict[str, PostprocessParams], runs: int, taxonomy,
-                  grouping) -> dict[str, list[float]]:
+                  grouping, cold: bool = False) -> dict[str, list[float]]:
     """Milliseconds per decode for each setting, the settings interleaved run by run (same heads, same
-    moment): a slow spell of the machine then hits every setting alike, so their ratios hold."""
+    moment): a slow spell of the machine then hits every setting alike, so their ratios hold.
+
+    Warm (default): each timed decode follows an untimed decode of the same heads with the same
+    setting, so that the heads and the setting's working arrays are in the CPU caches for every setting
+    alike. (Timing a setting right after a different one measures the other setting's cache footprint
+    instead: the baseline ran 0.04 ms slower right after the CenterNet-equivalent setting, which evicts
+    the most.) Cold: a 32 MiB write evicts the caches before each timed decode, for every setting alike.
+    """
     for h in heads:  # validation is cached per heads object; warm it and the caches up
         for params in settings.values():
             decode_detections(h, params, taxonomy, grouping)
+    evict = np.zeros(32 << 20, np.uint8) if cold else None
     times: dict[str, list[float]] = {name: [] for name in settings}
     names = list(settings)
     for i in range(runs):
         h = heads[i % len(heads)]
-        # an untimed decode brings these heads into the CPU caches (as the slider's previous move did),
-        # and the order rotates, so that no setting always runs first or after a particular other one
-        decode_detections(h, settings[names[0]], taxonomy, grouping)
-        for name in names[i % len(names):] + names[: i % len(names)]:
+        for name in names[i % len(names):] + names[: i % len(names)]:  # no setting always runs first
+            if evict is not None:
+                evict += 1
+            else:
+                decode_detections(h, settings[name], taxonomy, grouping)
             start = time.perf_counter()
             decode_detections(h, settings[name], taxonomy, grouping)
             times[name].append((time.perf_counter() - start) * 1e3)
@@ -88,14 +100,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--torch", action="store_true", help="also time CenterNet's torch decode")
     parser.add_argument("--heads", help="also time saved raw heads (*.npz) of a real model")
+    parser.add_argument("--cold", action="store_true", help="evict the CPU caches before each timed decode")
+    parser.add_argument("--kinds", nargs="+", choices=["model", "scene", "noise"], default=["model", "scene", "noise"],
+                        help="which heads to time (model needs --heads)")
     args = parser.parse_args()
     taxonomy = load_taxonomy()
     grouping = load_grouping("semantic62", taxonomy)
-    print(f"# decode benchmark, {platform.processor() or platform.machine()}, {args.runs} runs per cell")
+    caches = "cold caches" if args.cold else "warm caches"
+    print(f"# decode benchmark, {platform.processor() or platform.machine()}, {args.runs} runs per cell, {caches}")
     print("| heads | map | setting | median ms | p95 ms |")
     print("|---|---|---|---|---|")
-    cases = [(kind, size) for kind in ("scene", "noise") for size in (256, 512)]
-    if args.heads:
+    cases = [(kind, size) for kind in ("scene", "noise") if kind in args.kinds for size in (256, 512)]
+    if args.heads and "model" in args.kinds:
         cases.insert(0, ("model", 0))
     for kind, input_size in cases:
         if kind == "model":
@@ -104,7 +120,7 @@ def main() -> None:
         else:
             heads = make_heads(kind, input_size, max(1, args.runs // 10), taxonomy, grouping)
             side = input_size // 4
-        times = time_settings(heads, SETTINGS, args.runs, taxonomy, grouping)
+        times = time_settings(heads, SETTINGS, args.runs, taxonomy, grouping, cold=args.cold)
         for name, values in times.items():
             med, p95 = summary(values)
             print(f"| {kind} | {side}×{side} | {name} | {med:.2f} | {p95:.2f} |", flush=True)

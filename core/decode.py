@@ -43,20 +43,25 @@ _validated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 @dataclass(frozen=True, eq=False)
 class DecodeLayout:
-    """Per class index: landmark groups padded to Lmax. ``groups`` (C, Lmax) int (-1 pad), ``count`` (C,)."""
+    """Per class index: landmark groups padded to Lmax. ``groups`` (C, Lmax) int (-1 pad), ``count`` (C,);
+    ``group_mean`` (C, G): 1/count where the class has a landmark in the group, else 0, so that
+    ``group_mean @ v`` is each class's mean of a per-group value ``v`` (G,) over its landmarks."""
 
     groups: np.ndarray
     count: np.ndarray
     category_ids: np.ndarray
+    group_mean: np.ndarray
 
 
 @lru_cache(maxsize=8)
 def decode_layout(taxonomy: Taxonomy, grouping: Grouping) -> DecodeLayout:
     counts = np.array([len(g) for g in grouping.category_groups])
     groups = np.full((len(counts), counts.max()), -1, np.int64)
+    group_mean = np.zeros((len(counts), grouping.num_groups))
     for k, g in enumerate(grouping.category_groups):
         groups[k, : len(g)] = g
-    return DecodeLayout(groups, counts, np.array(taxonomy.category_ids))
+        group_mean[k, g] = 1.0 / len(g)  # a class has at most one landmark per group (validated)
+    return DecodeLayout(groups, counts, np.array(taxonomy.category_ids), group_mean)
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,9 +146,8 @@ def candidate_floors(params: PostprocessParams, layout: DecodeLayout, peak_score
     num_classes = len(layout.count)
     if not params.center_rescoring or params.alpha >= 1.0:
         return np.full(num_classes, params.score_threshold)
-    group_best = np.zeros(len(peak_score) + 1)  # the last entry serves index -1 (padding) → 0
-    np.maximum(peak_score.max(axis=1), 0.0, out=group_best[:-1])
-    class_bound = group_best[layout.groups].sum(axis=1) / layout.count
+    # + 1e-9: an upper bound must stay one whatever the rounding of the sum
+    class_bound = layout.group_mean @ np.maximum(peak_score.max(axis=1), 0.0) + 1e-9  # (C,)
     lowest = max(min(params.candidate_floor, params.score_threshold), 0.0)
     if params.alpha < 1e-9:  # the score is (almost) the landmark score alone; avoid dividing by ~0
         return np.where(class_bound >= params.score_threshold - params.alpha, lowest, np.inf)
@@ -222,27 +226,27 @@ def match_landmarks(
     dist2 = (px - cx[:, None]) ** 2 + (py - cy[:, None]) ** 2
     box_w = box[:, 2] - box[:, 0]
     box_h = box[:, 3] - box[:, 1]
+    rows = np.arange(len(g))
     if params.keypoint_rescoring:
         sigma = np.maximum(np.minimum(box_w, box_h) / KEYPOINT_MASK_DIVISOR, 1e-6)[pair_d]
-        exponent = (dist2 / (2 * sigma * sigma)[:, None]).astype(np.float64)
-        # Compared in log space: for small boxes every weight underflows, yet the order must hold.
-        with np.errstate(divide="ignore"):
-            log_weighted = np.where(ps > 0, np.log(np.maximum(ps, 1e-45)) - exponent, -np.inf)
+        exponent = dist2 / (2 * sigma * sigma)[:, None]  # float64
+        # Compared in log space: for small boxes every weight underflows, yet the order must hold. The
+        # floor 1e-45 (a float32 denormal > 0) keeps log() finite; padding (score -1, position NaN) is -inf.
+        log_weighted = np.where(ps > 0, np.log(np.maximum(ps, 1e-45)) - exponent, -np.inf)
         choice = log_weighted.argmax(1)
-        rows = np.arange(len(g))
-        chosen_score = np.where(ps[rows, choice] > 0, ps[rows, choice] * np.exp(-exponent[rows, choice]), -1.0)
+        best = ps[rows, choice]
+        chosen_score = np.where(best > 0, best * np.exp(-exponent[rows, choice]), -1.0)
     else:
         choice = np.where(ps >= 0, dist2, np.inf).argmin(1)
-        chosen_score = ps[np.arange(len(g)), choice]
-    rows = np.arange(len(g))
+        chosen_score = ps[rows, choice]
     qx, qy = px[rows, choice].astype(np.float64), py[rows, choice].astype(np.float64)
     pb = box[pair_d]
-    with np.errstate(invalid="ignore"):
-        accept = (
-            (qx >= pb[:, 0]) & (qx <= pb[:, 2]) & (qy >= pb[:, 1]) & (qy <= pb[:, 3])
-            & (chosen_score >= params.peak_threshold)
-            & (np.sqrt(dist2[rows, choice]) <= MAX_REFINE_DISTANCE * np.maximum(box_w, box_h)[pair_d])
-        )
+    # NaN (a group without peaks) compares False without a warning, so it is never accepted
+    accept = (
+        (qx >= pb[:, 0]) & (qx <= pb[:, 2]) & (qy >= pb[:, 1]) & (qy <= pb[:, 3])
+        & (chosen_score >= params.peak_threshold)
+        & (np.sqrt(dist2[rows, choice]) <= MAX_REFINE_DISTANCE * np.maximum(box_w, box_h)[pair_d])
+    )
     peak = coarse.copy()
     peak[pair_d[accept], pair_l[accept]] = np.stack([qx[accept], qy[accept]], axis=1)
     score = np.zeros(groups.shape)
@@ -311,22 +315,24 @@ def box_iou(boxes: np.ndarray) -> np.ndarray:
 def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, per_class: bool) -> np.ndarray:
     """Greedy box NMS; returns kept indices, best score first."""
     order = np.argsort(-scores, kind="stable")
-    b = np.asarray(boxes, np.float64)[order]
-    size = np.clip(b[:, 2:] - b[:, :2], 0, None)
-    area = size[:, 0] * size[:, 1]
-    overlap = np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]), 0, None)
-    inter = overlap[..., 0] * overlap[..., 1]
-    # IoU > t  ⇔  inter > t · (a_i + a_j − inter): no division, and an empty union never suppresses
-    suppresses = inter * (1.0 + iou) > iou * (area[:, None] + area[None, :])
+    if per_class and np.bincount(classes).max() < 2:  # one box per class: nothing can suppress
+        return order
+    x1, y1, x2, y2 = np.asarray(boxes, np.float64)[order].T
+    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    inter = (np.maximum(np.minimum.outer(x2, x2) - np.maximum.outer(x1, x1), 0)
+             * np.maximum(np.minimum.outer(y2, y2) - np.maximum.outer(y1, y1), 0))
+    # IoU > t  ⇔  inter > t · (a_i + a_j − inter): no division, and an empty union never suppresses;
+    # only the upper triangle counts (a box suppresses later, lower-scored ones)
+    suppresses = np.triu(inter * (1.0 + iou) > iou * np.add.outer(area, area), 1)
     if per_class:
-        suppresses &= classes[order][:, None] == classes[order][None, :]
-    np.fill_diagonal(suppresses, False)
+        sorted_classes = classes[order]
+        suppresses &= np.equal.outer(sorted_classes, sorted_classes)
     if not suppresses.any():  # the usual case on a slider move: nothing overlaps enough
         return order
     keep = np.ones(len(order), bool)
-    for i in range(len(order)):  # greedy, best first: a box still kept suppresses the later ones it overlaps
+    for i in np.flatnonzero(suppresses.any(axis=1)):  # greedy, best first: only a kept box suppresses
         if keep[i]:
-            keep[i + 1 :] &= ~suppresses[i, i + 1 :]
+            keep &= ~suppresses[i]
     return order[keep]
 
 
