@@ -175,8 +175,9 @@ def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.nda
 def landmark_peaks(heads: RawHeads, params: PostprocessParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Step 3: group-heatmap peaks padded per group.
 
-    Returns ``x``, ``y`` (G, Kmax) float32 map pixels (sub-pixel offset applied; NaN pad) and ``score``
-    (G, Kmax) float32 (-1 pad), at most ``top_k`` peaks per group.
+    Returns ``x``, ``y`` (G, Kmax) float32 map pixels (sub-pixel offset applied; +inf pad: infinitely
+    far, so never the nearest, never weighted above 0 and never inside a box) and ``score`` (G, Kmax)
+    float32 (-1 pad), at most ``top_k`` peaks per group, each group's peaks first.
     """
     sigma = params.sigma_keypoint if params.heatmap_rescoring else 0.0
     peaks: Peaks = top_k_per_channel(
@@ -187,8 +188,8 @@ def landmark_peaks(heads: RawHeads, params: PostprocessParams) -> tuple[np.ndarr
     k_max = max(int(counts.max()) if len(peaks) else 0, 1)
     starts = np.cumsum(counts) - counts  # first index of each group's peaks
     rank = np.arange(len(peaks)) - starts[peaks.channel]
-    x = np.full((num_groups, k_max), np.nan, np.float32)
-    y = np.full((num_groups, k_max), np.nan, np.float32)
+    x = np.full((num_groups, k_max), np.inf, np.float32)
+    y = np.full((num_groups, k_max), np.inf, np.float32)
     score = np.full((num_groups, k_max), -1.0, np.float32)
     x[peaks.channel, rank] = peaks.x + heads.hp_offset[0, peaks.y, peaks.x]
     y[peaks.channel, rank] = peaks.y + heads.hp_offset[1, peaks.y, peaks.x]
@@ -217,42 +218,48 @@ def match_landmarks(
 
     Works on the flat list of real (candidate, landmark) pairs against their group's peaks: (P, Kmax).
     """
+    # take() on flat indices: several times faster than fancy indexing on arrays this small
     peak_x, peak_y, peak_score = peaks
     pair_d, pair_l = np.nonzero(groups >= 0)
-    g = groups[pair_d, pair_l]
-    cx = coarse[pair_d, pair_l, 0].astype(np.float32)
-    cy = coarse[pair_d, pair_l, 1].astype(np.float32)
-    px, py, ps = peak_x[g], peak_y[g], peak_score[g]  # (P, Kmax)
+    pair = pair_d * groups.shape[1] + pair_l  # flat (D·Lmax) index of each pair
+    g = groups.reshape(-1).take(pair)
+    coarse_xy = coarse.reshape(-1, 2).take(pair, axis=0)  # (P, 2)
+    cx = coarse_xy[:, 0].astype(np.float32)
+    cy = coarse_xy[:, 1].astype(np.float32)
+    px, py, ps = peak_x.take(g, axis=0), peak_y.take(g, axis=0), peak_score.take(g, axis=0)  # (P, Kmax)
     dist2 = (px - cx[:, None]) ** 2 + (py - cy[:, None]) ** 2
     box_w = box[:, 2] - box[:, 0]
     box_h = box[:, 3] - box[:, 1]
-    rows = np.arange(len(g))
     if params.keypoint_rescoring:
-        sigma = np.maximum(np.minimum(box_w, box_h) / KEYPOINT_MASK_DIVISOR, 1e-6)[pair_d]
-        exponent = dist2 / (2 * sigma * sigma)[:, None]  # float64
-        # Compared in log space: for small boxes every weight underflows, yet the order must hold. The
-        # floor 1e-45 (a float32 denormal > 0) keeps log() finite; padding (score -1, position NaN) is -inf.
-        log_weighted = np.where(ps > 0, np.log(np.maximum(ps, 1e-45)) - exponent, -np.inf)
-        choice = log_weighted.argmax(1)
-        best = ps[rows, choice]
-        chosen_score = np.where(best > 0, best * np.exp(-exponent[rows, choice]), -1.0)
+        sigma = np.maximum(np.minimum(box_w, box_h) / KEYPOINT_MASK_DIVISOR, 1e-6).take(pair_d)
+        exponent = dist2 / (2 * sigma * sigma)[:, None]  # float64; +inf for padding
+        # Compared in log space: for small boxes every weight underflows, yet the order must hold. Peak
+        # scores are > 0 (peaks are above the threshold); the floor 1e-45 (a float32 denormal) only keeps
+        # the padding's log finite, and its infinite exponent makes it -inf. Logs taken per group, (G, Kmax).
+        log_score = np.log(np.maximum(peak_score, 1e-45)).take(g, axis=0)
+        pick = np.arange(len(g)) * dist2.shape[1] + (log_score - exponent).argmax(1)  # flat (P·Kmax) index
+        best = ps.reshape(-1).take(pick)
+        chosen_score = np.where(best > 0, best * np.exp(-exponent.reshape(-1).take(pick)), -1.0)
     else:
-        choice = np.where(ps >= 0, dist2, np.inf).argmin(1)
-        chosen_score = ps[rows, choice]
-    qx, qy = px[rows, choice].astype(np.float64), py[rows, choice].astype(np.float64)
-    pb = box[pair_d]
-    # NaN (a group without peaks) compares False without a warning, so it is never accepted
+        pick = np.arange(len(g)) * dist2.shape[1] + dist2.argmin(1)  # padding is infinitely far
+        chosen_score = ps.reshape(-1).take(pick)
+    qx = px.reshape(-1).take(pick).astype(np.float64)
+    qy = py.reshape(-1).take(pick).astype(np.float64)
+    pb = box.take(pair_d, axis=0)
+    # a group without peaks chose padding: at +inf it lies in no box and is never accepted
     accept = (
         (qx >= pb[:, 0]) & (qx <= pb[:, 2]) & (qy >= pb[:, 1]) & (qy <= pb[:, 3])
         & (chosen_score >= params.peak_threshold)
-        & (np.sqrt(dist2[rows, choice]) <= MAX_REFINE_DISTANCE * np.maximum(box_w, box_h)[pair_d])
+        & (np.sqrt(dist2.reshape(-1).take(pick)) <= MAX_REFINE_DISTANCE * np.maximum(box_w, box_h).take(pair_d))
     )
     peak = coarse.copy()
-    peak[pair_d[accept], pair_l[accept]] = np.stack([qx[accept], qy[accept]], axis=1)
-    score = np.zeros(groups.shape)
-    score[pair_d, pair_l] = np.where(accept, chosen_score, 0.0)
-    refined = np.zeros(groups.shape, bool)
-    refined[pair_d, pair_l] = accept
+    peak.reshape(-1, 2)[pair[accept]] = np.stack([qx[accept], qy[accept]], axis=1)
+    score = np.zeros(groups.size)
+    score[pair] = np.where(accept, chosen_score, 0.0)
+    score = score.reshape(groups.shape)
+    refined = np.zeros(groups.size, bool)
+    refined[pair] = accept
+    refined = refined.reshape(groups.shape)
     return MatchedLandmarks(coarse, peak, score, refined)
 
 
