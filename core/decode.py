@@ -60,7 +60,8 @@ def decode_layout(taxonomy: Taxonomy, grouping: Grouping) -> DecodeLayout:
     group_mean = np.zeros((len(counts), grouping.num_groups))
     for k, g in enumerate(grouping.category_groups):
         groups[k, : len(g)] = g
-        group_mean[k, g] = 1.0 / len(g)  # a class has at most one landmark per group (validated)
+        if len(g):  # a class has at most one landmark per group (validated), so this is its mean
+            group_mean[k, g] = 1.0 / len(g)
     return DecodeLayout(groups, counts, np.array(taxonomy.category_ids), group_mean)
 
 
@@ -320,7 +321,8 @@ def box_iou(boxes: np.ndarray) -> np.ndarray:
 
 
 def nms_keep(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, per_class: bool) -> np.ndarray:
-    """Greedy box NMS; returns kept indices, best score first."""
+    """Greedy box NMS of ``boxes`` (N, 4) xyxy with ``scores`` (N,) and class indices ``classes`` (N,)
+    int >= 0 (only compared when ``per_class``); returns kept indices, best score first."""
     order = np.argsort(-scores, kind="stable")
     if per_class and np.bincount(classes).max() < 2:  # one box per class: nothing can suppress
         return order
