@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.store.images import image_record
 from core.store.models import NEEDS_REVIEW, STATUSES, Annotation, Image, Landmark
 from core.store.records import ImageRecord
+from core.store.stats import corrected_displacements, mean_known
 from core.taxonomy import Taxonomy, load_taxonomy
 
 if TYPE_CHECKING:
@@ -106,25 +106,13 @@ def review_summary(project: Project, taxonomy: Taxonomy | None = None) -> Review
         by_status = dict(session.execute(select(Image.status, func.count()).group_by(Image.status)).all())
         items = dict(session.execute(select(Annotation.category_id, func.count())
                                      .group_by(Annotation.category_id)).all())
-        moved = session.execute(
-            select(Annotation.category_id, Landmark.x, Landmark.y, Landmark.x0, Landmark.y0)
-            .join(Annotation, Annotation.id == Landmark.annotation_id).where(Landmark.corrected.is_(True))
-        ).all()
-        return by_status, items, moved
+        return by_status, items, corrected_displacements(session)
 
     by_status, items, moved = project.read(work)
-    corrected: dict[int, int] = {}
-    distances: dict[int, list[float]] = {}
-    for category_id, x, y, x0, y0 in moved:
-        corrected[category_id] = corrected.get(category_id, 0) + 1
-        if x0 is not None and y0 is not None:
-            distances.setdefault(category_id, []).append(float(np.hypot(x - x0, y - y0)))
+    corrected = {category_id: len(values) for category_id, values in moved.items()}
 
-    def mean(values: list[float]) -> float | None:
-        return float(np.mean(values)) if values else None
-
-    rows = [CategoryRow(c.id, c.name, int(items.get(c.id, 0)), corrected.get(c.id, 0), mean(distances.get(c.id, [])))
+    rows = [CategoryRow(c.id, c.name, int(items.get(c.id, 0)), corrected.get(c.id, 0), mean_known(moved.get(c.id, [])))
             for c in taxonomy.categories]
     total = CategoryRow(0, "all categories", sum(r.items for r in rows), sum(r.corrected_landmarks for r in rows),
-                        mean([d for values in distances.values() for d in values]))
+                        mean_known([d for values in moved.values() for d in values]))
     return ReviewSummary(rows, total, {s: int(by_status.get(s, 0)) for s in STATUSES})

@@ -3,6 +3,7 @@ annotators moved them (mean displacement in pixels, per category), edits per aut
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,19 +67,31 @@ class ProjectStatus:
         return "\n".join(lines)
 
 
-def _displacements(session: Session) -> tuple[dict[int, int], dict[int, float]]:
+def corrected_displacements(session: Session) -> dict[int, list[float]]:
+    """Per category id, one entry per human-corrected landmark: its distance (image px) from where it was
+    before the first correction, or NaN when that position is unknown (``x0``/``y0`` unset)."""
     rows = session.execute(
         select(Annotation.category_id, Landmark.x, Landmark.y, Landmark.x0, Landmark.y0)
         .join(Annotation, Annotation.id == Landmark.annotation_id).where(Landmark.corrected.is_(True))
     ).all()
-    counts: dict[int, int] = {}
     moved: dict[int, list[float]] = {}
     for category_id, x, y, x0, y0 in rows:
-        counts[category_id] = counts.get(category_id, 0) + 1
-        if x0 is not None and y0 is not None:
-            moved.setdefault(category_id, []).append(float(np.hypot(x - x0, y - y0)))
-    means = {k: float(np.mean(v)) for k, v in sorted(moved.items())}
-    return dict(sorted(counts.items())), means
+        known = x0 is not None and y0 is not None
+        moved.setdefault(category_id, []).append(float(np.hypot(x - x0, y - y0)) if known else math.nan)
+    return moved
+
+
+def mean_known(values: list[float]) -> float | None:
+    """Mean of the non-NaN ``values``; None when there are none."""
+    known = [v for v in values if not math.isnan(v)]
+    return float(np.mean(known)) if known else None
+
+
+def _displacements(session: Session) -> tuple[dict[int, int], dict[int, float]]:
+    moved = corrected_displacements(session)
+    counts = {k: len(v) for k, v in sorted(moved.items())}
+    means = {k: m for k, v in sorted(moved.items()) if (m := mean_known(v)) is not None}
+    return counts, means
 
 
 def project_status(project: Project) -> ProjectStatus:
