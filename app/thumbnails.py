@@ -11,13 +11,14 @@ thumbnail is being decoded is safe.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 
 from app.qt_convert import rgb_to_qimage
+from core.lru import LruDict
 from core.thumbnails import ThumbnailCache
 
 MAX_QUEUE = 256  # pending requests kept; older ones are dropped (asked again if their row is still shown)
@@ -84,7 +85,7 @@ class ThumbnailLoader(QObject):
         self.capacity = capacity
         self._pool = QThreadPool()
         self._pool.setMaxThreadCount(max(1, threads))
-        self._icons: OrderedDict[str, QIcon] = OrderedDict()
+        self._icons: LruDict[str, QIcon] = LruDict(capacity)
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
         self._queue: deque[tuple[int, str, Path]] = deque()  # newest last
@@ -101,7 +102,6 @@ class ThumbnailLoader(QObject):
     def icon(self, key: str, path: Path) -> QIcon | None:
         found = self._icons.get(key)
         if found is not None:
-            self._icons.move_to_end(key)
             return found
         if key in self._errors:
             return error_icon()
@@ -160,13 +160,10 @@ class ThumbnailLoader(QObject):
                 continue
             if image is None:
                 self._errors[key] = error or "cannot be shown"
-                self._icons.pop(key, None)
+                self._icons.pop(key)
             else:
                 self._errors.pop(key, None)
-                self._icons[key] = QIcon(QPixmap.fromImage(image))
-                self._icons.move_to_end(key)
-                while len(self._icons) > self.capacity:
-                    self._icons.popitem(last=False)
+                self._icons.put(key, QIcon(QPixmap.fromImage(image)))
             keys.append(key)
         with self._lock:
             idle = self._busy == 0 and not self._results

@@ -6,7 +6,6 @@ everything it shows can be tested without a display.
 from __future__ import annotations
 
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 
 from core.errors import DeepMarkError
 from core.interchange import ImportReport, import_df2, import_images
+from core.lru import LruDict
 from core.paths import resource_path
 from core.peaks import smooth_heatmap
 from core.store import Project
@@ -84,19 +84,13 @@ class HeadsCache:
         if capacity < 1:
             raise DeepMarkError(f"heads cache capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self._items: OrderedDict[tuple[int, str], RawHeads] = OrderedDict()
+        self._items: LruDict[tuple[int, str], RawHeads] = LruDict(capacity)
 
     def get(self, image_id: int, key: str = "") -> RawHeads | None:
-        found = self._items.get((image_id, key))
-        if found is not None:
-            self._items.move_to_end((image_id, key))
-        return found
+        return self._items.get((image_id, key))
 
     def put(self, image_id: int, heads: RawHeads, key: str = "") -> None:
-        self._items[(image_id, key)] = heads
-        self._items.move_to_end((image_id, key))
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self._items.put((image_id, key), heads)
 
     def clear(self) -> None:
         self._items.clear()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.cache import THUMBNAIL_CACHE_BYTES, CacheBudget, budget_from_env, thumbnails_dir
 from core.errors import DeepMarkError
 from core.images import _DECODE_ERRORS, ImageError, _rgb_from_pil, read_image
+from core.lru import LruDict
 
 THUMB_SIZE = 96  # px, longest side
 JPEG_QUALITY = 85
@@ -95,7 +95,7 @@ class ThumbnailCache:
             self.folder, budget_from_env("DEEPMARK_THUMBNAIL_CACHE_MB", THUMBNAIL_CACHE_BYTES), "*.jpg")
         self.size = size
         self.memory_items = memory_items
-        self._memory: OrderedDict[str, tuple[tuple[int, int] | None, Thumbnail]] = OrderedDict()
+        self._memory: LruDict[str, tuple[tuple[int, int] | None, Thumbnail]] = LruDict(memory_items)
         self._lock = threading.Lock()
         self.made = 0  # thumbnails decoded from their image file (the tests check the disk cache is used)
 
@@ -114,8 +114,6 @@ class ThumbnailCache:
         """The thumbnail in memory, without touching the disk (for the GUI thread)."""
         with self._lock:
             found = self._memory.get(str(path))
-            if found is not None:
-                self._memory.move_to_end(str(path))
         return None if found is None else found[1]
 
     def get(self, path: str | Path) -> Thumbnail:
@@ -123,10 +121,8 @@ class ThumbnailCache:
         for a bad image)."""
         name, stamp = self.key(path)
         with self._lock:
-            found = self._memory.get(str(path))
+            found = self._memory.get(str(path))  # a stale entry is touched, then replaced below
         if found is not None and found[0] == stamp:
-            with self._lock:
-                self._memory.move_to_end(str(path))
             return found[1]
         thumb = self._from_disk(name) if stamp is not None else None
         if thumb is None:
@@ -142,10 +138,7 @@ class ThumbnailCache:
 
     def _remember(self, key: str, stamp: tuple[int, int] | None, thumb: Thumbnail) -> None:
         with self._lock:
-            self._memory[key] = (stamp, thumb)
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.memory_items:
-                self._memory.popitem(last=False)
+            self._memory.put(key, (stamp, thumb))
 
     def _file(self, name: str) -> Path | None:
         return None if self.folder is None else self.folder / name[:2] / f"{name}.jpg"
