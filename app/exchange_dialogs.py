@@ -112,6 +112,12 @@ class _JobDialog(QDialog):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
+    def _show_report(self, report) -> None:
+        """Keep ``report`` (an export or import report) and show its summary and errors."""
+        self.report = report
+        self.summary.setText(report.summary())
+        self._list_errors(report.errors)
+
     def _failed(self, message: str) -> None:
         self.summary.setText(f"failed: {message}")
 
@@ -220,9 +226,7 @@ class ExportDialog(_JobDialog):
         self._run(work, self._done)
 
     def _done(self, report: ExportReport) -> None:
-        self.report = report
-        self.summary.setText(report.summary())
-        self._list_errors(report.errors)
+        self._show_report(report)
         self.exported.emit(report)
 
 
@@ -297,9 +301,7 @@ class ImportDialog(_JobDialog):
         self._run(work, self._done)
 
     def _done(self, report: ImportReport) -> None:
-        self.report = report
-        self.summary.setText(report.summary())
-        self._list_errors(report.errors)
+        self._show_report(report)
         self.imported.emit(report)
 
 
