@@ -10,8 +10,8 @@ from typing import Any
 
 from PySide6.QtCore import QThread, Signal
 
-from core.errors import DeepMarkError
-from core.tuning_session import TuningCancelled
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.studio.tuning import TuningCancelled
 
 TaskFn = Callable[[Callable[[int, int, str], None], threading.Event], Any]
 """``fn(progress(done, total, stage), cancel)`` → the task's result."""

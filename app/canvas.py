@@ -1,7 +1,7 @@
 """The image canvas: a QGraphicsView showing the image, a heatmap overlay, the stored items (editable) and
 the model's live detections; wheel zoom around the cursor, fit, 1:1 and hand-drag pan.
 
-Editing gestures, reported to whoever listens (``app.edit_controller.Editor``):
+Editing gestures, reported to whoever listens (``deepmark.app.edit_controller.Editor``):
 - click a box outline / label / landmark: selects its item; click a detection: selects it; Tab cycles;
 - drag a landmark: moves it, with every other selected landmark (Ctrl+click adds one, Shift+drag on
   the image draws a rubber band) → ``landmarks_moved`` (or the ``on_moved`` callback for one landmark);
@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
-from app.overlay_items import (
+from deepmark.app.overlay_items import (
     VISIBILITY_NAMES,
     DetectionGraphic,
     ItemGraphic,
@@ -27,11 +27,11 @@ from app.overlay_items import (
     PressCallback,
     cosmetic_pen,
 )
-from app.qt_convert import category_color, map_pixels_transform, rgb_to_pixmap, rgba_to_pixmap
-from core.store import ItemRecord
-from core.structures import Detection
-from core.studio import HeatmapView, colorize
-from core.taxonomy import Taxonomy
+from deepmark.app.qt_convert import category_color, map_pixels_transform, rgb_to_pixmap, rgba_to_pixmap
+from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.taxonomy import Taxonomy
+from deepmark.core.store import ItemRecord
+from deepmark.core.studio.display import HeatmapView, colorize
 
 ZOOM_STEP = 1.25
 MIN_DRAWN_BOX = 2.0  # image pixels: a smaller drag in draw mode is a slip, not a box

@@ -18,8 +18,8 @@ from typing import Protocol
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
-from core.errors import DeepMarkError
-from core.store import EditReceipt, ItemData, Project
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import EditReceipt, ItemData, Project
 
 # project → {an item id that an undone-then-redone addition had: the id it has now}
 _ALIASES: weakref.WeakKeyDictionary[Project, dict[int, int]] = weakref.WeakKeyDictionary()

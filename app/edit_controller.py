@@ -1,5 +1,5 @@
 """Correcting on the canvas: the canvas's gestures, keys and context menus turned into undoable store
-commands (``app.commands``), each written to the store at once.
+commands (``deepmark.app.commands``), each written to the store at once.
 
 Keys: V / O / X set the visibility of the selected landmarks, or of the one under
 the cursor, to visible / occluded / not present; B draws a new item (drag a box, then choose its
@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtGui import QAction, QCursor, QKeySequence
 from PySide6.QtWidgets import QMenu
 
-from app.commands import (
+from deepmark.app.commands import (
     AcceptPrediction,
     AddItem,
     DeleteItems,
@@ -29,15 +29,15 @@ from app.commands import (
     move_landmarks,
     set_visibility,
 )
-from app.overlay_items import DetectionGraphic, ItemGraphic, LandmarkHandle
-from core.errors import DeepMarkError
-from core.store import ItemData, ItemRecord
-from core.store.bulk import item_from_detection
-from core.structures import Detection
-from core.templates import derive_landmarks, template_landmarks
+from deepmark.app.overlay_items import DetectionGraphic, ItemGraphic, LandmarkHandle
+from deepmark.core.domain.structures import Detection
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import ItemData, ItemRecord
+from deepmark.core.store.bulk import item_from_detection
+from deepmark.core.studio.templates import derive_landmarks, template_landmarks
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 VISIBILITY_LABELS = {2: "Visible\tV", 1: "Occluded\tO", 0: "Not present\tX"}
 

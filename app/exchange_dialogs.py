@@ -1,4 +1,4 @@
-"""File → Export dataset… and File → Import annotations…: dialogs over ``core.interchange``.
+"""File → Export dataset… and File → Import annotations…: dialogs over ``deepmark.core.store.interchange``.
 
 Export: the project's images of the chosen review statuses as DeepFashion2 per-image JSON (train /
 validation split by a stable hash with the given seed), optionally the 294-keypoint COCO json of each
@@ -31,11 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.background_task import BackgroundTask
-from core.errors import DeepMarkError
-from core.interchange import ExportReport, ImportReport, export_dataset, import_coco, import_df2
-from core.store import STATUSES, Project
-from core.store.exporting import IMAGE_MODES
+from deepmark.app.background_task import BackgroundTask
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import STATUSES, Project
+from deepmark.core.store.exporting import IMAGE_MODES
+from deepmark.core.store.interchange import ExportReport, ImportReport, export_dataset, import_coco, import_df2
 
 MAX_LISTED_ERRORS = 500
 IMAGE_MODE_LABELS = {"copy": "copy the images", "hardlink": "hard-link the images (copy across disks)",

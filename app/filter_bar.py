@@ -1,5 +1,5 @@
 """The bar above the image list: review status, category, lowest detection score, "has corrections" and
-a file-name search, turned into a ``core.store.images.ImageFilter`` (the database does the filtering)."""
+a file-name search, turned into a ``deepmark.core.store.images.ImageFilter`` (the database does the filtering)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import DeepMarkError
-from core.store import NEEDS_REVIEW, STATUSES, Project
-from core.store.images import ImageFilter
-from core.taxonomy import Taxonomy
+from deepmark.core.domain.taxonomy import Taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import NEEDS_REVIEW, STATUSES, Project
+from deepmark.core.store.images import ImageFilter
 
 SEARCH_DELAY_MS = 250  # typing a name queries once, after a pause
 

@@ -1,6 +1,6 @@
 """Heatmap overlay controls: which heatmap (off, center max over classes, one class, one group), raw or
 after heatmap rescoring (σ from the post-processing panel), opacity, a colour bar of the 0..1 scale, and
-whether the heatmap is also shown alone in a view beside the image (``app.side_view``)."""
+whether the heatmap is also shown alone in a view beside the image (``deepmark.app.side_view``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QSizePolicy, QSlider, QWidget
 
-from app.qt_convert import rgba_to_qimage
-from core.studio import heat_lut
-from core.taxonomy import Taxonomy
+from deepmark.app.qt_convert import rgba_to_qimage
+from deepmark.core.domain.taxonomy import Taxonomy
+from deepmark.core.studio.display import heat_lut
 
 COLORBAR_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -21,7 +21,8 @@ def _key(source: str, index: int | None) -> str:
 
 
 class ColorBar(QWidget):
-    """The overlay's colour scale: ``core.studio.heat_lut`` from 0 (left) to 1 (right) with tick labels,
+    """The overlay's colour scale: ``deepmark.core.studio.display.heat_lut`` from 0 (left) to 1 (right) with tick
+    labels,
     drawn over a checkerboard so that the table's transparency at low values is visible too."""
 
     def __init__(self, parent=None) -> None:

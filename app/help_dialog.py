@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 OTHER = "Other"
 MOUSE = "Mouse"

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtWidgets import QAbstractItemView, QListView, QVBoxLayout, QWidget
 
-from app.qt_convert import status_color
-from app.thumbnails import ICON_PX, ThumbnailLoader, placeholder_icon
-from core.errors import DeepMarkError
-from core.store import ImageRecord, Project
-from core.store.images import ImageFilter
-from core.thumbnails import ThumbnailCache
+from deepmark.app.qt_convert import status_color
+from deepmark.app.thumbnails import ICON_PX, ThumbnailLoader, placeholder_icon
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import ImageRecord, Project
+from deepmark.core.store.images import ImageFilter
+from deepmark.core.studio.thumbnails import ThumbnailCache
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 PAGE = 256
 Index = QModelIndex | QPersistentModelIndex
@@ -155,7 +155,7 @@ def selected_image_ids(window: MainWindow) -> list[int]:
 
 def build_image_pane(window: MainWindow) -> QWidget:
     """The left dock: the filter bar above the image list (multi-selection, thumbnails)."""
-    from app.filter_bar import FilterBar
+    from deepmark.app.filter_bar import FilterBar
 
     view: QListView = window.image_view
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)

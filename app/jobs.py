@@ -1,4 +1,4 @@
-"""Background jobs: the detector over a selection or the whole project (``core.batch.run_batch``) on a
+"""Background jobs: the detector over a selection or the whole project (``deepmark.core.studio.batch.run_batch``) on a
 worker QThread, with a progress bar, rate, time left and Cancel in the status bar.
 
 The window stays responsive: the worker does the reading, the network, decoding and storing; the GUI
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from core.batch import BatchProgress, BatchReport, run_batch
-from core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.studio.batch import BatchProgress, BatchReport, run_batch
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 PROGRESS_MS = 100
 
@@ -212,7 +212,7 @@ def jobs_of(window: MainWindow) -> JobController:
 
 
 def run_on_selected(window: MainWindow) -> None:
-    from app.image_list import selected_image_ids
+    from deepmark.app.image_list import selected_image_ids
 
     ids = selected_image_ids(window)
     if not ids and window.record is not None:

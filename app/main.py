@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError
 
 log = logging.getLogger("deepmark.studio")
 APP_DIR_NAME = "deepmark-studio"
@@ -40,7 +40,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def icon_paths() -> list[Path]:
     """The application icon files that exist (PNG first: it needs no image plugin)."""
-    from core.paths import resource_path
+    from deepmark.core.util.resources import resource_path
 
     return [p for p in (resource_path("icons", "deepmark-256.png"), resource_path("icons", "deepmark.svg"))
             if p.is_file()]
@@ -75,8 +75,8 @@ class DemoFolder:
 def open_project(args: argparse.Namespace, demo: DemoFolder | None = None):
     """The project the arguments name: the demo's (in ``demo``'s folder, else a fresh temporary one),
     ``--project``, or the user's default project."""
-    from core.store import Project
-    from core.studio import open_demo_project
+    from deepmark.core.store import Project
+    from deepmark.core.studio.display import open_demo_project
 
     if args.demo:
         project = open_demo_project(demo.path if demo is not None else None)[0]
@@ -93,12 +93,12 @@ def build_window(args: argparse.Namespace, use_settings: bool = True):
     from PySide6.QtCore import QObject
     from PySide6.QtWidgets import QApplication
 
-    from app.settings import restore_window, saved_model_path, saved_params
-    from app.window import MainWindow
+    from deepmark.app.settings import restore_window, saved_model_path, saved_params
+    from deepmark.app.window import MainWindow
 
     saved = saved_params() if use_settings else None
     window = MainWindow(saved)
-    window.remember_settings = use_settings  # nor saved on close (app.settings.save_window)
+    window.remember_settings = use_settings  # nor saved on close (deepmark.app.settings.save_window)
     window.setWindowIcon(app_icon())
     if use_settings:
         restore_window(window)

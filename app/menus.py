@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
-from app.help_dialog import build_help_menu
-from app.jobs import run_on_all, run_on_selected
-from app.model_dialog import show_model_info
-from app.recent import fill_menu as fill_recent
-from app.summary_view import show_summary
-from core.errors import DeepMarkError
-from core.store import Project
-from core.store.engine import PROJECT_SUFFIX
+from deepmark.app.help_dialog import build_help_menu
+from deepmark.app.jobs import run_on_all, run_on_selected
+from deepmark.app.model_dialog import show_model_info
+from deepmark.app.recent import fill_menu as fill_recent
+from deepmark.app.summary_view import show_summary
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import Project
+from deepmark.core.store.engine import PROJECT_SUFFIX
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)"
 
@@ -43,7 +43,7 @@ def build_menus(window: MainWindow) -> None:
     file = bar.addMenu("&File")
     _action(window, file, "New project…", lambda: new_project(window), QKeySequence.StandardKey.New)
     _action(window, file, "Open project…", lambda: open_project(window), QKeySequence.StandardKey.Open)
-    recent = file.addMenu("Open recent")  # app.recent: rebuilt, missing files pruned, each time it opens
+    recent = file.addMenu("Open recent")  # deepmark.app.recent: rebuilt, missing files pruned, each time it opens
     recent.aboutToShow.connect(lambda: fill_recent(window, recent))
     window.recent_menu = recent
     _action(window, file, "Add folder…", lambda: add_folder(window), "Ctrl+Shift+O")
@@ -121,13 +121,13 @@ def _toggle_side_by_side(window: MainWindow) -> None:
 
 
 def _tuning(window: MainWindow) -> None:
-    from app.tuning_view import show_tuning  # pyqtgraph loads on first use, not at start-up
+    from deepmark.app.tuning_view import show_tuning  # pyqtgraph loads on first use, not at start-up
 
     show_tuning(window)
 
 
 def _exchange(window: MainWindow, which: str) -> None:
-    from app.exchange_dialogs import show_export_dialog, show_import_dialog
+    from deepmark.app.exchange_dialogs import show_export_dialog, show_import_dialog
 
     show_export_dialog(window) if which == "export" else show_import_dialog(window)
 

@@ -1,4 +1,5 @@
-"""Model → Model information…: what the loaded model file says about itself (``core.model_file.ModelInfo``)."""
+"""Model → Model information…: what the loaded model file says about itself
+(``deepmark.core.formats.model_file.ModelInfo``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from core.inference import Detector
+from deepmark.core.inference.detector import Detector
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 
 def model_facts(detector: Detector) -> list[tuple[str, str]]:

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
-from app.background_task import BackgroundTask
-from app.jobs import JobPanel
-from core.interchange import ImportReport
-from core.studio import open_inputs
+from deepmark.app.background_task import BackgroundTask
+from deepmark.app.jobs import JobPanel
+from deepmark.core.store.interchange import ImportReport
+from deepmark.core.studio.display import open_inputs
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 
 class AddPanel(JobPanel):

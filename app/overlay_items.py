@@ -23,9 +23,9 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QStaticText, QTransform
 from PySide6.QtWidgets import QGraphicsItem
 
-from core.store import ItemRecord
-from core.structures import Detection
-from core.taxonomy import Category
+from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.taxonomy import Category
+from deepmark.core.store import ItemRecord
 
 LANDMARK_RADIUS = 4.5  # screen px: a stored landmark's disc
 PREDICTION_HALF = 3.0  # screen px: half the side of a predicted landmark's square

@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.presets_bar import PresetsBar
-from core.inference import PAPER_SCALES, TestTimeAugmentation
-from core.store import Project
-from core.structures import PostprocessParams
+from deepmark.app.presets_bar import PresetsBar
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.inference.detector import PAPER_SCALES, TestTimeAugmentation
+from deepmark.core.store import Project
 
 SLIDER_STEPS = 1000
 # field → (label, minimum, maximum, spin-box step); σ ranges cover the paper's searches with margin.

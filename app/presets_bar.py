@@ -8,9 +8,9 @@ from collections.abc import Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QPushButton, QSizePolicy, QWidget
 
-from core.errors import DeepMarkError
-from core.store import Project
-from core.structures import PostprocessParams
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import Project
 
 PLACEHOLDER = "— preset —"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QColor, QImage, QPixmap, QTransform
 
-from core.structures import Affine
+from deepmark.core.domain.structures import Affine
 
 # One distinct colour per DeepFashion2 category (ids 1..13), readable on photos and on the heatmap.
 CATEGORY_COLORS = ("#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",

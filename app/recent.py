@@ -12,7 +12,7 @@ from PySide6.QtGui import QAction
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu
 
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 ORGANIZATION = "DeepMark"
 APPLICATION = "DeepMark Studio"
@@ -72,7 +72,7 @@ def prune_missing() -> list[str]:
 
 def fill_menu(window: MainWindow, menu: QMenu) -> None:
     """Rebuild the Open recent submenu (called each time it is about to show)."""
-    from app.menus import _open
+    from deepmark.app.menus import _open
 
     menu.clear()
     missing = prune_missing()

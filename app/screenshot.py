@@ -1,6 +1,6 @@
 """Render the main window offscreen on the demo images and save a PNG (for the README):
 
-    python -m app.screenshot docs/screenshot.png [--model M] [--image N] [--heatmap center|group:K|off]
+    python -m deepmark.app.screenshot docs/screenshot.png [--model M] [--image N] [--heatmap center|group:K|off]
                              [--threshold T] [--size WxH]
 """
 
@@ -26,7 +26,7 @@ def _wait_for_thumbnails(app, window, timeout_s: float = 20.0) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.screenshot")
+    parser = argparse.ArgumentParser(prog="python -m deepmark.app.screenshot")
     parser.add_argument("out", type=Path, help="PNG file to write")
     parser.add_argument("--model", help="model file (default: the bundled model)")
     parser.add_argument("--image", type=int, default=0, help="row of the demo image to show (0-based)")
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.main import build_window, collect_garbage_in_gui_thread, parse_args
+    from deepmark.app.main import build_window, collect_garbage_in_gui_thread, parse_args
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     collect_garbage_in_gui_thread()

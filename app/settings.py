@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from core.errors import DeepMarkError
-from core.structures import PostprocessParams
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.errors import DeepMarkError
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 ORGANIZATION = "DeepMark"
 APPLICATION = "DeepMark Studio"

@@ -13,9 +13,9 @@ from PySide6.QtCore import QEvent, QObject, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
-from app.canvas import ZOOM_STEP, Canvas
-from app.qt_convert import map_pixels_transform, rgba_to_pixmap
-from core.studio import HeatmapView, colorize
+from deepmark.app.canvas import ZOOM_STEP, Canvas
+from deepmark.app.qt_convert import map_pixels_transform, rgba_to_pixmap
+from deepmark.core.studio.display import HeatmapView, colorize
 
 
 def opaque_colors(values: np.ndarray) -> np.ndarray:

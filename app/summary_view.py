@@ -10,11 +10,11 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableView, QVBoxLayout
 
-from core.errors import DeepMarkError
-from core.review_summary import CategoryRow, ReviewSummary, review_summary
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.studio.review import CategoryRow, ReviewSummary, review_summary
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
 Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("category", "items", "corrected landmarks", "mean displacement (px)")

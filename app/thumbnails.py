@@ -3,7 +3,7 @@
 The list asks for a row's icon only when the view paints that row (Qt requests DecorationRole for the
 visible rows only). A request goes to a small queue served newest first by a thread pool (so scrolling
 fast through 100,000 rows decodes what is on screen now, and stale requests are dropped); the workers
-call ``core.thumbnails.ThumbnailCache`` (disk + memory cache) and hand back QImages through a plain
+call ``deepmark.core.studio.thumbnails.ThumbnailCache`` (disk + memory cache) and hand back QImages through a plain
 queue that a GUI-thread timer drains. Workers never touch a QObject, so closing the window while a
 thumbnail is being decoded is safe.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 
-from app.qt_convert import rgb_to_qimage
-from core.lru import LruDict
-from core.thumbnails import ThumbnailCache
+from deepmark.app.qt_convert import rgb_to_qimage
+from deepmark.core.studio.thumbnails import ThumbnailCache
+from deepmark.core.util.lru import LruDict
 
 MAX_QUEUE = 256  # pending requests kept; older ones are dropped (asked again if their row is still shown)
 POLL_MS = 30

@@ -1,5 +1,5 @@
 """The tuning view (View → Tuning, Ctrl+T), for analysts: the post-processing parameters measured on the
-project's labelled images (``core.tuning_session``), run in the background.
+project's labelled images (``deepmark.core.studio.tuning``), run in the background.
 
 Plots (pyqtgraph): mAP_pt and mAP_box against each parameter, the others held at the panel's values (a
 marker at each curve's best, a line at the current value), and a heatmap of the metric over (σ_c, σ_k)
@@ -35,10 +35,10 @@ from PySide6.QtWidgets import (  # noqa: E402
     QWidget,
 )
 
-from app.background_task import BackgroundTask  # noqa: E402
-from core.batch import ModelHeadsCache  # noqa: E402
-from core.structures import PostprocessParams, RawHeads  # noqa: E402
-from core.tuning_session import (  # noqa: E402
+from deepmark.app.background_task import BackgroundTask  # noqa: E402
+from deepmark.core.domain.structures import PostprocessParams, RawHeads  # noqa: E402
+from deepmark.core.studio.batch import ModelHeadsCache  # noqa: E402
+from deepmark.core.studio.tuning import (  # noqa: E402
     DEFAULT_SWEEPS,
     METRIC_ROWS,
     Comparison,

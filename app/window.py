@@ -1,7 +1,8 @@
 """The main window: image list (left), canvas (centre), post-processing and heatmap panels (right).
 
-The window only wires widgets to ``core``: the project store (``core.store``), the live model
-(``core.live``) and the display helpers (``core.studio``). Every error lands in the status bar or a
+The window only wires widgets to ``core``: the project store (``deepmark.core.store``), the live model
+(``deepmark.core.studio.live``) and the display helpers (``deepmark.core.studio.display``). Every error lands in the
+status bar or a
 message box; nothing is raised out of a Qt slot.
 """
 
@@ -24,30 +25,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.canvas import Canvas
-from app.commands import MoveLandmark, SetStatus
-from app.heatmap_panel import HeatmapPanel
-from app.image_list import ImageListModel, build_image_pane
-from app.jobs import stop_jobs
-from app.open_task import AddImagesController
-from app.params_panel import ParamsPanel
-from app.recent import remember
-from app.settings import save_window
-from app.side_view import SideView
-from core.batch import image_key
-from core.cache import heads_dir
-from core.errors import DeepMarkError
-from core.images import read_image
-from core.inference import TestTimeAugmentation, default_model_path
-from core.interchange import ImportReport
-from core.live import LiveModel
-from core.review_summary import correction_counts, next_unreviewed, previous_unreviewed
-from core.store import ImageRecord, ItemRecord, Project
-from core.store.engine import PROJECT_SUFFIX
-from core.store.presets import model_default_params
-from core.structures import Detection, PostprocessParams
-from core.studio import group_labels, heatmap_view
-from core.taxonomy import load_taxonomy
+from deepmark.app.canvas import Canvas
+from deepmark.app.commands import MoveLandmark, SetStatus
+from deepmark.app.heatmap_panel import HeatmapPanel
+from deepmark.app.image_list import ImageListModel, build_image_pane
+from deepmark.app.jobs import stop_jobs
+from deepmark.app.open_task import AddImagesController
+from deepmark.app.params_panel import ParamsPanel
+from deepmark.app.recent import remember
+from deepmark.app.settings import save_window
+from deepmark.app.side_view import SideView
+from deepmark.core.domain.structures import Detection, PostprocessParams
+from deepmark.core.domain.taxonomy import load_taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.imaging.read import read_image
+from deepmark.core.inference.detector import TestTimeAugmentation, default_model_path
+from deepmark.core.store import ImageRecord, ItemRecord, Project
+from deepmark.core.store.engine import PROJECT_SUFFIX
+from deepmark.core.store.interchange import ImportReport
+from deepmark.core.store.presets import model_default_params
+from deepmark.core.studio.batch import image_key
+from deepmark.core.studio.cache import heads_dir
+from deepmark.core.studio.display import group_labels, heatmap_view
+from deepmark.core.studio.live import LiveModel
+from deepmark.core.studio.review import correction_counts, next_unreviewed, previous_unreviewed
 
 DECODE_DELAY_MS = 5  # slider bursts inside this window cost one decode
 
@@ -84,7 +85,7 @@ class MainWindow(QMainWindow):
         self.image_view.selectionModel().currentChanged.connect(lambda cur, _: self._row_selected(cur.row()))
         self.params_panel = ParamsPanel(params or PostprocessParams.all_techniques())
         self.heatmap_panel = HeatmapPanel(self.taxonomy)
-        # filter bar above the list, multi-selection, background thumbnails (app.image_list)
+        # filter bar above the list, multi-selection, background thumbnails (deepmark.app.image_list)
         self._dock("Images", build_image_pane(self), Qt.DockWidgetArea.LeftDockWidgetArea)
         side = QWidget()
         layout = QVBoxLayout(side)
@@ -115,8 +116,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.model_label)
         self.setAcceptDrops(True)
-        from app.edit_controller import Editor
-        from app.menus import build_menus  # after the widgets it connects to exist
+        from deepmark.app.edit_controller import Editor
+        from deepmark.app.menus import build_menus  # after the widgets it connects to exist
 
         self.editor = Editor(self)  # canvas gestures and editing keys → undoable store commands
         build_menus(self)
@@ -169,7 +170,7 @@ class MainWindow(QMainWindow):
         command line) is opened instead."""
         projects = [p for p in paths if str(p).endswith(PROJECT_SUFFIX)]
         if projects:
-            from app.menus import _open
+            from deepmark.app.menus import _open
 
             _open(self, str(projects[-1]), False)
             paths = [p for p in paths if p not in projects]
@@ -434,7 +435,7 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, event) -> None:
-        save_window(self)  # layout, parameters, opacity and model for the next start (app.settings)
+        save_window(self)  # layout, parameters, opacity and model for the next start (deepmark.app.settings)
         stop_jobs(self)
         if self.adding is not None:
             self.adding.stop()

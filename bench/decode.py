@@ -1,10 +1,10 @@
-"""Benchmark of ``core.decode`` (a script, not a test): median and p95 decode time per image.
+"""Benchmark of ``deepmark.core.centernet.decode`` (a script, not a test): median and p95 decode time per image.
 
     python bench/decode.py [--runs 200] [--torch] [--heads DIR] [--cold] [--kinds scene noise model]
 
 Maps of 64×64 and 128×128 (inputs 256² and 512²), 13 classes, the ``semantic62`` grouping (62 groups),
 K = 100. Two kinds of heads:
-- *scene*: simulated network output for 1–5 garments (``core.simulate``: Gaussian peaks at 0.9,
+- *scene*: simulated network output for 1–5 garments (``deepmark.core.synthetic.simulate``: Gaussian peaks at 0.9,
   background noise up to 0.05, regressions off by up to ±1.5 map px), a new scene every 10 runs;
 - *noise*: every head uniform random in [0, 1] (the worst case: thousands of peaks per channel).
 Settings: the baseline (score threshold 0.1), each DeepMark++ technique alone, all four + NMS, and the
@@ -22,19 +22,16 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.decode import decode_detections  # noqa: E402
-from core.heads_io import load_heads  # noqa: E402
-from core.simulate import random_scene, simulated_heads  # noqa: E402
-from core.structures import PostprocessParams, RawHeads  # noqa: E402
-from core.taxonomy import load_grouping, load_taxonomy  # noqa: E402
+from deepmark.core.centernet.decode import decode_detections  # noqa: E402
+from deepmark.core.domain.structures import PostprocessParams, RawHeads  # noqa: E402
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy  # noqa: E402
+from deepmark.core.formats.heads_file import load_heads  # noqa: E402
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads  # noqa: E402
 
 SETTINGS = {
     "baseline": PostprocessParams(),

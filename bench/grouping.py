@@ -21,20 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def measure(arch: str, grouping_name: str, batch: int, size: int, steps: int) -> dict:
     import numpy as np
     import torch
 
-    from core.encode import encode_targets
-    from core.export import export_onnx, model_info
-    from core.inference import Detector
-    from core.losses import centernet_loss
-    from core.model import build_model
-    from core.simulate import random_scene, stride_transform
-    from core.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.centernet.encode import encode_targets
+    from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.inference.detector import Detector
+    from deepmark.core.synthetic.simulate import random_scene, stride_transform
+    from deepmark.core.training.export import export_onnx, model_info
+    from deepmark.core.training.losses import centernet_loss
+    from deepmark.core.training.model import build_model
 
     torch.manual_seed(0)
     taxonomy = load_taxonomy()

@@ -25,15 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 OPEN_CHILD = """
 import os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 t0 = time.perf_counter()
 from PySide6.QtWidgets import QApplication, QListView
-from app.image_list import ImageListModel
-from core.store import Project
+from deepmark.app.image_list import ImageListModel
+from deepmark.core.store import Project
 t1 = time.perf_counter()
 app = QApplication([])
 project = Project.open(sys.argv[1])
@@ -56,12 +54,12 @@ project.close()
 def build_project(path: Path, n: int) -> None:
     from sqlalchemy import insert
 
-    from core.store import Project
-    from core.store.bulk import insert_items, insert_predictions
-    from core.store.models import Annotation, Image, Landmark, utc_now
-    from core.store.records import ItemData
-    from core.structures import Detection
-    from core.taxonomy import load_taxonomy
+    from deepmark.core.domain.structures import Detection
+    from deepmark.core.domain.taxonomy import load_taxonomy
+    from deepmark.core.store import Project
+    from deepmark.core.store.bulk import insert_items, insert_predictions
+    from deepmark.core.store.models import Annotation, Image, Landmark, utc_now
+    from deepmark.core.store.records import ItemData
 
     taxonomy = load_taxonomy()
     rng = np.random.default_rng(0)
@@ -127,8 +125,8 @@ def bench_open(path: Path, runs: int) -> dict:
 
 
 def bench_filters(path: Path, runs: int) -> list[tuple[str, int, float, float]]:
-    from core.store import Project
-    from core.store.images import ImageFilter
+    from deepmark.core.store import Project
+    from deepmark.core.store.images import ImageFilter
 
     filters = [
         ("none", ImageFilter()),
@@ -159,8 +157,8 @@ def bench_filters(path: Path, runs: int) -> list[tuple[str, int, float, float]]:
 def bench_thumbnails(work: Path, runs: int) -> dict:
     import cv2
 
-    from core.images import read_image
-    from core.thumbnails import ThumbnailCache, make_thumbnail
+    from deepmark.core.imaging.read import read_image
+    from deepmark.core.studio.thumbnails import ThumbnailCache, make_thumbnail
 
     rng = np.random.default_rng(1)
     big = (rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))

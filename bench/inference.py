@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.decode import decode_detections  # noqa: E402
-from core.inference import Detector  # noqa: E402
-from core.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image  # noqa: E402
-from core.structures import PostprocessParams, RawHeads  # noqa: E402
-from core.synth import SynthConfig, render_scene  # noqa: E402
+from deepmark.core.centernet.decode import decode_detections  # noqa: E402
+from deepmark.core.domain.structures import PostprocessParams, RawHeads  # noqa: E402
+from deepmark.core.imaging.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image  # noqa: E402
+from deepmark.core.inference.detector import Detector  # noqa: E402
+from deepmark.core.synthetic import SynthConfig, render_scene  # noqa: E402
 
 
 def run(detector: Detector, images: list[np.ndarray], size: int, params: PostprocessParams) -> dict[str, float]:

@@ -4,7 +4,8 @@ decode overhead of the four techniques would be without numpy's and OpenCV's per
     pip install numba          # not a project dependency
     python bench/numba_peaks.py [--runs 300] [--heads runs/default/val-fp32/heads]
 
-Issue 2 asks for vectorised numpy only, so ``core.peaks.find_peaks`` stays as it is; this script swaps
+Issue 2 asks for vectorised numpy only, so ``deepmark.core.centernet.peaks.find_peaks`` stays as it is; this script
+swaps
 it for ``find_peaks_compiled`` within its own process, checks both find the same peaks, and times the
 baseline against all four techniques + NMS (the warm protocol of ``bench/decode.py``). Results are in
 ``docs/benchmarks.md`` (decode section).
@@ -13,21 +14,17 @@ baseline against all four techniques + NMS (the warm protocol of ``bench/decode.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numba
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from decode import SETTINGS, make_heads, summary, time_settings  # noqa: E402  (bench/decode.py)
 
-import core.decode as core_decode  # noqa: E402
-from core.heads_io import load_heads  # noqa: E402
-from core.peaks import Peaks, _rows_holding, find_peaks, gaussian_weights  # noqa: E402
-from core.taxonomy import load_grouping, load_taxonomy  # noqa: E402
+import deepmark.core.centernet.decode as core_decode  # noqa: E402
+from deepmark.core.centernet.peaks import Peaks, _rows_holding, find_peaks, gaussian_weights  # noqa: E402
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy  # noqa: E402
+from deepmark.core.formats.heads_file import load_heads  # noqa: E402
 
 
 @numba.njit(cache=True)
@@ -88,7 +85,7 @@ def _peaks_kernel(heat, hot_rows, floor, w_side, w_mid, smooth, strict, out_c, o
 
 
 def find_peaks_compiled(heat: np.ndarray, min_score, sigma: float = 0.0, strict: bool = False) -> Peaks:
-    """Same contract as ``core.peaks.find_peaks`` for one floor over all channels."""
+    """Same contract as ``deepmark.core.centernet.peaks.find_peaks`` for one floor over all channels."""
     heat = np.ascontiguousarray(heat, np.float32)
     w = gaussian_weights(sigma)
     out = [np.empty(heat.size, np.int64) for _ in range(3)] + [np.empty(heat.size, np.float32)]

@@ -32,17 +32,16 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QEvent, QObject  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.window import MainWindow  # noqa: E402
-from core.store.bulk import item_from_detection  # noqa: E402
-from core.structures import PostprocessParams  # noqa: E402
-from core.studio import demo_folder, open_demo_project  # noqa: E402
+from deepmark.app.window import MainWindow  # noqa: E402
+from deepmark.core.domain.structures import PostprocessParams  # noqa: E402
+from deepmark.core.store.bulk import item_from_detection  # noqa: E402
+from deepmark.core.studio.display import demo_folder, open_demo_project  # noqa: E402
 
 SIZE = 512
 
@@ -124,7 +123,7 @@ def run_setting(app: QApplication, window: MainWindow, image_path: Path, params:
     record = window.image_model.record(row)
     window.params_panel.set_params(params)
     if network_size is not None:
-        from core.images import read_image
+        from deepmark.core.imaging.read import read_image
 
         heads = window.model.detector.heads(read_image(image_path), window.model.tta, (network_size,) * 2)
         window.model.cache.put(record.id, heads, window.model.tta.key())

@@ -25,13 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def make_dataset(root: Path, n: int, distinct: int = 100) -> None:
     """``n`` DF2 files: ``distinct`` rendered scenes, repeated under new numbers (each image file made
     unique by a trailing byte block after the JPEG end marker, so every image has its own hash)."""
-    from core.synth import SynthConfig, generate_dataset
+    from deepmark.core.synthetic import SynthConfig, generate_dataset
 
     seed_dir = root / "seed"
     generate_dataset(seed_dir, distinct, seed=0, config=SynthConfig(image_size=(96, 96), max_items=3))
@@ -60,8 +58,8 @@ def file_create_ms(folder: Path, count: int = 2000) -> float:
 
 
 def bench_import_export(work: Path, n: int) -> dict:
-    from core.interchange import export_dataset, import_df2
-    from core.store import Project
+    from deepmark.core.store import Project
+    from deepmark.core.store.interchange import export_dataset, import_df2
 
     make_dataset(work / "df2", n)
     project = Project.create(work / "import.deepmark", root=work)
@@ -90,7 +88,7 @@ def bench_import_export(work: Path, n: int) -> dict:
 def bench_edits(work: Path, edits: int, target: str | None = None, synchronous: str = "NORMAL") -> dict:
     import numpy as np
 
-    from core.store import ItemData, Project
+    from deepmark.core.store import ItemData, Project
 
     image_file = next((work / "df2" / "train" / "image").glob("*.jpg"))
     project = Project.create(target or work / f"edits-{synchronous}.deepmark", root=work, synchronous=synchronous)
@@ -112,7 +110,7 @@ def bench_edits(work: Path, edits: int, target: str | None = None, synchronous: 
 OPEN_CHILD = """
 import sys, time
 t0 = time.perf_counter()
-from core.store import Project
+from deepmark.core.store import Project
 t1 = time.perf_counter()
 project = Project.open(sys.argv[1])
 page = project.images.needs_review(limit=50)
@@ -124,8 +122,8 @@ print(len(page), t2 - t1, t2 - t0)
 def bench_open(work: Path, n: int) -> dict:
     from sqlalchemy import insert
 
-    from core.store import Project
-    from core.store.models import Image, utc_now
+    from deepmark.core.store import Project
+    from deepmark.core.store.models import Image, utc_now
 
     path = work / "big.deepmark"
     project = Project.create(path, root=work)

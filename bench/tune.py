@@ -1,4 +1,4 @@
-"""Benchmark of ``core.tune.grid_search`` (a script, not a test).
+"""Benchmark of ``deepmark.core.evaluation.tune.grid_search`` (a script, not a test).
 
     python bench/tune.py [--images 100] [--workers 1 2]
 
@@ -10,18 +10,14 @@ regressions off by up to ±1.5 map px). Prints wall time per run and the best pa
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.simulate import random_scene, simulated_heads  # noqa: E402
-from core.structures import PostprocessParams  # noqa: E402
-from core.taxonomy import load_grouping, load_taxonomy  # noqa: E402
-from core.tune import grid_search  # noqa: E402
+from deepmark.core.domain.structures import PostprocessParams  # noqa: E402
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy  # noqa: E402
+from deepmark.core.evaluation.tune import grid_search  # noqa: E402
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads  # noqa: E402
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +20,8 @@ def tiny_onnx(tmp_path_factory, taxonomy, semantic62):
     """An exported MobileNetV2 CenterNet with random weights at 128×96 (real network outputs, fast)."""
     import torch
 
-    from core.export import export_onnx, model_info
-    from core.model import build_model
+    from deepmark.core.training.export import export_onnx, model_info
+    from deepmark.core.training.model import build_model
 
     torch.manual_seed(0)
     model = build_model("mobilenetv2", semantic62, head_conv=32).eval()

@@ -28,10 +28,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from core.errors import DecodeError
-from core.peaks import Peaks, find_peaks, top_k_overall, top_k_per_channel
-from core.structures import Detection, PostprocessParams, RawHeads
-from core.taxonomy import Grouping, Taxonomy
+from deepmark.core.centernet.peaks import Peaks, find_peaks, top_k_overall, top_k_per_channel
+from deepmark.core.domain.structures import Detection, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.errors import DecodeError
 
 # CenterNet's rule: a peak farther than this × max(box w, h) from the coarse landmark is not used.
 MAX_REFINE_DISTANCE = 0.3

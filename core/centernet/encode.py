@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import EncodeError, TaxonomyError
-from core.structures import Affine, Item
-from core.taxonomy import Grouping, Taxonomy
+from deepmark.core.domain.structures import Affine, Item
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.errors import EncodeError, TaxonomyError
 
 MAX_OBJECTS = 32
 

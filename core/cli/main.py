@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core import __version__
-from core.atomic import write_text_atomically
-from core.errors import DeepMarkError
-from core.store_cli import add_store_commands
+from deepmark.core import __version__
+from deepmark.core.cli.store import add_store_commands
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.util.atomic import write_text_atomically
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 
@@ -44,7 +44,7 @@ def _report(errors) -> None:
 
 def _params_from_args(args) -> object:
     """PostprocessParams from ``--params FILE.json`` and ``--set name=value`` options."""
-    from core.structures import PostprocessParams
+    from deepmark.core.domain.structures import PostprocessParams
 
     values: dict = {}
     if args.params:
@@ -69,7 +69,7 @@ def _params_from_args(args) -> object:
 
 def _load_heads_folder(folder: str, grouping_name: str | None):
     """All ``*.npz`` raw-heads files of a folder → ({image_id: RawHeads}, grouping name, errors)."""
-    from core.heads_io import load_heads
+    from deepmark.core.formats.heads_file import load_heads
 
     paths = sorted(Path(folder).glob("*.npz")) if Path(folder).is_dir() else [Path(folder)]
     heads, errors, groupings = {}, [], set()
@@ -98,8 +98,8 @@ def _stem_id(path: Path) -> int | None:
 
 
 def cmd_eval(args) -> int:
-    from core.df2_io import read_df2_annotations, read_predictions
-    from core.evaluate import evaluate_detections
+    from deepmark.core.evaluation.evaluate import evaluate_detections
+    from deepmark.core.formats.df2 import read_df2_annotations, read_predictions
 
     gt, gt_errors = read_df2_annotations(args.annotations)
     preds, pred_errors = read_predictions(args.predictions)
@@ -119,9 +119,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from core.decode import decode_detections
-    from core.df2_io import write_results_json
-    from core.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.centernet.decode import decode_detections
+    from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.formats.df2 import write_results_json
 
     params = _params_from_args(args)
     heads, grouping_name, errors = _load_heads_folder(args.heads, args.grouping)
@@ -141,9 +141,9 @@ def cmd_decode(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from core.df2_io import read_df2_annotations
-    from core.taxonomy import load_grouping, load_taxonomy
-    from core.tune import DEFAULT_VALUES, grid_search
+    from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.evaluation.tune import DEFAULT_VALUES, grid_search
+    from deepmark.core.formats.df2 import read_df2_annotations
 
     base = _params_from_args(args)
     gt, gt_errors = read_df2_annotations(args.annotations)
@@ -185,8 +185,14 @@ def _split(ids: list[int], tune_fraction: float) -> tuple[list[int], list[int]]:
 
 
 def _run_ablation(gt, heads, grouping_name: str, args) -> None:
-    from core.ablation import ablation_table, describe_params, format_ablation, technique_settings, tune_all_techniques
-    from core.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.evaluation.ablation import (
+        ablation_table,
+        describe_params,
+        format_ablation,
+        technique_settings,
+        tune_all_techniques,
+    )
 
     taxonomy = load_taxonomy()
     grouping = load_grouping(grouping_name, taxonomy)
@@ -206,7 +212,7 @@ def _run_ablation(gt, heads, grouping_name: str, args) -> None:
 
 
 def cmd_model_params(args) -> int:
-    from core.model_file import set_recommended_params
+    from deepmark.core.formats.model_file import set_recommended_params
 
     params = _params_from_args(args)
     set_recommended_params(args.model, asdict(params))
@@ -216,7 +222,7 @@ def cmd_model_params(args) -> int:
 
 
 def cmd_ablation(args) -> int:
-    from core.df2_io import read_df2_annotations
+    from deepmark.core.formats.df2 import read_df2_annotations
 
     gt, gt_errors = read_df2_annotations(args.annotations)
     heads, grouping_name, head_errors = _load_heads_folder(args.heads, args.grouping)
@@ -226,8 +232,8 @@ def cmd_ablation(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from core.simulate import write_simulated_dataset
-    from core.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.synthetic.simulate import write_simulated_dataset
 
     taxonomy = load_taxonomy()
     grouping = load_grouping(args.grouping or "semantic62", taxonomy)
@@ -239,8 +245,8 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from core.simulate import write_simulated_dataset
-    from core.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.synthetic.simulate import write_simulated_dataset
 
     taxonomy = load_taxonomy()
     grouping = load_grouping("semantic62", taxonomy)
@@ -253,7 +259,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from core.synth import SynthConfig, generate_dataset
+    from deepmark.core.synthetic import SynthConfig, generate_dataset
 
     config = SynthConfig(image_size=(args.width, args.height))
     bar = _bar(args.n, "images", args.quiet)
@@ -265,8 +271,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.train import train
-    from core.train_config import load_config
+    from deepmark.core.training.config import load_config
+    from deepmark.core.training.train import train
 
     config = load_config(args.config)
     state = train(config, resume=not args.restart, progress=not args.quiet)
@@ -276,11 +282,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.export import export_onnx, model_info, quantize_int8, training_summary
-    from core.inference import Detector
-    from core.model import build_model
-    from core.taxonomy import load_grouping, load_taxonomy
-    from core.train import load_checkpoint
+    from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.inference.detector import Detector
+    from deepmark.core.training.export import export_onnx, model_info, quantize_int8, training_summary
+    from deepmark.core.training.model import build_model
+    from deepmark.core.training.train import load_checkpoint
 
     checkpoint = load_checkpoint(args.checkpoint)
     taxonomy = load_taxonomy()
@@ -302,9 +308,9 @@ def cmd_export(args) -> int:
 
 def _calibration_inputs(folder: str, detector, count: int):
     """Pre-processed inputs of the first ``count`` readable images of a DF2 folder (or image folder)."""
-    from core.images import read_image
-    from core.predict import collect_images
-    from core.preprocess import preprocess, to_network_input
+    from deepmark.core.imaging.preprocess import preprocess, to_network_input
+    from deepmark.core.imaging.read import read_image
+    from deepmark.core.inference.predict import collect_images
 
     root = Path(folder)
     images = collect_images([root / "image" if (root / "image").is_dir() else root])
@@ -322,8 +328,8 @@ def _calibration_inputs(folder: str, detector, count: int):
 
 
 def cmd_predict(args) -> int:
-    from core.inference import PAPER_SCALES, Detector, TestTimeAugmentation
-    from core.predict import collect_images, predict_images
+    from deepmark.core.inference.detector import PAPER_SCALES, Detector, TestTimeAugmentation
+    from deepmark.core.inference.predict import collect_images, predict_images
 
     detector = Detector(args.model)
     images = collect_images(args.inputs)

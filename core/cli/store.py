@@ -1,4 +1,4 @@
-"""``deepmark`` subcommands of the annotation store (registered by ``core.cli.build_parser``)::
+"""``deepmark`` subcommands of the annotation store (registered by ``deepmark.core.cli.main.build_parser``)::
 
     deepmark project init [PROJECT] [--root DIR]     create a project (SQLite file or PostgreSQL URL)
     deepmark project info [--project P]              where it is, schema revision, root
@@ -29,7 +29,7 @@ def _target(args) -> str | None:
 
 
 def _open(args):
-    from core.store import Project
+    from deepmark.core.store import Project
 
     return Project.open(_target(args), root=getattr(args, "root", None))
 
@@ -53,7 +53,7 @@ def _report(errors) -> None:
 
 
 def cmd_project_init(args) -> int:
-    from core.store import Project
+    from deepmark.core.store import Project
 
     with Project.create(args.target or _target(args), root=args.root) as project:
         print(f"created project {project.where} (schema {project.schema_revision()}, image root {project.root})")
@@ -69,7 +69,7 @@ def cmd_project_info(args) -> int:
 
 def detect_format(source: Path) -> str:
     """'df2', 'coco', 'predictions' or 'images' for an import source (see ``deepmark import --help``)."""
-    from core.predict import IMAGE_SUFFIXES
+    from deepmark.core.inference.predict import IMAGE_SUFFIXES
 
     if source.is_file():
         if source.suffix.lower() in IMAGE_SUFFIXES:
@@ -95,8 +95,8 @@ def detect_format(source: Path) -> str:
 
 
 def cmd_import(args) -> int:
-    from core import interchange
-    from core.errors import DeepMarkError
+    from deepmark.core.errors import DeepMarkError
+    from deepmark.core.store import interchange
 
     source = Path(args.source)
     if not source.exists():
@@ -128,7 +128,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.interchange import export_dataset
+    from deepmark.core.store.interchange import export_dataset
 
     progress, close = _progress(args.quiet, "images")
     with _open(args) as project:
@@ -144,7 +144,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from core.store import project_status
+    from deepmark.core.store import project_status
 
     with _open(args) as project:
         status = project_status(project)
@@ -160,7 +160,7 @@ def _add_project_option(parser: argparse.ArgumentParser) -> None:
 
 def add_store_commands(sub) -> None:
     """Register ``project``, ``import``, ``export`` and ``status`` on the ``deepmark`` subparsers."""
-    from core.store.models import STATUSES
+    from deepmark.core.store.models import STATUSES
 
     p = sub.add_parser("project", help="create or describe an annotation project")
     psub = p.add_subparsers(dest="project_command", required=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import DecodeError
+from deepmark.core.errors import DecodeError
 
 HEAD_NAMES = ("hm", "reg", "wh", "hps", "hm_hp", "hp_offset")
 OUTPUT_STRIDE = 4

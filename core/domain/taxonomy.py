@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import TaxonomyError
-from core.paths import resource_path
+from deepmark.core.errors import TaxonomyError
+from deepmark.core.util.resources import resource_path
 
 NUM_CATEGORIES = 13
 NUM_LANDMARKS = 294

@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from core.decode import decode_detections
-from core.evaluate import EvaluationResult, evaluate_detections
-from core.structures import Item, PostprocessParams, RawHeads
-from core.taxonomy import Grouping, Taxonomy
-from core.tune import grid_search
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import Item, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.evaluation.evaluate import EvaluationResult, evaluate_detections
+from deepmark.core.evaluation.tune import grid_search
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from core.errors import EvaluationError, TaxonomyError
-from core.structures import Detection, Item
-from core.taxonomy import Category, Taxonomy, load_taxonomy
+from deepmark.core.domain.structures import Detection, Item
+from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
+from deepmark.core.errors import EvaluationError, TaxonomyError
 
 BOX_MAX_DETECTIONS = 100
 """COCO's largest ``maxDets`` for boxes, the one AP, AP50 and AP75 use."""

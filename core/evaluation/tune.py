@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core import decode as dec
-from core.atomic import write_text_atomically
-from core.errors import DeepMarkError
-from core.evaluate import DeepFashion2Evaluator, EvaluationResult
-from core.structures import Detection, Item, PostprocessParams, RawHeads
-from core.taxonomy import Grouping, Taxonomy
+from deepmark.core.centernet import decode as dec
+from deepmark.core.domain.structures import Detection, Item, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
+from deepmark.core.util.atomic import write_text_atomically
 
 #: Tunable parameter → the technique switch it needs.
 TUNABLE = {

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import write_atomically
-from core.errors import EvaluationError, TaxonomyError
-from core.evaluate import checked_box, checked_landmarks, detections_to_coco
-from core.structures import Detection, Item
-from core.taxonomy import Category, Taxonomy, load_taxonomy
+from deepmark.core.domain.structures import Detection, Item
+from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
+from deepmark.core.errors import EvaluationError, TaxonomyError
+from deepmark.core.evaluation.evaluate import checked_box, checked_landmarks, detections_to_coco
+from deepmark.core.util.atomic import write_atomically
 
 _ITEM_KEY = re.compile(r"item(\d+)")
 _GT_VISIBILITY = (0.0, 1.0, 2.0)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import write_atomically
-from core.errors import HeadsFileError
-from core.structures import HEAD_NAMES, Affine, RawHeads
+from deepmark.core.domain.structures import HEAD_NAMES, Affine, RawHeads
+from deepmark.core.errors import HeadsFileError
+from deepmark.core.util.atomic import write_atomically
 
 FORMAT_VERSION = 1
 SUFFIX = ".npz"

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.atomic import write_atomically
-from core.errors import DeepMarkError
-from core.structures import HEAD_NAMES, OUTPUT_STRIDE
-from core.taxonomy import Grouping, Taxonomy, build_grouping
+from deepmark.core.domain.structures import HEAD_NAMES, OUTPUT_STRIDE
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy, build_grouping
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.util.atomic import write_atomically
 
 METADATA_KEY = "deepmark"
 METADATA_VERSION = 1

@@ -1,6 +1,7 @@
 """Pre-processing shared by training and inference: letterbox affine, warp, normalisation, map transform.
 
-Pixel coordinates are continuous, as in ``core.encode``: pixel (i, j) covers [i, i + 1) × [j, j + 1), so
+Pixel coordinates are continuous, as in ``deepmark.core.centernet.encode``: pixel (i, j) covers [i, i + 1) × [j, j +
+1), so
 its centre is (i + 0.5, j + 0.5), and every ``Affine`` here maps such points directly (image pixels →
 network-input pixels). ``warp_image`` converts to OpenCV's convention (pixel centres at integers) so the
 warped picture agrees with the affine exactly.
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from core.structures import OUTPUT_STRIDE, Affine
+from deepmark.core.domain.structures import OUTPUT_STRIDE, Affine
 
 NORMALIZE_MEAN = (0.485, 0.456, 0.406)  # RGB, on [0, 1] pixel values (torchvision ImageNet)
 NORMALIZE_STD = (0.229, 0.224, 0.225)

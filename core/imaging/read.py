@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError
 
 # Truncated files must fail instead of being padded with grey (this is Pillow's default; made explicit).
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -1,7 +1,7 @@
-"""Running a detector: image → raw heads (+ transform) for ``core.decode``.
+"""Running a detector: image → raw heads (+ transform) for ``deepmark.core.centernet.decode``.
 
 ``Detector`` wraps an exported ONNX model (onnxruntime, tuned CPU options) or a training checkpoint
-(torch, for users without an ONNX file). Pre-processing is ``core.preprocess`` — the very functions the
+(torch, for users without an ONNX file). Pre-processing is ``deepmark.core.imaging.preprocess`` — the very functions the
 training data goes through. Test-time augmentation: the flip test averages the heads of the image and
 of its mirror (mirrored back: columns reversed, group channels swapped through the grouping's flip map,
 x offsets measured from a pixel become 1 − x); multi-scale averages the center and group heatmaps of
@@ -18,12 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.errors import DeepMarkError
-from core.model_file import ModelFileError, ModelInfo, read_model_info
-from core.paths import resource_path
-from core.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image
-from core.structures import HEAD_NAMES, RawHeads
-from core.taxonomy import Grouping, Taxonomy, load_taxonomy
+from deepmark.core.domain.structures import HEAD_NAMES, RawHeads
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy, load_taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.formats.model_file import ModelFileError, ModelInfo, read_model_info
+from deepmark.core.imaging.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image
+from deepmark.core.util.resources import resource_path
 
 DEFAULT_MODEL = ("models", "deepmark-default-fp32.onnx")
 PAPER_SCALES = (0.85, 0.95, 1.1)  # DeepMark++ Table 3's multi-scale multipliers
@@ -47,7 +47,8 @@ class TestTimeAugmentation:
 
 
 def flip_heads(heads: RawHeads, group_flip: np.ndarray) -> RawHeads:
-    """The heads of the horizontally mirrored image, for heads laid out as ``core.encode`` trains them."""
+    """The heads of the horizontally mirrored image, for heads laid out as ``deepmark.core.centernet.encode`` trains
+    them."""
     g = len(group_flip)
     h, w = heads.map_size
     hps = heads.hps.reshape(g, 2, h, w)[group_flip][..., ::-1].copy()
@@ -85,7 +86,7 @@ class _TorchBackend:
     def __init__(self, checkpoint: dict, grouping: Grouping, taxonomy: Taxonomy, threads: int | None) -> None:
         import torch
 
-        from core.model import ExportWrapper, build_model
+        from deepmark.core.training.model import ExportWrapper, build_model
 
         if threads:
             torch.set_num_threads(threads)
@@ -181,11 +182,11 @@ def _fuse_scales(reference: RawHeads, all_scales: list[RawHeads]) -> RawHeads:
 
 
 def _checkpoint_info(path: Path, taxonomy: Taxonomy) -> tuple[ModelInfo, dict]:
-    from core.export import model_info
-    from core.taxonomy import load_grouping
+    from deepmark.core.domain.taxonomy import load_grouping
+    from deepmark.core.training.export import model_info
 
     try:
-        from core.train import TrainingError, load_checkpoint
+        from deepmark.core.training.train import TrainingError, load_checkpoint
     except ImportError as exc:  # the app installed without the training extras, or its frozen build
         raise ModelFileError(f"{path}: a training checkpoint needs PyTorch, which is not installed ({exc}); "
                              "use an exported .onnx model, or install deepmark-studio[train]") from None

@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.decode import decode_detections
-from core.df2_io import FileError, write_df2_predictions
-from core.errors import DeepMarkError
-from core.heads_io import save_heads
-from core.images import read_image
-from core.inference import Detector, TestTimeAugmentation
-from core.structures import PostprocessParams
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.formats.df2 import FileError, write_df2_predictions
+from deepmark.core.formats.heads_file import save_heads
+from deepmark.core.imaging.read import read_image
+from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

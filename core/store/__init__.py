@@ -3,11 +3,11 @@ every item (annotations and landmark rows), an append-only edit log with undo, a
 
 SQLite by default (a project file; WAL, foreign keys on), PostgreSQL through a URL for teams; the
 schema is managed by Alembic (``core/store/migrations``). See ``Project`` to start, and
-``core.interchange`` for DeepFashion2 / COCO import and export.
+``deepmark.core.store.interchange`` for DeepFashion2 / COCO import and export.
 """
 
-from core.store.engine import default_project_path, project_url
-from core.store.errors import (
+from deepmark.core.store.engine import default_project_path, project_url
+from deepmark.core.store.errors import (
     ConflictError,
     DatabaseLockedError,
     InvalidValueError,
@@ -17,9 +17,9 @@ from core.store.errors import (
     StoreError,
     UndoError,
 )
-from core.store.models import NEEDS_REVIEW, ORIGINS, STATUSES
-from core.store.project import Project
-from core.store.records import (
+from deepmark.core.store.models import NEEDS_REVIEW, ORIGINS, STATUSES
+from deepmark.core.store.project import Project
+from deepmark.core.store.records import (
     EditReceipt,
     EditRecord,
     ImageRecord,
@@ -29,7 +29,7 @@ from core.store.records import (
     PredictionRecord,
     PresetRecord,
 )
-from core.store.stats import ProjectStatus, project_status
+from deepmark.core.store.stats import ProjectStatus, project_status
 
 __all__ = [
     "NEEDS_REVIEW", "ORIGINS", "STATUSES", "ConflictError", "DatabaseLockedError", "EditReceipt", "EditRecord",

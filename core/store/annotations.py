@@ -15,15 +15,15 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.store.bulk import checked_item, insert_items, item_from_detection
-from core.store.editlog import apply_state, bump_version, item_state, landmark_state, log_edit
-from core.store.errors import InvalidValueError, NotFoundError
-from core.store.models import Annotation, Landmark
-from core.store.records import ATTRIBUTE_NAMES, EditReceipt, ItemData, ItemRecord
-from core.taxonomy import load_taxonomy
+from deepmark.core.domain.taxonomy import load_taxonomy
+from deepmark.core.store.bulk import checked_item, insert_items, item_from_detection
+from deepmark.core.store.editlog import apply_state, bump_version, item_state, landmark_state, log_edit
+from deepmark.core.store.errors import InvalidValueError, NotFoundError
+from deepmark.core.store.models import Annotation, Landmark
+from deepmark.core.store.records import ATTRIBUTE_NAMES, EditReceipt, ItemData, ItemRecord
 
 if TYPE_CHECKING:
-    from core.store.project import Project
+    from deepmark.core.store.project import Project
 
 _MACHINE_ORIGINS = ("predicted", "imported")
 _UNSET: Any = object()

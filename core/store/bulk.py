@@ -13,13 +13,13 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from core.errors import DeepMarkError
-from core.evaluate import checked_box, checked_landmarks
-from core.store.errors import InvalidValueError
-from core.store.models import Annotation, Landmark, Prediction, PredictionLandmark, utc_now
-from core.store.records import ATTRIBUTE_NAMES, ItemData
-from core.structures import Detection
-from core.taxonomy import Taxonomy
+from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.taxonomy import Taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.evaluation.evaluate import checked_box, checked_landmarks
+from deepmark.core.store.errors import InvalidValueError
+from deepmark.core.store.models import Annotation, Landmark, Prediction, PredictionLandmark, utc_now
+from deepmark.core.store.records import ATTRIBUTE_NAMES, ItemData
 
 
 def checked_item(data: ItemData, taxonomy: Taxonomy, where: str) -> ItemData:

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.store.errors import ConflictError, NotFoundError, UndoError
-from core.store.models import Annotation, Edit, Image, Landmark, Prediction, utc_now
-from core.store.records import ATTRIBUTE_NAMES, EditReceipt, EditRecord
+from deepmark.core.store.errors import ConflictError, NotFoundError, UndoError
+from deepmark.core.store.models import Annotation, Edit, Image, Landmark, Prediction, utc_now
+from deepmark.core.store.records import ATTRIBUTE_NAMES, EditReceipt, EditRecord
 
 if TYPE_CHECKING:
-    from core.store.project import Project
+    from deepmark.core.store.project import Project
 
 _LANDMARK_KEYS = ("x", "y", "v", "corrected", "x0", "y0")
 

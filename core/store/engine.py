@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from core.store.errors import DatabaseLockedError, StoreError
+from deepmark.core.store.errors import DatabaseLockedError, StoreError
 
 APP_NAME = "deepmark-studio"
 PROJECT_SUFFIX = ".deepmark"

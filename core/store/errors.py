@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError
 
 
 class StoreError(DeepMarkError):

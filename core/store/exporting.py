@@ -32,15 +32,15 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.atomic import write_text_atomically
-from core.df2_io import FileError, annotation_document
-from core.evaluate import _ground_truth_dataset
-from core.store.annotations import item_records
-from core.store.errors import InvalidValueError, StoreError
-from core.store.images import check_status, image_record
-from core.store.models import Image, utc_now
-from core.store.records import ATTRIBUTE_NAMES, ImageRecord, ItemRecord
-from core.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.evaluation.evaluate import _ground_truth_dataset
+from deepmark.core.formats.df2 import FileError, annotation_document
+from deepmark.core.store.annotations import item_records
+from deepmark.core.store.errors import InvalidValueError, StoreError
+from deepmark.core.store.images import check_status, image_record
+from deepmark.core.store.models import Image, utc_now
+from deepmark.core.store.records import ATTRIBUTE_NAMES, ImageRecord, ItemRecord
+from deepmark.core.util.atomic import write_text_atomically
 
 IMAGE_MODES = ("copy", "hardlink", "symlink", "none")
 SPLITS = ("train", "validation")

@@ -12,11 +12,11 @@ from sqlalchemy import exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import DeepMarkError
-from core.images import image_size
-from core.store.editlog import apply_state, bump_version, image_state, log_edit
-from core.store.errors import InvalidValueError, NotFoundError, StoreError
-from core.store.models import (
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.imaging.read import image_size
+from deepmark.core.store.editlog import apply_state, bump_version, image_state, log_edit
+from deepmark.core.store.errors import InvalidValueError, NotFoundError, StoreError
+from deepmark.core.store.models import (
     NEEDS_REVIEW,
     STATUSES,
     Annotation,
@@ -26,10 +26,10 @@ from core.store.models import (
     Prediction,
     utc_now,
 )
-from core.store.records import EditReceipt, ImageRecord
+from deepmark.core.store.records import EditReceipt, ImageRecord
 
 if TYPE_CHECKING:
-    from core.store.project import Project
+    from deepmark.core.store.project import Project
 
 REVIEWED = ("accepted", "rejected", "skipped")
 HUMAN_ORIGINS = ("corrected", "manual")  # item origins that only a person's edit produces

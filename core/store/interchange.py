@@ -25,18 +25,20 @@ import numpy as np
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from core.df2_io import FileError
-from core.predict import collect_images
-from core.store import Project
-from core.store.annotations import item_records
-from core.store.bulk import checked_item, insert_items, insert_predictions, item_from_detection
-from core.store.errors import StoreError
-from core.store.exporting import ExportReport, export_dataset
-from core.store.images import FileFacts, check_status, file_facts
-from core.store.models import Image, utc_now
-from core.store.predictions import file_sha256, new_run
-from core.store.records import ItemData
-from core.store.sources import (
+from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.formats.df2 import FileError
+from deepmark.core.inference.predict import collect_images
+from deepmark.core.store import Project
+from deepmark.core.store.annotations import item_records
+from deepmark.core.store.bulk import checked_item, insert_items, insert_predictions, item_from_detection
+from deepmark.core.store.errors import StoreError
+from deepmark.core.store.exporting import ExportReport, export_dataset
+from deepmark.core.store.images import FileFacts, check_status, file_facts
+from deepmark.core.store.models import Image, utc_now
+from deepmark.core.store.predictions import file_sha256, new_run
+from deepmark.core.store.records import ItemData
+from deepmark.core.store.sources import (
     PredictedImage,
     SourceImage,
     df2_files,
@@ -44,8 +46,6 @@ from core.store.sources import (
     read_df2_file,
     read_prediction_source,
 )
-from core.structures import Detection
-from core.taxonomy import Taxonomy, load_taxonomy
 
 BATCH_SIZE = 200
 BOX_TOLERANCE_PX = 1.0

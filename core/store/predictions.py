@@ -11,14 +11,14 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.store.bulk import checked_detection, insert_predictions
-from core.store.errors import InvalidValueError, NotFoundError, StoreError
-from core.store.models import RUN_KINDS, Image, ModelRun, Prediction, PredictionLandmark, utc_now
-from core.store.records import ModelRunRecord, PredictionRecord
-from core.structures import Detection
+from deepmark.core.domain.structures import Detection
+from deepmark.core.store.bulk import checked_detection, insert_predictions
+from deepmark.core.store.errors import InvalidValueError, NotFoundError, StoreError
+from deepmark.core.store.models import RUN_KINDS, Image, ModelRun, Prediction, PredictionLandmark, utc_now
+from deepmark.core.store.records import ModelRunRecord, PredictionRecord
 
 if TYPE_CHECKING:
-    from core.store.project import Project
+    from deepmark.core.store.project import Project
 
 
 def file_sha256(path: str | Path) -> str:

@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import DeepMarkError
-from core.model_file import RECOMMENDED_PARAMS_KEY
-from core.store.errors import InvalidValueError, NotFoundError
-from core.store.models import Preset, utc_now
-from core.store.records import PresetRecord
-from core.structures import PostprocessParams
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.formats.model_file import RECOMMENDED_PARAMS_KEY
+from deepmark.core.store.errors import InvalidValueError, NotFoundError
+from deepmark.core.store.models import Preset, utc_now
+from deepmark.core.store.records import PresetRecord
 
 if TYPE_CHECKING:
-    from core.model_file import ModelInfo
-    from core.store.project import Project
+    from deepmark.core.formats.model_file import ModelInfo
+    from deepmark.core.store.project import Project
 
 
 def _record(row: Preset) -> PresetRecord:

@@ -23,10 +23,10 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
-from core.store import schema
-from core.store.engine import Engines, create_engines, display_url, project_url, retry_locked, sqlite_path
-from core.store.errors import NotAProjectError, SchemaVersionError, StoreError
-from core.store.models import ProjectSetting
+from deepmark.core.store import schema
+from deepmark.core.store.engine import Engines, create_engines, display_url, project_url, retry_locked, sqlite_path
+from deepmark.core.store.errors import NotAProjectError, SchemaVersionError, StoreError
+from deepmark.core.store.models import ProjectSetting
 
 T = TypeVar("T")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -46,11 +46,11 @@ class Project:
 
     def __init__(self, engines: Engines, root: Path, lock_timeout_s: float, author: str,
                  created_now: bool = False) -> None:
-        from core.store.annotations import AnnotationRepository
-        from core.store.editlog import HistoryRepository
-        from core.store.images import ImageRepository
-        from core.store.predictions import ModelRunRepository, PredictionRepository
-        from core.store.presets import PresetRepository
+        from deepmark.core.store.annotations import AnnotationRepository
+        from deepmark.core.store.editlog import HistoryRepository
+        from deepmark.core.store.images import ImageRepository
+        from deepmark.core.store.predictions import ModelRunRepository, PredictionRepository
+        from deepmark.core.store.presets import PresetRepository
 
         self.engines = engines
         self.root = root

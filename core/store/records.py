@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.structures import Detection, Item
+from deepmark.core.domain.structures import Detection, Item
 
 ATTRIBUTE_NAMES = ("style", "occlusion", "scale", "zoom_in", "viewpoint")
 
@@ -39,7 +39,7 @@ class ItemData:
                         landmarks=np.asarray(item.landmarks, np.float64), **attributes)
 
     def to_item(self) -> Item:
-        """The ``core.structures.Item`` (category, box, landmarks) of this item."""
+        """The ``deepmark.core.domain.structures.Item`` (category, box, landmarks) of this item."""
         return Item(self.category_id, np.array(self.box, np.float64), np.array(self.landmarks, np.float64))
 
     @property

@@ -6,7 +6,7 @@ An older revision is upgraded in one transaction.
 
 For developers, a new revision after changing ``models.py``::
 
-    python -c "from core.store.schema import make_revision; make_revision('what changed', 'sqlite:///x.deepmark')"
+    python -c "from deepmark.core.store.schema import make_revision; make_revision('what changed', 'sqlite:///x.deepmark')"
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 
-from core.store.errors import NotAProjectError, SchemaVersionError
+from deepmark.core.store.errors import NotAProjectError, SchemaVersionError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

@@ -7,7 +7,7 @@
   annotation's ``style``, ``segmentation`` and ``pair_id`` when present;
 * ``deepmark predict`` output (``<image stem>.json`` with ``image_file``) or an official results list.
 
-The parsers are ``core.df2_io``'s; this module adds what the store keeps beyond ``Item``.
+The parsers are ``deepmark.core.formats.df2``'s; this module adds what the store keeps beyond ``Item``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.df2_io import (
+from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.taxonomy import Taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.formats.df2 import (
     FileError,
     _items,
     _Malformed,
@@ -29,12 +32,9 @@ from core.df2_io import (
     read_coco_keypoints,
     read_predictions,
 )
-from core.errors import DeepMarkError
-from core.predict import IMAGE_SUFFIXES
-from core.store.errors import StoreError
-from core.store.records import ATTRIBUTE_NAMES, ItemData
-from core.structures import Detection
-from core.taxonomy import Taxonomy
+from deepmark.core.inference.predict import IMAGE_SUFFIXES
+from deepmark.core.store.errors import StoreError
+from deepmark.core.store.records import ATTRIBUTE_NAMES, ItemData
 
 _ANNOTATION_INDEX = re.compile(r"annotation (\d+)")
 

@@ -11,11 +11,11 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.store.models import ORIGINS, STATUSES, Annotation, Edit, Image, Landmark, ModelRun, Prediction
-from core.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.store.models import ORIGINS, STATUSES, Annotation, Edit, Image, Landmark, ModelRun, Prediction
 
 if TYPE_CHECKING:
-    from core.store.project import Project
+    from deepmark.core.store.project import Project
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ one model run. A file that cannot be read or processed is reported by name (``Ba
 and the rest goes on. ``progress`` is called after every image with done / total / rate / time left;
 setting ``cancel`` (a ``threading.Event``) stops after the current image, keeping what was stored.
 
-The heads cache (``HeadsDiskCache``) holds one ``core.heads_io`` file per (image content, model file
+The heads cache (``HeadsDiskCache``) holds one ``deepmark.core.formats.heads_file`` file per (image content, model file
 content, TTA): keyed by content hashes rather than project image ids, so it is shared by every project
 holding the same photo and never confused by two projects' image 1. Changing post-processing later
 only re-decodes from it and never re-runs the network.
@@ -25,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cache import HEADS_CACHE_BYTES, CacheBudget, budget_from_env, heads_dir
-from core.decode import decode_detections
-from core.df2_io import FileError
-from core.errors import DeepMarkError, HeadsFileError
-from core.heads_io import load_heads, save_heads
-from core.images import read_image
-from core.inference import Detector, TestTimeAugmentation
-from core.store import ImageRecord, Project
-from core.store.predictions import file_sha256
-from core.structures import PostprocessParams, RawHeads
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import PostprocessParams, RawHeads
+from deepmark.core.errors import DeepMarkError, HeadsFileError
+from deepmark.core.formats.df2 import FileError
+from deepmark.core.formats.heads_file import load_heads, save_heads
+from deepmark.core.imaging.read import read_image
+from deepmark.core.inference.detector import Detector, TestTimeAugmentation
+from deepmark.core.store import ImageRecord, Project
+from deepmark.core.store.predictions import file_sha256
+from deepmark.core.studio.cache import HEADS_CACHE_BYTES, CacheBudget, budget_from_env, heads_dir
 
 CHUNK = 256  # image records read per query
 
@@ -57,8 +57,9 @@ def content_key(content_hash: str | None, path: str, size_bytes: int | None) -> 
 
 
 class HeadsDiskCache:
-    """Raw heads on disk under ``folder`` (default ``core.cache.heads_dir()``):
-    ``<model key>/<tta key>/<image key[:2]>/<image key>.npz`` in the ``core.heads_io`` format (float16)."""
+    """Raw heads on disk under ``folder`` (default ``deepmark.core.studio.cache.heads_dir()``):
+    ``<model key>/<tta key>/<image key[:2]>/<image key>.npz`` in the ``deepmark.core.formats.heads_file`` format
+    (float16)."""
 
     def __init__(self, folder: str | Path | None = None, max_bytes: int | None = None) -> None:
         self.folder = Path(folder) if folder is not None else heads_dir()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import platformdirs
 
-from core.store.engine import APP_NAME
+from deepmark.core.store.engine import APP_NAME
 
 CACHE_ENV = "DEEPMARK_CACHE_DIR"
 

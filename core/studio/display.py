@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DeepMarkError
-from core.interchange import ImportReport, import_df2, import_images
-from core.lru import LruDict
-from core.paths import resource_path
-from core.peaks import smooth_heatmap
-from core.store import Project
-from core.store.engine import PROJECT_SUFFIX
-from core.structures import Affine, RawHeads
-from core.taxonomy import Grouping, Taxonomy
+from deepmark.core.centernet.peaks import smooth_heatmap
+from deepmark.core.domain.structures import Affine, RawHeads
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import Project
+from deepmark.core.store.engine import PROJECT_SUFFIX
+from deepmark.core.store.interchange import ImportReport, import_df2, import_images
+from deepmark.core.util.lru import LruDict
+from deepmark.core.util.resources import resource_path
 
 DEMO_DIR = ("demo",)
 

@@ -2,7 +2,7 @@
 only re-decode, and each image's predictions stored once per model run beside the annotations.
 
 Heads are looked up in memory, then (with ``heads_dir``) in the disk heads cache that batch jobs
-(``core.batch``) fill, and only then computed by the network (and saved there)."""
+(``deepmark.core.studio.batch``) fill, and only then computed by the network (and saved there)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.batch import HeadsDiskCache, ModelHeadsCache, model_key, new_model_run
-from core.decode import decode_detections
-from core.inference import Detector, TestTimeAugmentation
-from core.store import Project
-from core.structures import Detection, PostprocessParams, RawHeads
-from core.studio import HeadsCache
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import Detection, PostprocessParams, RawHeads
+from deepmark.core.inference.detector import Detector, TestTimeAugmentation
+from deepmark.core.store import Project
+from deepmark.core.studio.batch import HeadsDiskCache, ModelHeadsCache, model_key, new_model_run
+from deepmark.core.studio.display import HeadsCache
 
 
 class LiveModel:
@@ -62,7 +62,7 @@ class LiveModel:
         return self.cache.get(image_id, self.tta.key())
 
     def from_disk(self, image_id: int, image_key: str) -> RawHeads | None:
-        """The image's heads from the disk cache (``image_key``: ``core.batch.image_key``), also kept in
+        """The image's heads from the disk cache (``image_key``: ``deepmark.core.studio.batch.image_key``), also kept in
         memory; None when not there."""
         if self.disk is None:
             return None

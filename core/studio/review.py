@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.store.images import image_record
-from core.store.models import NEEDS_REVIEW, STATUSES, Annotation, Image, Landmark
-from core.store.records import ImageRecord
-from core.store.stats import corrected_displacements, mean_known
-from core.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.store.images import image_record
+from deepmark.core.store.models import NEEDS_REVIEW, STATUSES, Annotation, Image, Landmark
+from deepmark.core.store.records import ImageRecord
+from deepmark.core.store.stats import corrected_displacements, mean_known
 
 if TYPE_CHECKING:
-    from core.store.project import Project
+    from deepmark.core.store.project import Project
 
 
 def next_unreviewed(project: Project, current_id: int, wrap: bool = True) -> ImageRecord | None:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.decode import box_iou
-from core.errors import DeepMarkError
-from core.structures import Detection
-from core.taxonomy import Category
+from deepmark.core.centernet.decode import box_iou
+from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.taxonomy import Category
+from deepmark.core.errors import DeepMarkError
 
 # A prediction stands for the item when it overlaps the item's box at least this much (the COCO match).
 MIN_IOU = 0.5

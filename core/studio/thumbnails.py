@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.cache import THUMBNAIL_CACHE_BYTES, CacheBudget, budget_from_env, thumbnails_dir
-from core.errors import DeepMarkError
-from core.images import _DECODE_ERRORS, ImageError, _rgb_from_pil, read_image
-from core.lru import LruDict
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.imaging.read import _DECODE_ERRORS, ImageError, _rgb_from_pil, read_image
+from deepmark.core.studio.cache import THUMBNAIL_CACHE_BYTES, CacheBudget, budget_from_env, thumbnails_dir
+from deepmark.core.util.lru import LruDict
 
 THUMB_SIZE = 96  # px, longest side
 JPEG_QUALITY = 85
@@ -82,7 +82,7 @@ def make_thumbnail(path: str | Path, size: int = THUMB_SIZE) -> np.ndarray:
 class ThumbnailCache:
     """``get(path)`` → ``Thumbnail`` from memory, else from the disk cache, else made (and stored).
 
-    ``folder``: the disk cache (default ``core.cache.thumbnails_dir()``; None with ``disk=False`` keeps
+    ``folder``: the disk cache (default ``deepmark.core.studio.cache.thumbnails_dir()``; None with ``disk=False`` keeps
     thumbnails in memory only). ``memory_items`` bounds the in-memory LRU (a 96 px preview is ~27 kB).
     """
 

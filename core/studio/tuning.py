@@ -6,7 +6,7 @@ DeepFashion2 evaluator. On it:
 
 * ``run`` sweeps each parameter on its own (α, σ_c, σ_k, γ, score threshold, NMS IoU), the others held
   at the current values, plus a 2-D (σ_c, σ_k) grid like the paper's Figure 10, all through
-  ``core.tune.grid_search`` where it applies; the best measured parameter set is reported;
+  ``deepmark.core.evaluation.tune.grid_search`` where it applies; the best measured parameter set is reported;
 * ``evaluate`` / ``compare_presets`` give mAP_pt, mAP_box, AP50 and AP75 of one or two parameter sets.
 
 Long calls take ``progress(done, total, stage)`` and a ``cancel`` flag (``threading.Event``-like: its
@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy import select
 
-from core.batch import ModelHeadsCache, content_key
-from core.decode import decode_detections, validate_heads
-from core.errors import DeepMarkError
-from core.evaluate import DeepFashion2Evaluator, EvaluationResult
-from core.images import read_image
-from core.structures import Item, PostprocessParams, RawHeads
-from core.taxonomy import Grouping, Taxonomy
-from core.tune import METRICS, TUNABLE, TuneError, TuneResult, grid_search
+from deepmark.core.centernet.decode import decode_detections, validate_heads
+from deepmark.core.domain.structures import Item, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
+from deepmark.core.evaluation.tune import METRICS, TUNABLE, TuneError, TuneResult, grid_search
+from deepmark.core.imaging.read import read_image
+from deepmark.core.studio.batch import ModelHeadsCache, content_key
 
 if TYPE_CHECKING:
-    from core.store import Project
+    from deepmark.core.store import Project
 
 #: Every parameter the session sweeps → the switch it needs on (None: always in effect).
 SWEEPABLE: dict[str, str | None] = {**TUNABLE, "score_threshold": None, "nms_iou": "nms"}
@@ -88,7 +88,7 @@ class LabelledImage:
     image_id: int
     path: Path
     items: list[Item]
-    key: str = ""  # content key in the disk heads cache (``core.batch.image_key``)
+    key: str = ""  # content key in the disk heads cache (``deepmark.core.studio.batch.image_key``)
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,8 @@ def _is_labelled(status: str, origins: list[str]) -> bool:
 
 def labelled_images(project: Project, limit: int | None = None, chunk: int = 500) -> list[LabelledImage]:
     """The project's labelled images (see the module docstring) in id order, at most ``limit``."""
-    from core.store.annotations import item_records
-    from core.store.models import Image
+    from deepmark.core.store.annotations import item_records
+    from deepmark.core.store.models import Image
 
     out: list[LabelledImage] = []
     after = 0

@@ -27,10 +27,10 @@ truncation constraints), ``paint`` (colours, textures, backgrounds, clutter, dra
 (render_scene and the DeepFashion2 labels of its garments) and ``dataset`` (files on disk).
 """
 
-from core.synth.config import SynthConfig, SynthError
-from core.synth.dataset import annotation_dict, generate_dataset, scene_rng, write_example
-from core.synth.scene import SynthItem, render_scene
-from core.synth.shapes import _shape as _shape  # re-exported for tests
+from deepmark.core.synthetic.config import SynthConfig, SynthError
+from deepmark.core.synthetic.dataset import annotation_dict, generate_dataset, scene_rng, write_example
+from deepmark.core.synthetic.scene import SynthItem, render_scene
+from deepmark.core.synthetic.shapes import _shape as _shape  # re-exported for tests
 
 __all__ = [
     "SynthConfig",

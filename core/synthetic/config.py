@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError
 
 
 class SynthError(DeepMarkError):

@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.atomic import write_atomically, write_text_atomically
-from core.synth.config import SynthConfig, SynthError
-from core.synth.scene import SynthItem, render_scene
-from core.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.synthetic.config import SynthConfig, SynthError
+from deepmark.core.synthetic.scene import SynthItem, render_scene
+from deepmark.core.util.atomic import write_atomically, write_text_atomically
 
 
 def scene_rng(seed: int, image_id: int) -> np.random.Generator:

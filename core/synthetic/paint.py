@@ -9,7 +9,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from core.synth.placement import _SHIFT, _fixed, _Placed
+from deepmark.core.synthetic.placement import _SHIFT, _fixed, _Placed
 
 # ---------------------------------------------------------------------------------------------
 # Colours and textures

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.synth.config import SynthConfig
-from core.synth.shapes import _random_warp, _Shape, _shape, _Warp
-from core.taxonomy import Category
+from deepmark.core.domain.taxonomy import Category
+from deepmark.core.synthetic.config import SynthConfig
+from deepmark.core.synthetic.shapes import _random_warp, _Shape, _shape, _Warp
 
 _SHIFT = 4  # fractional bits for OpenCV drawing
 _ONE = 1 << _SHIFT

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from core.structures import Item
-from core.synth.config import SynthConfig
-from core.synth.paint import _background, _clutter, _draw_garment, _finish
-from core.synth.placement import _inside, _place_item, _Placed
-from core.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.domain.structures import Item
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.synthetic.config import SynthConfig
+from deepmark.core.synthetic.paint import _background, _clutter, _draw_garment, _finish
+from deepmark.core.synthetic.placement import _inside, _place_item, _Placed
 
 
 @dataclass(eq=False)

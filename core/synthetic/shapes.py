@@ -9,8 +9,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from core.synth.config import SynthConfig
-from core.taxonomy import Category
+from deepmark.core.domain.taxonomy import Category
+from deepmark.core.synthetic.config import SynthConfig
 
 _DENSE_STEP = 0.025  # contour sample spacing, in garment heights
 

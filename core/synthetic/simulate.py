@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.encode import Targets, encode_targets
-from core.structures import OUTPUT_STRIDE, Affine, Item, RawHeads
-from core.taxonomy import Grouping, Taxonomy
+from deepmark.core.centernet.encode import Targets, encode_targets
+from deepmark.core.domain.structures import OUTPUT_STRIDE, Affine, Item, RawHeads
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
 
 
 def random_scene(
@@ -134,8 +134,8 @@ def write_simulated_dataset(
 ) -> tuple[dict[int, list[Item]], dict[int, RawHeads]]:
     """Write ``count`` labelled scenes as ``folder/annos/NNNNNN.json`` (DeepFashion2 format) and their
     simulated heads as ``folder/heads/NNNNNN.npz``; returns both, keyed by image id (1..count)."""
-    from core.df2_io import write_df2_annotation
-    from core.heads_io import save_heads
+    from deepmark.core.formats.df2 import write_df2_annotation
+    from deepmark.core.formats.heads_file import save_heads
 
     folder = Path(folder)
     (folder / "annos").mkdir(parents=True, exist_ok=True)

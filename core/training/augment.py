@@ -1,7 +1,8 @@
 """Training augmentation: random scale/shift/mirror affine, label flipping, colour jitter.
 
 Follows CenterNet's ``multi_pose`` sampling (notes §1.5) with continuous pixel coordinates (as
-``core.encode`` and ``core.preprocess``): a random uniform scale of the letterbox scale, a random shift
+``deepmark.core.centernet.encode`` and ``deepmark.core.imaging.preprocess``): a random uniform scale of the letterbox
+scale, a random shift
 of the image point that lands on the input centre, a horizontal mirror x ↦ w − x with probability
 ``flip_probability`` folded into the same affine, and colour jitter (brightness, contrast and saturation
 in a random order, then optional PCA lighting noise). The mirror changes which landmark is which: a
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.preprocess import letterbox_affine
-from core.structures import Affine, Item
-from core.taxonomy import Taxonomy
+from deepmark.core.domain.structures import Affine, Item
+from deepmark.core.domain.taxonomy import Taxonomy
+from deepmark.core.imaging.preprocess import letterbox_affine
 
 # AlexNet / fb.resnet.torch ImageNet RGB PCA (eigenvalues on [0, 1] pixels; columns are eigenvectors).
 _EIGVAL = np.array([0.2175, 0.0188, 0.0045])

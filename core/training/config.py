@@ -45,7 +45,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError
 
 
 class ConfigError(DeepMarkError):

@@ -3,8 +3,8 @@
 A dataset folder holds ``image/NNNNNN.jpg`` (or .jpeg / .png) and ``annos/NNNNNN.json``. The
 annotations are read once; files that cannot be read and annotations without an image are listed in
 ``DF2Dataset.errors`` and left out. Each sample is the image pre-processed exactly as at inference
-(``core.preprocess``: letterbox, or a random affine when augmenting), normalised, with the CenterNet
-targets of ``core.encode``. Torch is not imported here: a ``torch.utils.data.DataLoader`` accepts any
+(``deepmark.core.imaging.preprocess``: letterbox, or a random affine when augmenting), normalised, with the CenterNet
+targets of ``deepmark.core.centernet.encode``. Torch is not imported here: a ``torch.utils.data.DataLoader`` accepts any
 object with ``__len__`` and ``__getitem__``, and ``collate`` returns numpy arrays for the trainer to convert.
 
 Determinism: sample ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, i])``, so the same
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core.augment import AugmentConfig, color_jitter, flip_items, mirror_affine, random_affine
-from core.df2_io import FileError, read_coco_keypoints, read_df2_annotations
-from core.encode import MAX_OBJECTS, encode_targets
-from core.errors import DeepMarkError
-from core.images import ImageError, image_size, read_image
-from core.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image
-from core.structures import OUTPUT_STRIDE, Item
-from core.taxonomy import Grouping, Taxonomy
+from deepmark.core.centernet.encode import MAX_OBJECTS, encode_targets
+from deepmark.core.domain.structures import OUTPUT_STRIDE, Item
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.formats.df2 import FileError, read_coco_keypoints, read_df2_annotations
+from deepmark.core.imaging.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image
+from deepmark.core.imaging.read import ImageError, image_size, read_image
+from deepmark.core.training.augment import AugmentConfig, color_jitter, flip_items, mirror_affine, random_affine
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # preference order when one id has several files
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import write_atomically
-from core.model_file import METADATA_KEY, ModelInfo
-from core.preprocess import NORMALIZE_MEAN, NORMALIZE_STD
-from core.structures import HEAD_NAMES
-from core.taxonomy import Grouping, Taxonomy
+from deepmark.core.domain.structures import HEAD_NAMES
+from deepmark.core.domain.taxonomy import Grouping, Taxonomy
+from deepmark.core.formats.model_file import METADATA_KEY, ModelInfo
+from deepmark.core.imaging.preprocess import NORMALIZE_MEAN, NORMALIZE_STD
+from deepmark.core.util.atomic import write_atomically
 
 OPSET = 17
 
@@ -47,11 +47,12 @@ def _set_metadata(onnx_model, info: ModelInfo) -> None:
 
 
 def export_onnx(model, info: ModelInfo, path: str | Path) -> Path:
-    """Write ``model`` (a ``core.model.CenterNet``) as ONNX with ``info`` in its metadata, atomically."""
+    """Write ``model`` (a ``deepmark.core.training.model.CenterNet``) as ONNX with ``info`` in its metadata,
+    atomically."""
     import onnx
     import torch
 
-    from core.model import ExportWrapper
+    from deepmark.core.training.model import ExportWrapper
 
     wrapper = ExportWrapper(model).eval()
     width, height = info.input_size
@@ -88,7 +89,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: Iter
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from core.model_file import read_model_info
+    from deepmark.core.formats.model_file import read_model_info
 
     info = read_model_info(fp32_path)
     with tempfile.TemporaryDirectory() as tmp:

@@ -62,7 +62,7 @@ def centernet_loss(
     outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], weights: LossWeights = LossWeights()
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts (as floats, for logging). ``outputs`` are the model's raw logits;
-    ``batch`` holds the targets of ``core.encode.Targets`` stacked over the batch."""
+    ``batch`` holds the targets of ``deepmark.core.centernet.encode.Targets`` stacked over the batch."""
     hm = focal_loss(clamped_sigmoid(outputs["hm"]), batch["hm"])
     hm_hp = focal_loss(clamped_sigmoid(outputs["hm_hp"]), batch["hm_hp"])
     wh = masked_l1(outputs["wh"], batch["ind"], batch["reg_mask"], batch["wh"])

@@ -1,4 +1,4 @@
-"""Training loop: ``deepmark train CONFIG`` (one TOML per run, see ``core.train_config``).
+"""Training loop: ``deepmark train CONFIG`` (one TOML per run, see ``deepmark.core.training.config``).
 
 Adam with a step schedule, CenterNet's losses, mixed precision on a CUDA device, a checkpoint at every
 epoch end and every ``checkpoint_minutes`` (a resumed run continues mid-epoch at the next batch, with
@@ -24,17 +24,17 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from core.atomic import write_atomically, write_text_atomically
-from core.augment import AugmentConfig
-from core.data import DF2Dataset, collate
-from core.decode import decode_detections
-from core.errors import DeepMarkError
-from core.evaluate import DeepFashion2Evaluator, EvaluationResult
-from core.losses import centernet_loss
-from core.model import ExportWrapper, build_model
-from core.structures import Affine, PostprocessParams, RawHeads
-from core.taxonomy import load_grouping, load_taxonomy
-from core.train_config import RunConfig
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import Affine, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
+from deepmark.core.training.augment import AugmentConfig
+from deepmark.core.training.config import RunConfig
+from deepmark.core.training.dataset import DF2Dataset, collate
+from deepmark.core.training.losses import centernet_loss
+from deepmark.core.training.model import ExportWrapper, build_model
+from deepmark.core.util.atomic import write_atomically, write_text_atomically
 
 log = logging.getLogger("deepmark.train")
 CHECKPOINT_VERSION = 1

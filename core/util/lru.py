@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError
 
 K = TypeVar("K")
 V = TypeVar("V")

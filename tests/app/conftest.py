@@ -6,8 +6,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported a
 
 import pytest  # noqa: E402
 
-from core.structures import PostprocessParams  # noqa: E402
-from core.studio import open_demo_project  # noqa: E402
+from deepmark.core.domain.structures import PostprocessParams  # noqa: E402
+from deepmark.core.studio.display import open_demo_project  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +16,8 @@ def tiny_model(tmp_path_factory, taxonomy, semantic62):
     real network outputs, so decoding and heatmaps go through exactly what a trained model gives."""
     import torch
 
-    from core.export import export_onnx, model_info
-    from core.model import build_model
+    from deepmark.core.training.export import export_onnx, model_info
+    from deepmark.core.training.model import build_model
 
     torch.manual_seed(0)
     model = build_model("mobilenetv2", semantic62, head_conv=32).eval()
@@ -38,7 +38,7 @@ def demo_project(tmp_path):
 def window(qtbot, demo_project, tiny_model):
     """The main window on the demo project with the tiny model; score threshold 0 so that the random
     model's low scores still give detections to count."""
-    from app.window import MainWindow
+    from deepmark.app.window import MainWindow
 
     win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
     qtbot.addWidget(win)
@@ -65,7 +65,7 @@ def isolated_settings(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Thumbnails and raw heads go to a cache folder of each test's own, never the user's cache."""
-    from core.cache import CACHE_ENV
+    from deepmark.core.studio.cache import CACHE_ENV
 
     folder = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv(CACHE_ENV, str(folder))
@@ -74,7 +74,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def garbage_collected_in_the_gui_thread():
-    """As the app does (``app.main.collect_garbage_in_gui_thread``): no automatic collection while a GUI
+    """As the app does (``deepmark.app.main.collect_garbage_in_gui_thread``): no automatic collection while a GUI
     test runs, whose worker threads could otherwise free Qt objects of earlier tests; one collection in
     the GUI thread after each test."""
     import gc

@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from app import menus
-from app.main import build_window, install_excepthook, parse_args
-from core.store import Project
-from core.studio import demo_folder, open_inputs
+from deepmark.app import menus
+from deepmark.app.main import build_window, install_excepthook, parse_args
+from deepmark.core.store import Project
+from deepmark.core.studio.display import demo_folder, open_inputs
 
 
 @pytest.fixture
@@ -30,8 +30,8 @@ def own_demo(tmp_path):
 
 @pytest.fixture
 def own_window(qtbot, own_demo, tiny_model):
-    from app.window import MainWindow
-    from core.structures import PostprocessParams
+    from deepmark.app.window import MainWindow
+    from deepmark.core.domain.structures import PostprocessParams
 
     win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
     qtbot.addWidget(win)
@@ -89,7 +89,7 @@ def test_a_checkpoint_without_pytorch(window, tmp_path, monkeypatch):
     """The frozen build and a plain install have no PyTorch: a .pt file is refused with the reason."""
     checkpoint = tmp_path / "last.pt"
     checkpoint.write_bytes(b"\x80\x02 a pickle, supposedly")
-    monkeypatch.setitem(sys.modules, "core.train", None)  # importing it fails, as without torch
+    monkeypatch.setitem(sys.modules, "deepmark.core.training.train", None)  # importing it fails, as without torch
     assert not window.set_model_path(checkpoint)
     message = window.statusBar().currentMessage()
     assert "last.pt" in message and "needs PyTorch" in message and ".onnx" in message

@@ -7,9 +7,9 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QTransform
 from PySide6.QtWidgets import QApplication, QGraphicsScene
 
-from app.overlay_items import LANDMARK_RADIUS, DetectionGraphic, ItemGraphic
-from app.qt_convert import category_color
-from core.store import ItemRecord
+from deepmark.app.overlay_items import LANDMARK_RADIUS, DetectionGraphic, ItemGraphic
+from deepmark.app.qt_convert import category_color
+from deepmark.core.store import ItemRecord
 
 
 def _hover(view, scene_pos: QPointF) -> None:
@@ -113,7 +113,7 @@ def test_markers_keep_their_size_on_screen_at_any_zoom(qapp, taxonomy, kind):
     def make():
         if kind == "item":
             return ItemGraphic(item, taxonomy.category(9), color, 1.0)
-        from core.structures import Detection
+        from deepmark.core.domain.structures import Detection
 
         landmarks = item.landmarks.copy()
         landmarks[:, 2] = 1.0
@@ -148,7 +148,7 @@ def test_zoom_keeps_the_graphics_hit_areas_in_screen_pixels(window):
 
 
 def test_hovering_a_predicted_landmark_shows_its_name_and_score(window, taxonomy):
-    from core.structures import Detection
+    from deepmark.core.domain.structures import Detection
 
     canvas = window.canvas
     canvas.zoom_fit()

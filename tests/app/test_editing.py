@@ -7,10 +7,10 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QContextMenuEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from app.overlay_items import HANDLES, ItemGraphic, LandmarkHandle
-from core.store import Project
-from core.structures import Detection
-from core.templates import prediction_landmarks, template_landmarks
+from deepmark.app.overlay_items import HANDLES, ItemGraphic, LandmarkHandle
+from deepmark.core.domain.structures import Detection
+from deepmark.core.store import Project
+from deepmark.core.studio.templates import prediction_landmarks, template_landmarks
 
 NO_MOD = Qt.KeyboardModifier.NoModifier
 LEFT = Qt.MouseButton.LeftButton

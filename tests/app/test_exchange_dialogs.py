@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.exchange_dialogs import COCO, DF2, ExportDialog, ImportDialog, show_export_dialog, show_import_dialog
-from core.interchange import export_dataset
-from core.store import Project
+from deepmark.app.exchange_dialogs import COCO, DF2, ExportDialog, ImportDialog, show_export_dialog, show_import_dialog
+from deepmark.core.store import Project
+from deepmark.core.store.interchange import export_dataset
 
 
 def _wait(dialog, qtbot, timeout=60000):

@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
-from core.studio import colorize, heat_lut, heatmap_view
+from deepmark.core.studio.display import colorize, heat_lut, heatmap_view
 
 
 def _rgba(pixmap) -> np.ndarray:

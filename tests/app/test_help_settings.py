@@ -7,9 +7,9 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget
 
-from app.help_dialog import MOUSE, OTHER, show_about, show_shortcuts
-from app.main import build_window, parse_args
-from app.settings import PARAMS, studio_settings
+from deepmark.app.help_dialog import MOUSE, OTHER, show_about, show_shortcuts
+from deepmark.app.main import build_window, parse_args
+from deepmark.app.settings import PARAMS, studio_settings
 
 
 def test_help_lists_every_shortcut_by_menu(window, qtbot):
@@ -68,7 +68,7 @@ def test_layout_and_parameters_survive_a_restart(qtbot, tiny_model, isolated_set
 
 
 def test_unusable_saved_settings_are_ignored(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr("app.window.default_model_path", lambda: tmp_path / "absent.onnx")
+    monkeypatch.setattr("deepmark.app.window.default_model_path", lambda: tmp_path / "absent.onnx")
     settings = studio_settings()
     settings.setValue(PARAMS, '{"alpha": 7, "not_a_param": 1}')
     settings.setValue("window/geometry", "garbage")
@@ -103,7 +103,7 @@ def test_the_demo_folder_is_removed_when_the_app_exits(qtbot, tiny_model):
 
 
 def test_smoke_option(tiny_model, tmp_path, capsys, isolated_settings):
-    from app.main import main
+    from deepmark.app.main import main
 
     assert main(["--smoke", "--model", str(tiny_model)]) == 0
     out = capsys.readouterr().out

@@ -8,12 +8,12 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from sqlalchemy import insert
 
-from app import recent
-from app.image_list import ImageListModel, selected_image_ids
-from app.thumbnails import error_icon
-from core.store import Project
-from core.store.images import ImageFilter
-from core.store.models import Image, utc_now
+from deepmark.app import recent
+from deepmark.app.image_list import ImageListModel, selected_image_ids
+from deepmark.app.thumbnails import error_icon
+from deepmark.core.store import Project
+from deepmark.core.store.images import ImageFilter
+from deepmark.core.store.models import Image, utc_now
 
 
 def _paths(window):
@@ -117,7 +117,7 @@ def test_recent_projects(window, demo_project, tmp_path, qtbot):
     assert recent.recent_projects()[0] == str(__import__("pathlib").Path(demo_project.where).resolve())
     other = tmp_path / "other.deepmark"
     Project.create(other).close()
-    from app.menus import _open
+    from deepmark.app.menus import _open
 
     _open(window, str(other), False)
     assert window.project.where == str(other)
@@ -138,7 +138,7 @@ def test_recent_projects(window, demo_project, tmp_path, qtbot):
 def test_opening_a_missing_recent_project_is_reported(window, tmp_path):
     gone = str(tmp_path / "gone.deepmark")
     recent.remember(gone)
-    from app.menus import _open
+    from deepmark.app.menus import _open
 
     recent.open_recent(window, gone, _open)
     assert "no longer exists" in window.statusBar().currentMessage()

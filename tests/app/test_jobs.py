@@ -4,10 +4,10 @@ status bar, cancel, a corrupt image reported while the rest is processed, the sh
 
 from PySide6.QtCore import QItemSelectionModel
 
-import app.jobs as jobs
-from app.jobs import jobs_of, progress_text, run_on_all, run_on_selected
-from app.model_dialog import show_model_info
-from core.batch import BatchProgress
+import deepmark.app.jobs as jobs
+from deepmark.app.jobs import jobs_of, progress_text, run_on_all, run_on_selected
+from deepmark.app.model_dialog import show_model_info
+from deepmark.core.studio.batch import BatchProgress
 
 
 def _wait_done(qtbot, window, timeout=30000):
@@ -123,7 +123,7 @@ def test_model_information(window, tiny_model):
 def test_a_checkpoint_can_be_chosen(window, tmp_path, semantic62, qtbot):
     import torch
 
-    from core.model import build_model
+    from deepmark.core.training.model import build_model
 
     model = build_model("mobilenetv2", semantic62, head_conv=32).eval()
     checkpoint = {"version": 1, "model": model.state_dict(), "arch": "mobilenetv2", "head_conv": 32,

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-from core.inference import PAPER_SCALES
-from core.model_file import RECOMMENDED_PARAMS_KEY, read_model_info
-from core.store.presets import model_default_params
-from core.structures import PostprocessParams
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.formats.model_file import RECOMMENDED_PARAMS_KEY, read_model_info
+from deepmark.core.inference.detector import PAPER_SCALES
+from deepmark.core.store.presets import model_default_params
 
 
 def test_saving_a_preset_stores_it_and_choosing_it_restores_the_panel(window, demo_project, qtbot):
@@ -59,7 +59,7 @@ def test_presets_follow_the_project(window, demo_project, tmp_path):
     bar.refresh()
     assert bar.names() == ["shared"]
     assert bar.apply("shared") and window.params() == PostprocessParams.centernet()
-    from core.store import Project
+    from deepmark.core.store import Project
 
     window.set_project(Project.create(tmp_path / "other.deepmark"))
     assert bar.names() == []

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from core.structures import Detection
+from deepmark.core.domain.structures import Detection
 
 
 def _first_landmark(window):

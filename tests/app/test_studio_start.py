@@ -2,11 +2,11 @@
 
 import pytest
 
-from app.main import build_window, parse_args
+from deepmark.app.main import build_window, parse_args
 
 
 def test_without_a_model_the_window_says_so_and_still_works(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr("app.window.default_model_path", lambda: tmp_path / "absent.onnx")
+    monkeypatch.setattr("deepmark.app.window.default_model_path", lambda: tmp_path / "absent.onnx")
     window = build_window(parse_args(["--demo"]))
     qtbot.addWidget(window)
     assert window.model is None
@@ -19,7 +19,7 @@ def test_without_a_model_the_window_says_so_and_still_works(qtbot, tmp_path, mon
 
 
 def test_project_and_paths_from_the_command_line(qtbot, tmp_path, tiny_model):
-    from core.studio import demo_folder
+    from deepmark.core.studio.display import demo_folder
 
     target = tmp_path / "work.deepmark"
     window = build_window(parse_args(["--project", str(target), "--model", str(tiny_model),
@@ -44,7 +44,7 @@ def test_a_project_that_cannot_be_opened_is_reported(qtbot, tmp_path):
 def test_screenshot_script_writes_a_png(qtbot, tmp_path, tiny_model):
     from PySide6.QtGui import QImage
 
-    from app.screenshot import main
+    from deepmark.app.screenshot import main
 
     out = tmp_path / "shot.png"
     assert main([str(out), "--model", str(tiny_model), "--size", "900x600"]) == 0
@@ -55,7 +55,7 @@ def test_screenshot_script_writes_a_png(qtbot, tmp_path, tiny_model):
 def test_a_first_start_uses_the_parameters_the_model_recommends(qtbot, tmp_path, tiny_model):
     import shutil
 
-    from core.model_file import set_recommended_params
+    from deepmark.core.formats.model_file import set_recommended_params
 
     model = tmp_path / "tuned.onnx"
     shutil.copy(tiny_model, model)
@@ -70,7 +70,7 @@ def test_a_first_start_uses_the_parameters_the_model_recommends(qtbot, tmp_path,
 def test_garbage_is_collected_only_in_the_gui_thread(qapp):
     import gc
 
-    from app.main import _GC_TIMER, collect_garbage_in_gui_thread
+    from deepmark.app.main import _GC_TIMER, collect_garbage_in_gui_thread
 
     collect_garbage_in_gui_thread()
     assert not gc.isenabled()  # no automatic collection, which could run in a worker thread

@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.simulate import simulated_heads
-from core.structures import PostprocessParams
-from core.tuning_session import TuningSpec
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.studio.tuning import TuningSpec
+from deepmark.core.synthetic.simulate import simulated_heads
 
 SPEC = TuningSpec(sweeps={"alpha": [0.0, 0.5, 1.0], "sigma_center": [0.45], "sigma_keypoint": [0.9],
                           "gamma": [0.0, 1.0], "score_threshold": [0.0, 0.3], "nms_iou": [0.5, 0.7]},
@@ -37,7 +37,7 @@ def _biased_heads_in_cache(window, demo_project, taxonomy, semantic62):
 
 @pytest.fixture
 def view(window):
-    from app.tuning_view import show_tuning
+    from deepmark.app.tuning_view import show_tuning
 
     view = show_tuning(window, SPEC)
     yield view

@@ -1,4 +1,4 @@
-"""Alembic environment of the annotation store, driven programmatically by ``core.store.schema``.
+"""Alembic environment of the annotation store, driven programmatically by ``deepmark.core.store.schema``.
 
 The caller passes an open SQLAlchemy connection in ``config.attributes["connection"]``; there is no
 alembic.ini. Offline (SQL script) mode is supported for reviewing a migration as SQL.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from core.store.models import Base
+from deepmark.core.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -24,7 +24,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("core.store migrations need config.attributes['connection'] (see core/store/schema.py)")
+        raise RuntimeError("the store's migrations need config.attributes['connection'] (see core/store/schema.py)")
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():

@@ -3,7 +3,7 @@
 Imports torch; the Qt app must import this package lazily (it must start without torch).
 """
 
-from core.model.factory import ARCHITECTURES, build_model, count_parameters
-from core.model.heads import CenterNet, ExportWrapper
+from deepmark.core.training.model.factory import ARCHITECTURES, build_model, count_parameters
+from deepmark.core.training.model.heads import CenterNet, ExportWrapper
 
 __all__ = ["ARCHITECTURES", "CenterNet", "ExportWrapper", "build_model", "count_parameters"]

@@ -1,7 +1,8 @@
 """A deliberately plain, loop-based reference decoder, written from ``docs/decoding.md`` alone.
 
 It follows the spec's steps literally, one pixel / candidate / landmark / peak at a time, in float64
-Python arithmetic, so that the vectorised ``core.decode.decode_detections`` can be checked against it.
+Python arithmetic, so that the vectorised ``deepmark.core.centernet.decode.decode_detections`` can be checked against
+it.
 Clarity over speed: keep the maps small (about 16×16 to 24×24) when using it.
 
 Where the spec leaves a choice open, the choice made here is written next to the code:
@@ -22,7 +23,7 @@ import math
 
 import numpy as np
 
-from core.structures import Detection, PostprocessParams, RawHeads
+from deepmark.core.domain.structures import Detection, PostprocessParams, RawHeads
 
 NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 

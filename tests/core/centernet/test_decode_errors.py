@@ -5,11 +5,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.decode import decode_batch, decode_detections
-from core.errors import DecodeError
-from core.simulate import random_scene, simulated_heads
-from core.structures import Affine, PostprocessParams, RawHeads
-from core.taxonomy import load_grouping
+from deepmark.core.centernet.decode import decode_batch, decode_detections
+from deepmark.core.domain.structures import Affine, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import load_grouping
+from deepmark.core.errors import DecodeError
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.decode import decode_detections
-from core.peaks import find_peaks
-from core.simulate import random_scene, simulated_heads
-from core.structures import PostprocessParams, RawHeads
-from core.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.centernet.peaks import find_peaks
+from deepmark.core.domain.structures import PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 TAXONOMY = load_taxonomy()
 GROUPING = load_grouping("semantic62", TAXONOMY)
@@ -140,7 +140,7 @@ def test_flipped_input_gives_mirrored_detections(seed, params):
 def test_pruning_weak_candidates_changes_no_result(seed, noise, params):
     """The grid search prunes candidates that cannot reach the threshold; decoding the survivors gives
     exactly what decoding every candidate gives."""
-    import core.decode as dec
+    import deepmark.core.centernet.decode as dec
 
     heads = _heads(seed, noise)
     params = replace(params, center_rescoring=True)

@@ -1,4 +1,4 @@
-"""The vectorised ``core.decode.decode_detections`` agrees with the loop-based reference decoder.
+"""The vectorised ``deepmark.core.centernet.decode.decode_detections`` agrees with the loop-based reference decoder.
 
 The reference (``reference_decoder.py``) is written from ``docs/decoding.md`` alone. Heads are either
 uniform random (many peaks everywhere, so every rule — rejection, top_k, NMS — is exercised) or
@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.decode import decode_detections
-from core.simulate import random_scene, simulated_heads
-from core.structures import Affine, Detection, PostprocessParams, RawHeads
-from core.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import Affine, Detection, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 try:
-    from tests.core.reference_decoder import reference_decode
+    from tests.core.centernet.reference_decoder import reference_decode
 except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path
     from reference_decoder import reference_decode
 

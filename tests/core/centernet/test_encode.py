@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from core.encode import MAX_OBJECTS, draw_gaussian, encode_targets, gaussian_radius
-from core.errors import EncodeError, TaxonomyError
-from core.structures import Affine, Item
-from core.taxonomy import load_grouping
+from deepmark.core.centernet.encode import MAX_OBJECTS, draw_gaussian, encode_targets, gaussian_radius
+from deepmark.core.domain.structures import Affine, Item
+from deepmark.core.domain.taxonomy import load_grouping
+from deepmark.core.errors import EncodeError, TaxonomyError
 
 
 def _item(taxonomy, category_id, box, visibility=2.0):

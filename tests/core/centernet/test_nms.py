@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from core.decode import box_iou, nms_keep
+from deepmark.core.centernet.decode import box_iou, nms_keep
 
 
 def test_greedy_chain_keeps_the_box_whose_suppressor_was_suppressed():

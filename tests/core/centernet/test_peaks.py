@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.peaks import find_peaks, gaussian_weights
+from deepmark.core.centernet.peaks import find_peaks, gaussian_weights
 
 
 def dense_peaks(heat: np.ndarray, floors: np.ndarray, sigma: float, strict: bool) -> set:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cli import main
-from core.heads_io import save_heads
-from core.simulate import random_scene, simulated_heads
+from deepmark.core.cli.main import main
+from deepmark.core.formats.heads_file import save_heads
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 SIZE = (256, 192)
 
@@ -125,9 +125,9 @@ def test_demo_runs(tmp_path, capsys):
 def test_model_params_are_stored_in_the_model(tmp_path, tiny_onnx, capsys):
     import shutil
 
-    from core.inference import Detector
-    from core.model_file import read_model_info
-    from core.store.presets import model_default_params
+    from deepmark.core.formats.model_file import read_model_info
+    from deepmark.core.inference.detector import Detector
+    from deepmark.core.store.presets import model_default_params
 
     model = tmp_path / "m.onnx"
     shutil.copy(tiny_onnx, model)

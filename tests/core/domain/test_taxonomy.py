@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from core.errors import TaxonomyError
-from core.taxonomy import build_grouping, load_grouping, load_taxonomy
+from deepmark.core.domain.taxonomy import build_grouping, load_grouping, load_taxonomy
+from deepmark.core.errors import TaxonomyError
 
 
 def test_categories_match_deepfashion2(taxonomy):

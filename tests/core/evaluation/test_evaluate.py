@@ -1,4 +1,5 @@
-"""DeepFashion2 evaluation (``core.evaluate``): hand-computed cases, agreement with plain pycocotools, bad input.
+"""DeepFashion2 evaluation (``deepmark.core.evaluation.evaluate``): hand-computed cases, agreement with plain
+pycocotools, bad input.
 
 Background for the hand computations (COCOeval as pycocotools implements it):
 - thresholds t = .50, .55, ..., .95 (10); a detection matches a ground truth when IoU (or OKS) ≥ t;
@@ -21,16 +22,16 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from core.errors import EvaluationError, TaxonomyError
-from core.evaluate import (
+from deepmark.core.domain.structures import Detection, Item
+from deepmark.core.domain.taxonomy import load_taxonomy
+from deepmark.core.errors import EvaluationError, TaxonomyError
+from deepmark.core.evaluation.evaluate import (
     DeepFashion2Evaluator,
     EvaluationResult,
     detections_to_coco,
     evaluate_detections,
     ground_truth_to_coco,
 )
-from core.structures import Detection, Item
-from core.taxonomy import load_taxonomy
 
 TAXONOMY = load_taxonomy()
 

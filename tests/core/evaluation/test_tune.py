@@ -6,11 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.decode import decode_detections
-from core.evaluate import evaluate_detections
-from core.simulate import random_scene, simulated_heads
-from core.structures import PostprocessParams, RawHeads
-from core.tune import TuneError, grid_search
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import PostprocessParams, RawHeads
+from deepmark.core.evaluation.evaluate import evaluate_detections
+from deepmark.core.evaluation.tune import TuneError, grid_search
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 SIZE = (256, 192)
 

@@ -1,4 +1,4 @@
-"""DeepFashion2 file IO (``core.df2_io``): annotation folders, prediction files, official results JSON.
+"""DeepFashion2 file IO (``deepmark.core.formats.df2``): annotation folders, prediction files, official results JSON.
 
 Fixtures in ``tests/data``: ``official_example_{keys,bbox}_results.json`` are copies of the official
 evaluator's examples (switchablenorms/DeepFashion2 ``evaluation/example``); the per-image annotation
@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.df2_io import FileError, read_df2_annotations, read_predictions, write_results_json
-from core.errors import EvaluationError
-from core.evaluate import DeepFashion2Evaluator
-from core.structures import Detection, Item
-from core.taxonomy import load_taxonomy
+from deepmark.core.domain.structures import Detection, Item
+from deepmark.core.domain.taxonomy import load_taxonomy
+from deepmark.core.errors import EvaluationError
+from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator
+from deepmark.core.formats.df2 import FileError, read_df2_annotations, read_predictions, write_results_json
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 TAXONOMY = load_taxonomy()
 
 

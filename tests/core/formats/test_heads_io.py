@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from core.errors import HeadsFileError
-from core.heads_io import FORMAT_VERSION, load_heads, save_heads
-from core.simulate import random_scene, simulated_heads
-from core.structures import Affine
+from deepmark.core.domain.structures import Affine
+from deepmark.core.errors import HeadsFileError
+from deepmark.core.formats.heads_file import FORMAT_VERSION, load_heads, save_heads
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from core.decode import decode_detections
-from core.evaluate import evaluate_detections
-from core.simulate import random_scene, simulated_heads
-from core.structures import PostprocessParams
-from core.taxonomy import load_grouping
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.domain.taxonomy import load_grouping
+from deepmark.core.evaluation.evaluate import evaluate_detections
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 
 def _scenes(taxonomy, count, seed, size=(512, 384)):

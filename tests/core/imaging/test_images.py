@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import DeepMarkError
-from core.images import ImageError, image_size, read_image
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.imaging.read import ImageError, image_size, read_image
 
 
 def _pattern(width=40, height=24):

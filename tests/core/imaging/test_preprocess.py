@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from core.preprocess import (
+from deepmark.core.domain.structures import Affine
+from deepmark.core.imaging.preprocess import (
     BORDER_VALUE,
     NORMALIZE_MEAN,
     NORMALIZE_STD,
@@ -15,7 +16,6 @@ from core.preprocess import (
     to_network_input,
     warp_image,
 )
-from core.structures import Affine
 
 
 def _spot_centre(picture):

@@ -9,13 +9,13 @@ import onnx
 import pytest
 import torch
 
-from core.cli import main
-from core.decode import decode_detections
-from core.export import export_onnx, model_info, quantize_int8
-from core.inference import Detector, TestTimeAugmentation, flip_heads
-from core.model import ExportWrapper, build_model
-from core.model_file import ModelFileError, read_model_info
-from core.structures import HEAD_NAMES, PostprocessParams
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.cli.main import main
+from deepmark.core.domain.structures import HEAD_NAMES, PostprocessParams
+from deepmark.core.formats.model_file import ModelFileError, read_model_info
+from deepmark.core.inference.detector import Detector, TestTimeAugmentation, flip_heads
+from deepmark.core.training.export import export_onnx, model_info, quantize_int8
+from deepmark.core.training.model import ExportWrapper, build_model
 
 
 @pytest.fixture(scope="module")

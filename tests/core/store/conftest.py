@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import store_pg  # noqa: E402
 
-from core.store import Project  # noqa: E402
-from core.synth import SynthConfig, generate_dataset  # noqa: E402
+from deepmark.core.store import Project  # noqa: E402
+from deepmark.core.synthetic import SynthConfig, generate_dataset  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from sqlalchemy import insert
 
-from core.store import ItemData, Project
-from core.store.images import ImageFilter
-from core.store.models import Image, utc_now
-from core.structures import Detection
-from core.studio import demo_folder
+from deepmark.core.domain.structures import Detection
+from deepmark.core.store import ItemData, Project
+from deepmark.core.store.images import ImageFilter
+from deepmark.core.store.models import Image, utc_now
+from deepmark.core.studio.display import demo_folder
 
 
 def _detection(taxonomy, category_id: int, score: float) -> Detection:
@@ -97,7 +97,7 @@ def test_search_by_name_and_keyset_paging(project):
 
 
 def test_unknown_status_is_refused(project):
-    from core.store import InvalidValueError
+    from deepmark.core.store import InvalidValueError
 
     with pytest.raises(InvalidValueError, match="unknown review status"):
         project.images.page(filter=ImageFilter(statuses=("done",)))
@@ -115,8 +115,8 @@ def big_project(tmp_path_factory):
     for start in range(0, len(rows), 25_000):
         project.write(lambda s, chunk=rows[start : start + 25_000]: s.execute(insert(Image), chunk))
     run = project.model_runs.add("run")
-    from core.store.bulk import insert_predictions
-    from core.taxonomy import load_taxonomy
+    from deepmark.core.domain.taxonomy import load_taxonomy
+    from deepmark.core.store.bulk import insert_predictions
 
     taxonomy = load_taxonomy()
     project.write(lambda s: [insert_predictions(s, run.id, k, [_detection(taxonomy, 5, 0.05 if k % 2000 else 0.9)])

@@ -4,8 +4,8 @@ counts, and the per-category summary with the mean displacement of corrected lan
 import numpy as np
 import pytest
 
-from core.review_summary import correction_counts, next_unreviewed, previous_unreviewed, review_summary
-from core.store import ItemData
+from deepmark.core.store import ItemData
+from deepmark.core.studio.review import correction_counts, next_unreviewed, previous_unreviewed, review_summary
 
 
 def _item(category_id: int, n: int) -> ItemData:

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from core.cli import main
-from core.df2_io import write_df2_predictions
-from core.store import Project
-from core.store_cli import detect_format
+from deepmark.core.cli.main import main
+from deepmark.core.cli.store import detect_format
+from deepmark.core.formats.df2 import write_df2_predictions
+from deepmark.core.store import Project
 
 
 def test_init_import_status_export(tmp_path, df2, capsys, monkeypatch):
@@ -61,7 +61,7 @@ def test_format_detection(tmp_path, df2):
 
 
 def test_default_project_lives_in_the_user_data_folder(tmp_path, monkeypatch, capsys):
-    from core.store import default_project_path
+    from deepmark.core.store import default_project_path
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("DEEPMARK_PROJECT", raising=False)

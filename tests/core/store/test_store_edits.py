@@ -5,7 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from core.store import (
+from deepmark.core.domain.structures import Detection, PostprocessParams
+from deepmark.core.store import (
     ConflictError,
     InvalidValueError,
     ItemData,
@@ -14,7 +15,6 @@ from core.store import (
     UndoError,
     project_status,
 )
-from core.structures import Detection, PostprocessParams
 
 
 def _item(category_id=1, n=25, shift=0.0) -> ItemData:

@@ -6,11 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from core.df2_io import read_coco_keypoints, read_df2_annotations
-from core.interchange import export_dataset, import_df2
-from core.store import Project, StoreError
-from core.store import exporting as exporting_module
-from core.store.exporting import split_of
+from deepmark.core.formats.df2 import read_coco_keypoints, read_df2_annotations
+from deepmark.core.store import Project, StoreError
+from deepmark.core.store import exporting as exporting_module
+from deepmark.core.store.exporting import split_of
+from deepmark.core.store.interchange import export_dataset, import_df2
 
 ITEM_KEYS = {"category_id", "category_name", "bounding_box", "landmarks", "segmentation", "style", "scale",
              "occlusion", "zoom_in", "viewpoint"}

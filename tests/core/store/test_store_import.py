@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from core.df2_io import read_df2_annotations, write_df2_predictions
-from core.evaluate import ground_truth_to_coco
-from core.interchange import import_coco, import_df2, import_images, import_predictions
-from core.structures import Detection
+from deepmark.core.domain.structures import Detection
+from deepmark.core.evaluation.evaluate import ground_truth_to_coco
+from deepmark.core.formats.df2 import read_df2_annotations, write_df2_predictions
+from deepmark.core.store.interchange import import_coco, import_df2, import_images, import_predictions
 
 
 def _annotation_count(folder) -> int:
@@ -148,7 +148,7 @@ def test_predictions_go_beside_and_seed_new_images(project, df2, tmp_path):
 
 
 def test_missing_source_is_a_clear_error(project, tmp_path):
-    from core.store import StoreError
+    from deepmark.core.store import StoreError
 
     with pytest.raises(StoreError, match="no annos/ folder"):
         import_df2(project, tmp_path)

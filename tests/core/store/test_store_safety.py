@@ -13,13 +13,13 @@ import time
 import numpy as np
 import pytest
 
-from core.interchange import import_df2
-from core.store import DatabaseLockedError, ItemData, Project
+from deepmark.core.store import DatabaseLockedError, ItemData, Project
+from deepmark.core.store.interchange import import_df2
 
 IMPORT_CHILD = """
 import sys, time
-from core import interchange
-from core.store import Project
+from deepmark.core.store import interchange
+from deepmark.core.store import Project
 original, calls = interchange._write_annotated, [0]
 def slow(session, batch, status, run):
     counts = original(session, batch, status, run)   # rows written, transaction still open
@@ -34,7 +34,7 @@ interchange.import_df2(Project.open(sys.argv[1]), sys.argv[2], batch_size=4)
 
 EDIT_CHILD = """
 import sys, time
-from core.store import Project, annotations
+from deepmark.core.store import Project, annotations
 original, calls = annotations.log_edit, [0]
 def slow(session, **entry):
     calls[0] += 1

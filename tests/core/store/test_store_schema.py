@@ -8,9 +8,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from core.store import NotAProjectError, Project, SchemaVersionError, StoreError
-from core.store.models import Base
-from core.store.schema import head_revision, known_revisions
+from deepmark.core.store import NotAProjectError, Project, SchemaVersionError, StoreError
+from deepmark.core.store.models import Base
+from deepmark.core.store.schema import head_revision, known_revisions
 
 
 def test_migrations_create_exactly_the_models(project):
@@ -89,7 +89,7 @@ def test_edit_log_is_append_only(project, df2):
 
 
 def test_downgrade_and_upgrade_round_trip(tmp_path):
-    from core.store import schema
+    from deepmark.core.store import schema
 
     path = tmp_path / "p.deepmark"
     Project.create(path).close()

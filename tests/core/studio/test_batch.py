@@ -7,12 +7,12 @@ import threading
 import numpy as np
 import pytest
 
-from core.batch import BatchProgress, HeadsDiskCache, image_key, model_key, run_batch
-from core.images import read_image
-from core.inference import Detector, TestTimeAugmentation
-from core.live import LiveModel
-from core.structures import PostprocessParams
-from core.studio import open_demo_project
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.imaging.read import read_image
+from deepmark.core.inference.detector import Detector, TestTimeAugmentation
+from deepmark.core.studio.batch import BatchProgress, HeadsDiskCache, image_key, model_key, run_batch
+from deepmark.core.studio.display import open_demo_project
+from deepmark.core.studio.live import LiveModel
 
 PARAMS = PostprocessParams.all_techniques(score_threshold=0.0, max_detections=5)
 

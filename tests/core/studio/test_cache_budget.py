@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 
-from core.batch import HeadsDiskCache
-from core.cache import CacheBudget, budget_from_env
-from core.simulate import random_scene, simulated_heads
+from deepmark.core.studio.batch import HeadsDiskCache
+from deepmark.core.studio.cache import CacheBudget, budget_from_env
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 
 def _write(path, size, when):

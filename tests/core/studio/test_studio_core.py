@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from core.errors import DeepMarkError
-from core.live import LiveModel
-from core.structures import Affine, PostprocessParams, RawHeads
-from core.studio import (
+from deepmark.core.domain.structures import Affine, PostprocessParams, RawHeads
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.studio.display import (
     HeadsCache,
     colorize,
     demo_folder,
@@ -17,6 +16,7 @@ from core.studio import (
     open_demo_project,
     open_inputs,
 )
+from deepmark.core.studio.live import LiveModel
 
 
 def _heads(groups: int = 62, h: int = 8, w: int = 10) -> RawHeads:

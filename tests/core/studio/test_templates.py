@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from core.errors import DeepMarkError
-from core.structures import Detection
-from core.templates import box_ious, derive_landmarks, prediction_landmarks, template_landmarks
+from deepmark.core.domain.structures import Detection
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.studio.templates import box_ious, derive_landmarks, prediction_landmarks, template_landmarks
 
 
 def _detection(taxonomy, category_id: int, box, seed: int = 0) -> Detection:

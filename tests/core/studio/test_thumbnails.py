@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageError
-from core.thumbnails import ThumbnailCache, make_thumbnail
+from deepmark.core.imaging.read import ImageError
+from deepmark.core.studio.thumbnails import ThumbnailCache, make_thumbnail
 
 
 def _jpeg(path, size=(640, 480), color=(200, 40, 10), exif_rotate=False):

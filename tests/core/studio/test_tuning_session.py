@@ -6,14 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.decode import decode_detections
-from core.evaluate import evaluate_detections
-from core.simulate import simulated_heads
-from core.store import ItemData
-from core.structures import PostprocessParams
-from core.studio import open_demo_project
-from core.tune import TuneError
-from core.tuning_session import (
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.evaluation.evaluate import evaluate_detections
+from deepmark.core.evaluation.tune import TuneError
+from deepmark.core.store import ItemData
+from deepmark.core.studio.display import open_demo_project
+from deepmark.core.studio.tuning import (
     DEFAULT_SWEEPS,
     TuningCancelled,
     TuningSession,
@@ -21,6 +20,7 @@ from core.tuning_session import (
     labelled_images,
     run_tuning,
 )
+from deepmark.core.synthetic.simulate import simulated_heads
 
 SPEC = TuningSpec(sweeps={"alpha": [0.0, 0.5, 1.0], "gamma": [0.0, 0.5, 1.0], "score_threshold": [0.0, 0.3],
                           "nms_iou": [0.5, 0.7]},
@@ -80,7 +80,7 @@ def test_heads_are_computed_once_and_known_heads_are_reused(demo, taxonomy, sema
     fn = biased_heads_fn(demo, taxonomy, semantic62)
     session = TuningSession.from_project(demo, taxonomy, semantic62)
     first = session.images[0]
-    from core.images import read_image
+    from deepmark.core.imaging.read import read_image
 
     known = {first.image_id: fn(first.image_id, read_image(first.path))}
     calls = []
@@ -93,7 +93,7 @@ def test_heads_are_computed_once_and_known_heads_are_reused(demo, taxonomy, sema
 def test_an_unreadable_image_is_reported_and_left_out(demo, taxonomy, semantic62, tmp_path):
     session = TuningSession.from_project(demo, taxonomy, semantic62)
     fn = biased_heads_fn(demo, taxonomy, semantic62)
-    from core.images import ImageError, read_image
+    from deepmark.core.imaging.read import ImageError, read_image
 
     broken = session.images[2].path
 
@@ -178,7 +178,7 @@ def test_bad_requests(demo, taxonomy, semantic62):
 
 
 def test_heads_come_from_and_go_to_the_disk_cache(demo, taxonomy, semantic62, tmp_path):
-    from core.batch import HeadsDiskCache, ModelHeadsCache
+    from deepmark.core.studio.batch import HeadsDiskCache, ModelHeadsCache
 
     cache = ModelHeadsCache(HeadsDiskCache(tmp_path / "heads"), "model", "plain")
     heads_fn = biased_heads_fn(demo, taxonomy, semantic62)

@@ -1,4 +1,4 @@
-"""Synthetic DeepFashion2 datasets (``core.synth``): determinism, file format, label consistency."""
+"""Synthetic DeepFashion2 datasets (``deepmark.core.synthetic``): determinism, file format, label consistency."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.df2_io import read_df2_annotations
-from core.synth import (
+from deepmark.core.domain.taxonomy import Taxonomy
+from deepmark.core.formats.df2 import read_df2_annotations
+from deepmark.core.synthetic import (
     SynthConfig,
     SynthError,
     SynthItem,
@@ -19,7 +20,6 @@ from core.synth import (
     render_scene,
     scene_rng,
 )
-from core.taxonomy import Taxonomy
 
 SMALL = SynthConfig(image_size=(192, 160))
 CROWDED = SynthConfig(image_size=(192, 192), min_items=4, max_items=6, occlusion_prob=1.0)
@@ -86,7 +86,7 @@ def test_render_scene_is_deterministic(taxonomy):
 
 
 def test_files_read_back_equal(tmp_path, taxonomy):
-    from core.synth import write_example
+    from deepmark.core.synthetic import write_example
 
     (tmp_path / "image").mkdir()
     (tmp_path / "annos").mkdir()

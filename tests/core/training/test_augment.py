@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from core.augment import AugmentConfig, color_jitter, flip_items, mirror_affine, random_affine
-from core.preprocess import letterbox_affine, warp_image
-from core.structures import Item
+from deepmark.core.domain.structures import Item
+from deepmark.core.imaging.preprocess import letterbox_affine, warp_image
+from deepmark.core.training.augment import AugmentConfig, color_jitter, flip_items, mirror_affine, random_affine
 
 
 def _item(taxonomy, category_id, box, hidden=()):

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.augment import AugmentConfig
-from core.data import DatasetError, DF2Dataset, collate, keep_largest
-from core.images import ImageError
-from core.structures import Item
+from deepmark.core.domain.structures import Item
+from deepmark.core.imaging.read import ImageError
+from deepmark.core.training.augment import AugmentConfig
+from deepmark.core.training.dataset import DatasetError, DF2Dataset, collate, keep_largest
 
 INPUT = (128, 96)  # W, H → map 32 × 24
 MAP_W, MAP_H = 32, 24
@@ -245,15 +245,16 @@ def test_works_with_a_torch_dataloader(df2, taxonomy, semantic62):
 
 
 def test_core_data_imports_without_torch():
-    code = "import sys, core.data, core.images, core.preprocess, core.augment; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+    code = ("import sys, deepmark.core.training.dataset, deepmark.core.imaging.read, "
+            "deepmark.core.imaging.preprocess, deepmark.core.training.augment; assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[3])
 
 
 def test_reads_the_official_coco_keypoints_layout(tmp_path, taxonomy, semantic62):
     """The 294-keypoint COCO json (official conversion) beside an image/ folder gives the same items."""
-    from core.df2_io import read_df2_annotations
-    from core.evaluate import ground_truth_to_coco
-    from core.synth import SynthConfig, generate_dataset
+    from deepmark.core.evaluation.evaluate import ground_truth_to_coco
+    from deepmark.core.formats.df2 import read_df2_annotations
+    from deepmark.core.synthetic import SynthConfig, generate_dataset
 
     generate_dataset(tmp_path, 4, seed=5, config=SynthConfig(image_size=(96, 96), max_items=2))
     items, errors = read_df2_annotations(tmp_path / "annos", taxonomy)

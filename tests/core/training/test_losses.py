@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core.losses import centernet_loss, focal_loss, gather_at, masked_l1
+from deepmark.core.training.losses import centernet_loss, focal_loss, gather_at, masked_l1
 
 
 def test_focal_loss_by_hand():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import core.train as train_module
-from core.synth import SynthConfig, generate_dataset
-from core.train import TrainingError, load_checkpoint, train
-from core.train_config import ConfigError, load_config, parse_config
+import deepmark.core.training.train as train_module
+from deepmark.core.synthetic import SynthConfig, generate_dataset
+from deepmark.core.training.config import ConfigError, load_config, parse_config
+from deepmark.core.training.train import TrainingError, load_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_two_process_ddp_run_through_torchrun(tiny_data, tmp_path):
     )
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "core.cli", "train", str(config), "--quiet"],
+         "-m", "deepmark.core.cli.main", "train", str(config), "--quiet"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-2000:]

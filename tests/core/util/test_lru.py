@@ -1,7 +1,7 @@
 import pytest
 
-from core.errors import DeepMarkError
-from core.lru import LruDict
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.util.lru import LruDict
 
 
 def test_least_recently_used_entry_goes_first():

@@ -1,0 +1,1 @@
+"""The ``deepmark`` command: one subcommand per core capability (``main``) and the project commands (``store``)."""
