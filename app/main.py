@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from deepmark.app.platform_check import platform_problem
 from deepmark.core.errors import DeepMarkError
 
 log = logging.getLogger("deepmark.studio")
 APP_DIR_NAME = "deepmark-studio"
+EXIT_NO_WINDOW = 2  # the window cannot open (Qt's platform plugin would not load)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -252,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.smoke:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a check, not a session: no display needed
+    problem = platform_problem()
+    if problem is not None:  # Qt would abort with a page of diagnostics: one line instead
+        print(problem, file=sys.stderr)
+        return EXIT_NO_WINDOW
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])

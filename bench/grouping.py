@@ -28,11 +28,12 @@ def measure(arch: str, grouping_name: str, batch: int, size: int, steps: int) ->
 
     from deepmark.core.centernet.encode import encode_targets
     from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.formats.model_file import model_info
     from deepmark.core.inference.detector import Detector
+    from deepmark.core.network import build_model
     from deepmark.core.synthetic.simulate import random_scene, stride_transform
-    from deepmark.core.training.export import export_onnx, model_info
+    from deepmark.core.training.export import export_onnx
     from deepmark.core.training.losses import centernet_loss
-    from deepmark.core.training.model import build_model
 
     torch.manual_seed(0)
     taxonomy = load_taxonomy()

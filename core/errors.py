@@ -1,8 +1,21 @@
 """Exception types raised by ``core`` for bad input. Each message names the file or value at fault."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class DeepMarkError(Exception):
-    """Base class of every error ``core`` raises on bad input."""
+    """Base class of every error ``core`` raises on bad input. ``path``: the file the error is about, when
+    there is one (callers read it here, never out of the message)."""
+
+    def __init__(self, message: str = "", *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
+class Cancelled(DeepMarkError):  # noqa: N818 - a request, not a failure
+    """A long job stopped because its caller asked it to (a progress callback raised it)."""
 
 
 class TaxonomyError(DeepMarkError):

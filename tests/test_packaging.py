@@ -31,6 +31,17 @@ def test_desktop_entry_and_icon():
         assert image.size == (256, 256) and image.mode == "RGBA"
 
 
+def test_every_package_folder_is_installed():
+    """pyproject.toml lists the packages under their one import name; a new folder must be listed too."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    folders = {"deepmark." + ".".join(init.parent.relative_to(ROOT).parts)
+               for name in ("core", "app") for init in (ROOT / name).rglob("__init__.py")}
+    assert set(config["packages"]) == folders | {"deepmark.resources"}
+    assert config["package-dir"] == {"deepmark.core": "core", "deepmark.app": "app", "deepmark.resources": "resources"}
+
+
 @pytest.mark.slow
 def test_frozen_build_passes_its_smoke_run(tmp_path):
     """Build the one-folder bundle (about 2.5 min on 2 cores) and run ``--smoke`` from it, in a clean
@@ -44,7 +55,7 @@ def test_frozen_build_passes_its_smoke_run(tmp_path):
                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert build.returncode == 0, build.stderr[-4000:]
     binary = tmp_path / "dist" / "deepmark-studio" / "deepmark-studio"
-    assert binary.is_file() and (binary.parent / "_internal" / "resources" / "models").is_dir()
+    assert binary.is_file() and (binary.parent / "_internal" / "deepmark" / "resources" / "models").is_dir()
     assert not (binary.parent / "_internal" / "torch").exists()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DEEPMARK_RESOURCES")}
     env["QT_QPA_PLATFORM"] = "offscreen"

@@ -283,16 +283,15 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+    from deepmark.core.formats.model_file import model_info
     from deepmark.core.inference.detector import Detector
-    from deepmark.core.training.export import export_onnx, model_info, quantize_int8, training_summary
-    from deepmark.core.training.model import build_model
-    from deepmark.core.training.train import load_checkpoint
+    from deepmark.core.network.checkpoint import checkpoint_model, load_checkpoint
+    from deepmark.core.training.export import export_onnx, quantize_int8, training_summary
 
     checkpoint = load_checkpoint(args.checkpoint)
     taxonomy = load_taxonomy()
     grouping = load_grouping(checkpoint["grouping"], taxonomy)
-    model = build_model(checkpoint["arch"], grouping, taxonomy.num_classes, head_conv=checkpoint.get("head_conv"))
-    model.load_state_dict(checkpoint["model"])
+    model = checkpoint_model(checkpoint, grouping, taxonomy)
     input_size = tuple(args.input_size) if args.input_size else tuple(checkpoint["input_size"])
     info = model_info(checkpoint["arch"], grouping, taxonomy, input_size, training_summary(checkpoint))
     export_onnx(model.eval(), info, args.out)
@@ -309,8 +308,7 @@ def cmd_export(args) -> int:
 def _calibration_inputs(folder: str, detector, count: int):
     """Pre-processed inputs of the first ``count`` readable images of a DF2 folder (or image folder)."""
     from deepmark.core.imaging.preprocess import preprocess, to_network_input
-    from deepmark.core.imaging.read import read_image
-    from deepmark.core.inference.predict import collect_images
+    from deepmark.core.imaging.read import collect_images, read_image
 
     root = Path(folder)
     images = collect_images([root / "image" if (root / "image").is_dir() else root])
@@ -328,8 +326,9 @@ def _calibration_inputs(folder: str, detector, count: int):
 
 
 def cmd_predict(args) -> int:
+    from deepmark.core.imaging.read import collect_images
     from deepmark.core.inference.detector import PAPER_SCALES, Detector, TestTimeAugmentation
-    from deepmark.core.inference.predict import collect_images, predict_images
+    from deepmark.core.inference.predict import predict_images
 
     detector = Detector(args.model)
     images = collect_images(args.inputs)

@@ -69,7 +69,7 @@ def cmd_project_info(args) -> int:
 
 def detect_format(source: Path) -> str:
     """'df2', 'coco', 'predictions' or 'images' for an import source (see ``deepmark import --help``)."""
-    from deepmark.core.inference.predict import IMAGE_SUFFIXES
+    from deepmark.core.imaging.read import IMAGE_SUFFIXES
 
     if source.is_file():
         if source.suffix.lower() in IMAGE_SUFFIXES:

@@ -10,6 +10,8 @@ from deepmark.core.errors import DecodeError
 
 HEAD_NAMES = ("hm", "reg", "wh", "hps", "hm_hp", "hp_offset")
 OUTPUT_STRIDE = 4
+NORMALIZE_MEAN = (0.485, 0.456, 0.406)  # RGB, on [0, 1] pixel values (torchvision ImageNet): the models' default
+NORMALIZE_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,7 +13,8 @@ range 'all', one ``maxDets`` value per metric and the categories that have groun
 AP, AP50 and AP75 unchanged.
 
 Detections become official-format results whose 294×3 ``keypoints`` hold the category's landmarks and,
-in the other categories' slots, the box centre (not zeros; see ``_result_entries`` for why).
+in the other categories' slots, the box centre (not zeros; see ``deepmark.core.formats.coco.result_entries``
+for why).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,15 +30,14 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from deepmark.core.domain.structures import Detection, Item
-from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
-from deepmark.core.errors import EvaluationError, TaxonomyError
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.formats.coco import ground_truth_dataset, result_entries
 
 BOX_MAX_DETECTIONS = 100
 """COCO's largest ``maxDets`` for boxes, the one AP, AP50 and AP75 use."""
 LANDMARK_MAX_DETECTIONS = 20
 """DeepFashion2's ``maxDets`` for landmarks; pycocotools applies it per (image, category)."""
 _AREA_ALL = [0.0, 1e5**2]
-_GT_VISIBILITY = (0.0, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -109,241 +108,6 @@ def _cell(value: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Input checks
-
-
-def _image_id(value, where: str) -> int:
-    """An image id as a plain int (numpy integers accepted; bools, floats and strings are not)."""
-    if isinstance(value, bool):
-        raise EvaluationError(f"{where}: image id must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise EvaluationError(f"{where}: image id must be an integer, got {value!r}") from None
-
-
-def _category(taxonomy: Taxonomy, category_id, where: str) -> Category:
-    try:
-        return taxonomy.category(category_id)
-    except TaxonomyError as exc:
-        raise TaxonomyError(f"{where}: {exc}") from None
-
-
-def _float_array(value, where: str, what: str) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise EvaluationError(f"{where}: {what} is not numeric") from None
-
-
-def checked_box(box, where: str) -> np.ndarray:
-    """(4,) float64 xyxy box, finite with x2 ≥ x1 and y2 ≥ y1; EvaluationError naming ``where`` otherwise."""
-    arr = _float_array(box, where, "box")
-    if arr.shape != (4,):
-        raise EvaluationError(f"{where}: box must have shape (4,) as x1, y1, x2, y2; got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise EvaluationError(f"{where}: box {arr.tolist()} is not finite")
-    if arr[2] < arr[0] or arr[3] < arr[1]:
-        raise EvaluationError(f"{where}: box {arr.tolist()} has negative width or height (x2 < x1 or y2 < y1)")
-    return arr
-
-
-def checked_landmarks(landmarks, category: Category, where: str) -> np.ndarray:
-    """(L, 3) finite float64 landmarks for ``category``; EvaluationError naming ``where`` otherwise."""
-    arr = _float_array(landmarks, where, "landmarks")
-    expected = (category.num_landmarks, 3)
-    if arr.shape != expected:
-        raise EvaluationError(
-            f"{where}: landmarks have shape {arr.shape}, expected {expected} for category {category.id} "
-            f"({category.name})"
-        )
-    if not np.isfinite(arr).all():
-        raise EvaluationError(f"{where}: landmarks contain NaN or infinite values")
-    return arr
-
-
-def _checked_score(score, where: str) -> float:
-    try:
-        value = float(score)
-    except (TypeError, ValueError):
-        raise EvaluationError(f"{where}: score {score!r} is not a number") from None
-    if not math.isfinite(value):
-        raise EvaluationError(f"{where}: score {value} is not finite")
-    return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Conversion to COCO
-
-
-def coco_categories(taxonomy: Taxonomy) -> list[dict]:
-    """The COCO ``categories`` list of ``deepfashion2_to_coco.py``: keypoint names '1'..'294', no skeleton."""
-    names = [str(i) for i in range(1, taxonomy.num_landmarks + 1)]
-    return [
-        {"id": c.id, "name": c.coco_name, "supercategory": "clothes", "keypoints": names, "skeleton": []}
-        for c in taxonomy.categories
-    ]
-
-
-def _gt_annotation(item: Item, image_id: int, ann_id: int, taxonomy: Taxonomy, where: str) -> dict:
-    """One item as the official converter writes it; ``keypoints`` (882,) float64 array."""
-    cat = _category(taxonomy, item.category_id, where)
-    box = checked_box(item.box, where)
-    lm = checked_landmarks(item.landmarks, cat, where).copy()
-    if not np.isin(lm[:, 2], _GT_VISIBILITY).all():
-        raise EvaluationError(f"{where}: landmark visibility must be 0, 1 or 2; got {np.unique(lm[:, 2]).tolist()}")
-    lm[lm[:, 2] == 0] = 0.0  # the dataset stores unlabelled points as 0, 0, 0
-    keypoints = np.zeros((taxonomy.num_landmarks, 3))
-    keypoints[cat.offset : cat.offset + cat.num_landmarks] = lm
-    w, h = float(box[2] - box[0]), float(box[3] - box[1])
-    return {
-        "id": ann_id,  # pycocotools treats id 0 as "unmatched", so ids start at 1
-        "image_id": image_id,
-        "category_id": cat.id,
-        "bbox": [float(box[0]), float(box[1]), w, h],
-        "area": w * h,
-        "iscrowd": 0,
-        "num_keypoints": int(np.count_nonzero(lm[:, 2] > 0)),
-        "keypoints": keypoints.ravel(),
-    }
-
-
-def _ground_truth_dataset(ground_truth: Mapping[int, Sequence[Item]], taxonomy: Taxonomy) -> dict:
-    """COCO dataset dict with ``keypoints`` as (882,) arrays (see ``ground_truth_to_coco``)."""
-    images, annotations = [], []
-    for key in sorted(ground_truth, key=lambda k: _image_id(k, "ground truth")):
-        image_id = _image_id(key, "ground truth")
-        images.append({"id": image_id, "file_name": f"{image_id:06d}.jpg"})
-        for index, item in enumerate(ground_truth[key]):
-            where = f"ground truth image {image_id}, item {index}"
-            annotations.append(_gt_annotation(item, image_id, len(annotations) + 1, taxonomy, where))
-    return {"images": images, "annotations": annotations, "categories": coco_categories(taxonomy)}
-
-
-def ground_truth_to_coco(ground_truth: Mapping[int, Sequence[Item]], taxonomy: Taxonomy | None = None) -> dict:
-    """A JSON-serialisable COCO ground-truth dataset, as ``deepfashion2_to_coco.py`` builds it.
-
-    ``ground_truth`` maps image id → items (an empty list is an image without garments).
-    Raises EvaluationError / TaxonomyError naming the image and item at fault.
-    """
-    dataset = _ground_truth_dataset(ground_truth, taxonomy or load_taxonomy())
-    for ann in dataset["annotations"]:
-        ann["keypoints"] = ann["keypoints"].tolist()
-    return dataset
-
-
-def _located_detections(
-    detections: Mapping[int, Sequence[Detection]], taxonomy: Taxonomy, known_images: set[int] | None
-) -> list[tuple[int, int, Detection, Category]]:
-    """(image id, index in image, detection, category) in ascending image id, input order within an image."""
-    located = []
-    for key in sorted(detections, key=lambda k: _image_id(k, "detections")):
-        image_id = _image_id(key, "detections")
-        if known_images is not None and image_id not in known_images:
-            raise EvaluationError(
-                f"detections given for image {image_id}, which is absent from the ground truth "
-                f"({len(known_images)} images)"
-            )
-        for index, det in enumerate(detections[key]):
-            cat = _category(taxonomy, det.category_id, f"detections image {image_id}, detection {index}")
-            located.append((image_id, index, det, cat))
-    return located
-
-
-def _check_each(located: list[tuple[int, int, Detection, Category]]) -> None:
-    """Slow path: check detections one by one so the error names the first bad one."""
-    for image_id, index, det, cat in located:
-        where = f"detections image {image_id}, detection {index}"
-        checked_box(det.box, where)
-        checked_landmarks(det.landmarks, cat, where)
-        _checked_score(det.score, where)
-
-
-def _batch_arrays(
-    located: list[tuple[int, int, Detection, Category]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(N, 4) xyxy boxes, (N,) scores and (ΣL, 3) landmarks stacked in order; all checked.
-
-    Checked in one vectorised pass; only when something is wrong does ``_check_each`` find and name it.
-    """
-    landmarks = None
-    try:
-        boxes = np.array([det.box for _, _, det, _ in located], dtype=np.float64).reshape(len(located), -1)
-        scores = np.array([det.score for _, _, det, _ in located], dtype=np.float64)
-        if all(np.shape(det.landmarks) == (cat.num_landmarks, 3) for _, _, det, cat in located):
-            landmarks = np.concatenate([det.landmarks for _, _, det, _ in located], dtype=np.float64)
-    except (TypeError, ValueError):
-        landmarks = None
-    valid = (
-        landmarks is not None
-        and boxes.shape[1] == 4
-        and np.isfinite(boxes).all()
-        and np.isfinite(scores).all()
-        and np.isfinite(landmarks).all()
-        and (boxes[:, 2] >= boxes[:, 0]).all()
-        and (boxes[:, 3] >= boxes[:, 1]).all()
-    )
-    if not valid:
-        _check_each(located)  # raises, naming the detection
-        raise EvaluationError("detections hold boxes, scores or landmarks that cannot be evaluated")
-    return boxes, scores, landmarks
-
-
-def _result_entries(
-    detections: Mapping[int, Sequence[Detection]],
-    taxonomy: Taxonomy,
-    known_images: set[int] | None,
-    landmark_scores: bool,
-) -> list[dict]:
-    """Checked official-format result dicts; ``keypoints`` are (882,) views into one float64 array.
-
-    The category's slice of the 294×3 ``keypoints`` holds (x, y, v) with v = 1, or the landmark score
-    when ``landmark_scores`` (pycocotools never reads a result's v). The other categories' slots hold the
-    detection's box centre with v = 0 rather than zeros: against ground truth with labelled landmarks they
-    are never read, but against an item without labelled landmarks (an *ignored* one) pycocotools
-    measures every one of the 294 points against the item's doubled box, and points at (0, 0) would turn
-    a detection on that item into a false positive instead of an ignored match. A full 294-point
-    prediction, as in the official example results, behaves like this too.
-    """
-    located = _located_detections(detections, taxonomy, known_images)
-    if not located:
-        return []
-    boxes, scores, landmarks = _batch_arrays(located)
-    keypoints = np.zeros((len(located), taxonomy.num_landmarks, 3))
-    keypoints[:, :, 0] = (0.5 * (boxes[:, 0] + boxes[:, 2]))[:, None]
-    keypoints[:, :, 1] = (0.5 * (boxes[:, 1] + boxes[:, 3]))[:, None]
-    start = 0
-    for row, (_, _, _, cat) in enumerate(located):
-        lm = landmarks[start : start + cat.num_landmarks]
-        start += cat.num_landmarks
-        own = keypoints[row, cat.offset : cat.offset + cat.num_landmarks]
-        own[:, :2] = lm[:, :2]
-        own[:, 2] = lm[:, 2] if landmark_scores else 1.0
-    keypoints = keypoints.reshape(len(located), -1)
-    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).tolist()
-    return [
-        {"image_id": image_id, "category_id": cat.id, "bbox": bbox, "score": score, "keypoints": kp}
-        for (image_id, _, _, cat), bbox, score, kp in zip(located, xywh, scores.tolist(), keypoints, strict=True)
-    ]
-
-
-def detections_to_coco(
-    detections: Mapping[int, Sequence[Detection]],
-    taxonomy: Taxonomy | None = None,
-    landmark_scores: bool = False,
-) -> list[dict]:
-    """Detections as a JSON-serialisable list in the official results format.
-
-    Each entry: ``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score`` and ``keypoints``
-    (294 × 3 floats, see ``_result_entries``). Raises EvaluationError / TaxonomyError on bad input.
-    """
-    entries = _result_entries(detections, taxonomy or load_taxonomy(), None, landmark_scores)
-    for entry in entries:
-        entry["keypoints"] = entry["keypoints"].tolist()
-    return entries
-
-
-# ---------------------------------------------------------------------------------------------
 # Evaluation
 
 
@@ -380,7 +144,7 @@ class DeepFashion2Evaluator:
 
     def __init__(self, ground_truth: Mapping[int, Sequence[Item]], taxonomy: Taxonomy | None = None) -> None:
         self.taxonomy = taxonomy or load_taxonomy()
-        dataset = _ground_truth_dataset(ground_truth, self.taxonomy)
+        dataset = ground_truth_dataset(ground_truth, self.taxonomy)
         self._coco_gt = _quiet_coco(dataset)
         self._image_ids = [img["id"] for img in dataset["images"]]
         self._image_set = set(self._image_ids)
@@ -411,7 +175,7 @@ class DeepFashion2Evaluator:
         Raises EvaluationError for detections on an image absent from the ground truth or with
         non-finite or wrongly shaped values, TaxonomyError for an unknown category id.
         """
-        results = _result_entries(detections, self.taxonomy, self._image_set, landmark_scores=False)
+        results = result_entries(detections, self.taxonomy, self._image_set, landmark_scores=False)
         for ann_id, ann in enumerate(results, start=1):
             ann["id"] = ann_id  # pycocotools treats id 0 as "unmatched"
             ann["area"] = ann["bbox"][2] * ann["bbox"][3]

@@ -22,7 +22,7 @@ import numpy as np
 from deepmark.core.domain.structures import Detection, Item
 from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
 from deepmark.core.errors import EvaluationError, TaxonomyError
-from deepmark.core.evaluation.evaluate import checked_box, checked_landmarks, detections_to_coco
+from deepmark.core.formats.coco import checked_box, checked_landmarks, detections_to_coco
 from deepmark.core.util.atomic import write_atomically
 
 _ITEM_KEY = re.compile(r"item(\d+)")

@@ -9,11 +9,11 @@ checks a file and raises ModelFileError naming the file and the problem.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from deepmark.core.domain.structures import HEAD_NAMES, OUTPUT_STRIDE
+from deepmark.core.domain.structures import HEAD_NAMES, NORMALIZE_MEAN, NORMALIZE_STD, OUTPUT_STRIDE
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy, build_grouping
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.util.atomic import write_atomically
@@ -69,6 +69,23 @@ class ModelInfo:
         """The model's grouping, rebuilt (and validated) from the stored map."""
         return build_grouping(self.grouping_name, list(self.landmark_to_group), taxonomy,
                               source=f"model grouping '{self.grouping_name}'")
+
+
+def model_info(arch: str, grouping: Grouping, taxonomy: Taxonomy, input_size: Sequence[int],
+               training: dict | None = None) -> ModelInfo:
+    """The metadata of a model of ``arch`` with ``grouping``, ``input_size`` (W, H) pixels and the default
+    (ImageNet, RGB) normalisation; ``training``: a summary of how it was trained."""
+    return ModelInfo(
+        arch=arch,
+        grouping_name=grouping.name,
+        landmark_to_group=tuple(int(g) for g in grouping.landmark_to_group),
+        category_ids=taxonomy.category_ids,
+        category_names=tuple(c.name for c in taxonomy.categories),
+        input_size=(int(input_size[0]), int(input_size[1])),
+        mean=tuple(NORMALIZE_MEAN),
+        std=tuple(NORMALIZE_STD),
+        training=training,
+    )
 
 
 # ``ModelInfo.training[RECOMMENDED_PARAMS_KEY]``: PostprocessParams fields the model recommends (tuned on

@@ -19,10 +19,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from deepmark.core.domain.structures import OUTPUT_STRIDE, Affine
+from deepmark.core.domain.structures import NORMALIZE_MEAN, NORMALIZE_STD, OUTPUT_STRIDE, Affine
 
-NORMALIZE_MEAN = (0.485, 0.456, 0.406)  # RGB, on [0, 1] pixel values (torchvision ImageNet)
-NORMALIZE_STD = (0.229, 0.224, 0.225)
 BORDER_VALUE = tuple(int(round(255 * m)) for m in NORMALIZE_MEAN)  # (124, 116, 104)
 
 _MEAN = np.asarray(NORMALIZE_MEAN, np.float32).reshape(1, 3, 1, 1)

@@ -14,6 +14,7 @@ empty, not an image, truncated or corrupt. There is never a silent black or part
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,7 @@ from deepmark.core.errors import DeepMarkError
 # Truncated files must fail instead of being padded with grey (this is Pillow's default; made explicit).
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # the orientations that swap width and height
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
@@ -175,3 +177,14 @@ def image_size(path: str | Path) -> tuple[int, int]:
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     return int(width), int(height)
+
+
+def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Image files named directly, or found (sorted, not recursive) in the folders named."""
+    found: list[Path] = []
+    for entry in map(Path, inputs):
+        if entry.is_dir():
+            found += sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            found.append(entry)
+    return found

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from deepmark.core.domain.structures import HEAD_NAMES, RawHeads
-from deepmark.core.domain.taxonomy import Grouping, Taxonomy, load_taxonomy
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
 from deepmark.core.errors import DeepMarkError
-from deepmark.core.formats.model_file import ModelFileError, ModelInfo, read_model_info
+from deepmark.core.formats.model_file import ModelFileError, read_model_info
 from deepmark.core.imaging.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image
 from deepmark.core.util.resources import resource_path
 
@@ -82,24 +82,6 @@ class _OnnxBackend:
         return self.session.run(list(HEAD_NAMES), {"image": batch})
 
 
-class _TorchBackend:
-    def __init__(self, checkpoint: dict, grouping: Grouping, taxonomy: Taxonomy, threads: int | None) -> None:
-        import torch
-
-        from deepmark.core.training.model import ExportWrapper, build_model
-
-        if threads:
-            torch.set_num_threads(threads)
-        model = build_model(checkpoint["arch"], grouping, taxonomy.num_classes, head_conv=checkpoint.get("head_conv"))
-        model.load_state_dict(checkpoint["model"])
-        self.wrapper = ExportWrapper(model).eval()
-        self._torch = torch
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        with self._torch.no_grad():
-            return [o.numpy() for o in self.wrapper(self._torch.from_numpy(batch))]
-
-
 class Detector:
     """A loaded detector. ``path``: an exported ``.onnx`` model (default: the bundled one) or a ``.pt``
     training checkpoint. Raises ModelFileError naming the file when it cannot be used."""
@@ -109,9 +91,8 @@ class Detector:
         self.path = Path(path) if path is not None else default_model_path()
         self.taxonomy = taxonomy or load_taxonomy()
         if self.path.suffix == ".pt":
-            self.info, checkpoint = _checkpoint_info(self.path, self.taxonomy)
+            self.info, self._backend = _checkpoint_backend(self.path, self.taxonomy, threads)
             self.grouping = self.info.grouping(self.taxonomy)
-            self._backend = _TorchBackend(checkpoint, self.grouping, self.taxonomy, threads)
         else:
             self.info = read_model_info(self.path)
             if tuple(self.info.category_ids) != self.taxonomy.category_ids:
@@ -181,19 +162,13 @@ def _fuse_scales(reference: RawHeads, all_scales: list[RawHeads]) -> RawHeads:
                     reference.image_to_map, reference.image_size)
 
 
-def _checkpoint_info(path: Path, taxonomy: Taxonomy) -> tuple[ModelInfo, dict]:
-    from deepmark.core.domain.taxonomy import load_grouping
-    from deepmark.core.training.export import model_info
-
+def _checkpoint_backend(path: Path, taxonomy: Taxonomy, threads: int | None):
+    """(ModelInfo, runner) for a training checkpoint, run in torch (the training extras)."""
     try:
-        from deepmark.core.training.train import TrainingError, load_checkpoint
+        from deepmark.core.network.checkpoint import CheckpointRunner, checkpoint_info, load_checkpoint
     except ImportError as exc:  # the app installed without the training extras, or its frozen build
         raise ModelFileError(f"{path}: a training checkpoint needs PyTorch, which is not installed ({exc}); "
-                             "use an exported .onnx model, or install deepmark-studio[train]") from None
-
-    try:
-        checkpoint = load_checkpoint(path)
-    except TrainingError as exc:
-        raise ModelFileError(str(exc)) from None
-    grouping = load_grouping(checkpoint["grouping"], taxonomy)
-    return model_info(checkpoint["arch"], grouping, taxonomy, checkpoint["input_size"]), checkpoint
+                             "use an exported .onnx model, or install deepmark-studio[train]", path=path) from None
+    checkpoint = load_checkpoint(path)
+    info = checkpoint_info(checkpoint, taxonomy)
+    return info, CheckpointRunner(checkpoint, info.grouping(taxonomy), taxonomy, threads)

@@ -5,7 +5,7 @@ An unreadable image is reported (file and reason) and the rest go on; the summar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,25 +17,12 @@ from deepmark.core.formats.heads_file import save_heads
 from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
 
 @dataclass
 class PredictionSummary:
     written: list[Path] = field(default_factory=list)
     detections: int = 0
     failed: list[FileError] = field(default_factory=list)
-
-
-def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
-    """Image files named directly, or found (sorted, not recursive) in the folders named."""
-    found: list[Path] = []
-    for entry in map(Path, inputs):
-        if entry.is_dir():
-            found += sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        else:
-            found.append(entry)
-    return found
 
 
 def _image_id(path: Path) -> int:

@@ -3,7 +3,7 @@
 Imports torch; the Qt app must import this package lazily (it must start without torch).
 """
 
-from deepmark.core.training.model.factory import ARCHITECTURES, build_model, count_parameters
-from deepmark.core.training.model.heads import CenterNet, ExportWrapper
+from deepmark.core.network.factory import ARCHITECTURES, build_model, count_parameters
+from deepmark.core.network.heads import CenterNet, ExportWrapper
 
 __all__ = ["ARCHITECTURES", "CenterNet", "ExportWrapper", "build_model", "count_parameters"]

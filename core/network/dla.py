@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from deepmark.core.training.model.layers import ConvBNAct, check_upsample_mode, init_backbone_weights, upsample_like
+from deepmark.core.network.layers import ConvBNAct, check_upsample_mode, init_backbone_weights, upsample_like
 
 DLA34_LEVELS = (1, 1, 1, 2, 2, 1)
 DLA34_CHANNELS = (16, 32, 64, 128, 256, 512)

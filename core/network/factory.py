@@ -8,10 +8,10 @@ from typing import Any
 from torch import nn
 
 from deepmark.core.domain.taxonomy import NUM_CATEGORIES, Grouping, load_grouping
-from deepmark.core.training.model.dla import mdla34
-from deepmark.core.training.model.heads import CenterNet
-from deepmark.core.training.model.mobilenet import mobilenetv2
-from deepmark.core.training.model.resnet import resnet18
+from deepmark.core.network.dla import mdla34
+from deepmark.core.network.heads import CenterNet
+from deepmark.core.network.mobilenet import mobilenetv2
+from deepmark.core.network.resnet import resnet18
 
 ARCHITECTURES: dict[str, str] = {
     "resnet18": "ResNet-18 + resdcn-layout up path (plain 3×3 conv for DCN, Resize + conv for "

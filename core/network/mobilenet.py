@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from deepmark.core.training.model.layers import ConvBNAct, check_upsample_mode, init_backbone_weights, upsample_like
+from deepmark.core.network.layers import ConvBNAct, check_upsample_mode, init_backbone_weights, upsample_like
 
 # (expansion t, channels c, repeats n, first stride s) from the MobileNetV2 paper, Table 2.
 MBV2_SETTINGS = (

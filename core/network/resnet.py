@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from deepmark.core.training.model.layers import ConvBNAct, Upsample2x, check_upsample_mode, init_backbone_weights
+from deepmark.core.network.layers import ConvBNAct, Upsample2x, check_upsample_mode, init_backbone_weights
 
 
 class BasicBlock(nn.Module):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from deepmark.core.domain.structures import Detection
 from deepmark.core.domain.taxonomy import Taxonomy
 from deepmark.core.errors import DeepMarkError
-from deepmark.core.evaluation.evaluate import checked_box, checked_landmarks
+from deepmark.core.formats.coco import checked_box, checked_landmarks
 from deepmark.core.store.errors import InvalidValueError
 from deepmark.core.store.models import Annotation, Landmark, Prediction, PredictionLandmark, utc_now
 from deepmark.core.store.records import ATTRIBUTE_NAMES, ItemData

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
-from deepmark.core.evaluation.evaluate import _ground_truth_dataset
+from deepmark.core.formats.coco import ground_truth_dataset
 from deepmark.core.formats.df2 import FileError, annotation_document
 from deepmark.core.store.annotations import item_records
 from deepmark.core.store.errors import InvalidValueError, StoreError
@@ -124,7 +124,7 @@ def _coco(split_items: dict[int, list[ItemRecord]], names: dict[int, str], image
     """The official 294-keypoint COCO dataset (as ``ground_truth_to_coco``) with real file names, sizes and
     each annotation's style, pair_id and segmentation as the official converter writes them."""
     # ground_truth_to_coco's own builder, keeping each annotation's keypoints as an (882,) array for coco_text
-    dataset = _ground_truth_dataset({n: [r.to_item() for r in rs] for n, rs in split_items.items()}, taxonomy)
+    dataset = ground_truth_dataset({n: [r.to_item() for r in rs] for n, rs in split_items.items()}, taxonomy)
     for entry in dataset["images"]:
         image = images[entry["id"]]
         entry.update(file_name=names[entry["id"]], width=image.width, height=image.height)

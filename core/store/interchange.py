@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from deepmark.core.domain.structures import Detection
 from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
 from deepmark.core.formats.df2 import FileError
-from deepmark.core.inference.predict import collect_images
+from deepmark.core.imaging.read import collect_images
 from deepmark.core.store import Project
 from deepmark.core.store.annotations import item_records
 from deepmark.core.store.bulk import checked_item, insert_items, insert_predictions, item_from_detection

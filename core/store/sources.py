@@ -32,7 +32,7 @@ from deepmark.core.formats.df2 import (
     read_coco_keypoints,
     read_predictions,
 )
-from deepmark.core.inference.predict import IMAGE_SUFFIXES
+from deepmark.core.imaging.read import IMAGE_SUFFIXES
 from deepmark.core.store.errors import StoreError
 from deepmark.core.store.records import ATTRIBUTE_NAMES, ItemData
 

@@ -10,34 +10,17 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from deepmark.core.domain.structures import HEAD_NAMES
-from deepmark.core.domain.taxonomy import Grouping, Taxonomy
 from deepmark.core.formats.model_file import METADATA_KEY, ModelInfo
-from deepmark.core.imaging.preprocess import NORMALIZE_MEAN, NORMALIZE_STD
 from deepmark.core.util.atomic import write_atomically
 
 OPSET = 17
-
-
-def model_info(arch: str, grouping: Grouping, taxonomy: Taxonomy, input_size: Sequence[int],
-               training: dict | None = None) -> ModelInfo:
-    return ModelInfo(
-        arch=arch,
-        grouping_name=grouping.name,
-        landmark_to_group=tuple(int(g) for g in grouping.landmark_to_group),
-        category_ids=taxonomy.category_ids,
-        category_names=tuple(c.name for c in taxonomy.categories),
-        input_size=(int(input_size[0]), int(input_size[1])),
-        mean=tuple(NORMALIZE_MEAN),
-        std=tuple(NORMALIZE_STD),
-        training=training,
-    )
 
 
 def _set_metadata(onnx_model, info: ModelInfo) -> None:
@@ -47,12 +30,12 @@ def _set_metadata(onnx_model, info: ModelInfo) -> None:
 
 
 def export_onnx(model, info: ModelInfo, path: str | Path) -> Path:
-    """Write ``model`` (a ``deepmark.core.training.model.CenterNet``) as ONNX with ``info`` in its metadata,
+    """Write ``model`` (a ``deepmark.core.network.CenterNet``) as ONNX with ``info`` in its metadata,
     atomically."""
     import onnx
     import torch
 
-    from deepmark.core.training.model import ExportWrapper
+    from deepmark.core.network import ExportWrapper
 
     wrapper = ExportWrapper(model).eval()
     width, height = info.input_size

@@ -29,15 +29,15 @@ from deepmark.core.domain.structures import Affine, PostprocessParams, RawHeads
 from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
+from deepmark.core.network import ExportWrapper, build_model
+from deepmark.core.network.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from deepmark.core.training.augment import AugmentConfig
 from deepmark.core.training.config import RunConfig
 from deepmark.core.training.dataset import DF2Dataset, collate
 from deepmark.core.training.losses import centernet_loss
-from deepmark.core.training.model import ExportWrapper, build_model
-from deepmark.core.util.atomic import write_atomically, write_text_atomically
+from deepmark.core.util.atomic import write_text_atomically
 
 log = logging.getLogger("deepmark.train")
-CHECKPOINT_VERSION = 1
 LOG_EVERY_STEPS = 25
 # Validation keeps low-scored detections too: mAP integrates over the whole ranking.
 VALIDATION_PARAMS = PostprocessParams(score_threshold=0.01, candidate_floor=0.01)
@@ -132,23 +132,6 @@ def checkpoint_dict(model, optimizer, scheduler, state: TrainState, config: RunC
         "input_size": list(config.data.input_size),
         "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
     }
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    write_atomically(path, lambda handle: torch.save(payload, handle), binary=True)
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by ``save_checkpoint``; TrainingError names the file and the problem."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise TrainingError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise TrainingError(f"{path}: cannot read checkpoint ({exc})") from None
-    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION or "model" not in payload:
-        raise TrainingError(f"{path}: not a DeepMark checkpoint (version {CHECKPOINT_VERSION})")
-    return payload
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ def tiny_model(tmp_path_factory, taxonomy, semantic62):
     real network outputs, so decoding and heatmaps go through exactly what a trained model gives."""
     import torch
 
-    from deepmark.core.training.export import export_onnx, model_info
-    from deepmark.core.training.model import build_model
+    from deepmark.core.formats.model_file import model_info
+    from deepmark.core.network import build_model
+    from deepmark.core.training.export import export_onnx
 
     torch.manual_seed(0)
     model = build_model("mobilenetv2", semantic62, head_conv=32).eval()

@@ -89,7 +89,7 @@ def test_a_checkpoint_without_pytorch(window, tmp_path, monkeypatch):
     """The frozen build and a plain install have no PyTorch: a .pt file is refused with the reason."""
     checkpoint = tmp_path / "last.pt"
     checkpoint.write_bytes(b"\x80\x02 a pickle, supposedly")
-    monkeypatch.setitem(sys.modules, "deepmark.core.training.train", None)  # importing it fails, as without torch
+    monkeypatch.setitem(sys.modules, "deepmark.core.network.checkpoint", None)  # import fails, as without torch
     assert not window.set_model_path(checkpoint)
     message = window.statusBar().currentMessage()
     assert "last.pt" in message and "needs PyTorch" in message and ".onnx" in message

@@ -123,7 +123,7 @@ def test_model_information(window, tiny_model):
 def test_a_checkpoint_can_be_chosen(window, tmp_path, semantic62, qtbot):
     import torch
 
-    from deepmark.core.training.model import build_model
+    from deepmark.core.network import build_model
 
     model = build_model("mobilenetv2", semantic62, head_conv=32).eval()
     checkpoint = {"version": 1, "model": model.state_dict(), "arch": "mobilenetv2", "head_conv": 32,

@@ -25,13 +25,8 @@ from pycocotools.cocoeval import COCOeval
 from deepmark.core.domain.structures import Detection, Item
 from deepmark.core.domain.taxonomy import load_taxonomy
 from deepmark.core.errors import EvaluationError, TaxonomyError
-from deepmark.core.evaluation.evaluate import (
-    DeepFashion2Evaluator,
-    EvaluationResult,
-    detections_to_coco,
-    evaluate_detections,
-    ground_truth_to_coco,
-)
+from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult, evaluate_detections
+from deepmark.core.formats.coco import detections_to_coco, ground_truth_to_coco
 
 TAXONOMY = load_taxonomy()
 

@@ -12,10 +12,10 @@ import torch
 from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.cli.main import main
 from deepmark.core.domain.structures import HEAD_NAMES, PostprocessParams
-from deepmark.core.formats.model_file import ModelFileError, read_model_info
+from deepmark.core.formats.model_file import ModelFileError, model_info, read_model_info
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation, flip_heads
-from deepmark.core.training.export import export_onnx, model_info, quantize_int8
-from deepmark.core.training.model import ExportWrapper, build_model
+from deepmark.core.network import ExportWrapper, build_model
+from deepmark.core.training.export import export_onnx, quantize_int8
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from torch import nn
 
 from deepmark.core.domain.structures import HEAD_NAMES, OUTPUT_STRIDE
 from deepmark.core.domain.taxonomy import load_grouping
-from deepmark.core.training.model import ARCHITECTURES, CenterNet, ExportWrapper, build_model, count_parameters
-from deepmark.core.training.model.layers import Upsample2x
+from deepmark.core.network import ARCHITECTURES, CenterNet, ExportWrapper, build_model, count_parameters
+from deepmark.core.network.layers import Upsample2x
 
 ARCHS = tuple(ARCHITECTURES)
 # Leaf modules an int8-quantizable, BN-foldable graph may contain (Add, Concat and Resize are functional).
@@ -188,7 +188,7 @@ def test_count_parameters(models):
 
 
 def test_dla34_base_matches_reference_size():
-    from deepmark.core.training.model.dla import DLA
+    from deepmark.core.network.dla import DLA
 
     # DLA-34's ImageNet model has 15.74 M parameters, 0.51 M of them in its 512→1000 classifier.
     assert math.isclose(count_parameters(DLA()), 15.23e6, rel_tol=0.01)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepmark.core.domain.structures import Detection
-from deepmark.core.evaluation.evaluate import ground_truth_to_coco
+from deepmark.core.formats.coco import ground_truth_to_coco
 from deepmark.core.formats.df2 import read_df2_annotations, write_df2_predictions
 from deepmark.core.store.interchange import import_coco, import_df2, import_images, import_predictions
 

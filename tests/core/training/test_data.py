@@ -252,7 +252,7 @@ def test_core_data_imports_without_torch():
 
 def test_reads_the_official_coco_keypoints_layout(tmp_path, taxonomy, semantic62):
     """The 294-keypoint COCO json (official conversion) beside an image/ folder gives the same items."""
-    from deepmark.core.evaluation.evaluate import ground_truth_to_coco
+    from deepmark.core.formats.coco import ground_truth_to_coco
     from deepmark.core.formats.df2 import read_df2_annotations
     from deepmark.core.synthetic import SynthConfig, generate_dataset
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import deepmark.core.training.train as train_module
+from deepmark.core.network.checkpoint import CheckpointError, load_checkpoint
 from deepmark.core.synthetic import SynthConfig, generate_dataset
 from deepmark.core.training.config import ConfigError, load_config, parse_config
-from deepmark.core.training.train import TrainingError, load_checkpoint, train
+from deepmark.core.training.train import TrainingError, train
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +102,10 @@ def test_config_errors_name_the_problem(tmp_path, tiny_data):
 def test_damaged_checkpoint_is_reported(tmp_path):
     bad = tmp_path / "last.pt"
     bad.write_bytes(b"\x00" * 100)
-    with pytest.raises(TrainingError, match="last.pt: cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="last.pt: cannot read checkpoint"):
         load_checkpoint(bad)
     torch.save({"something": np.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(TrainingError, match="not a DeepMark checkpoint"):
+    with pytest.raises(CheckpointError, match="not a DeepMark checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
 
 
