@@ -59,8 +59,8 @@ class BatchWorker(QThread):
         # prepared on the GUI thread: the live model is not shared with the worker, only its run and cache
         self.run_id = live.run_id(project, params)
         self.tta = live.tta
-        self.heads_cache = live.disk
-        self.model_key = live.model_key if live.disk is not None else None
+        self.heads_cache = live.cache.disk
+        self.model_key = live.model_key if live.cache.disk is not None else None
         self.cancel_event = threading.Event()
         self.watched: int | None = window.record.id if window.record is not None else None
         self._last_emit = 0.0

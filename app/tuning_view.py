@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 
 from deepmark.app.background_task import BackgroundTask  # noqa: E402
 from deepmark.core.domain.structures import PostprocessParams, RawHeads  # noqa: E402
-from deepmark.core.studio.batch import ModelHeadsCache  # noqa: E402
+from deepmark.core.studio.heads_cache import ModelHeadsCache  # noqa: E402
 from deepmark.core.studio.tuning import (  # noqa: E402
     DEFAULT_SWEEPS,
     METRIC_ROWS,

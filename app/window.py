@@ -44,7 +44,7 @@ from deepmark.core.store import ImageRecord, ItemRecord, Project
 from deepmark.core.store.engine import PROJECT_SUFFIX
 from deepmark.core.store.interchange import ImportReport
 from deepmark.core.store.presets import model_default_params
-from deepmark.core.studio.batch import image_key
+from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.cache import heads_dir
 from deepmark.core.studio.display import group_labels, heatmap_view
 from deepmark.core.studio.live import LiveModel

@@ -7,15 +7,12 @@ one model run. A file that cannot be read or processed is reported by name (``Ba
 and the rest goes on. ``progress`` is called after every image with done / total / rate / time left;
 setting ``cancel`` (a ``threading.Event``) stops after the current image, keeping what was stored.
 
-The heads cache (``HeadsDiskCache``) holds one ``deepmark.core.formats.heads_file`` file per (image content, model file
-content, TTA): keyed by content hashes rather than project image ids, so it is shared by every project
-holding the same photo and never confused by two projects' image 1. Changing post-processing later
-only re-decodes from it and never re-runs the network.
+Heads go through the studio's one heads cache rule (``deepmark.core.studio.heads_cache``): the disk cache
+shared with the live view and tuning, and the same float16 precision whichever path computed them first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -23,97 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from deepmark.core.centernet.decode import decode_detections
-from deepmark.core.domain.structures import PostprocessParams, RawHeads
-from deepmark.core.errors import DeepMarkError, HeadsFileError
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.errors import DeepMarkError
 from deepmark.core.formats.df2 import FileError
-from deepmark.core.formats.heads_file import load_heads, save_heads
 from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 from deepmark.core.store import ImageRecord, Project
-from deepmark.core.store.predictions import file_sha256
-from deepmark.core.studio.cache import HEADS_CACHE_BYTES, CacheBudget, budget_from_env, heads_dir
+from deepmark.core.studio.heads_cache import HeadsDiskCache, at_cache_precision, image_key, model_key
 
 CHUNK = 256  # image records read per query
-
-
-def model_key(path: str | Path) -> str:
-    """A short name of a model file's content (first 16 hex digits of its SHA-256), for cache keys."""
-    return file_sha256(path)[:16]
-
-
-def image_key(record: ImageRecord) -> str:
-    """A short name of an image's content: its stored SHA-256, or (never hashed) a hash of its path and size."""
-    return content_key(record.content_hash, record.path, record.size_bytes)
-
-
-def content_key(content_hash: str | None, path: str, size_bytes: int | None) -> str:
-    """``image_key`` from an image row's columns (stored path, not the absolute one)."""
-    if content_hash:
-        return content_hash[:32]
-    return "p" + hashlib.sha1(f"{path}|{size_bytes}".encode()).hexdigest()[:31]
-
-
-class HeadsDiskCache:
-    """Raw heads on disk under ``folder`` (default ``deepmark.core.studio.cache.heads_dir()``):
-    ``<model key>/<tta key>/<image key[:2]>/<image key>.npz`` in the ``deepmark.core.formats.heads_file`` format
-    (float16)."""
-
-    def __init__(self, folder: str | Path | None = None, max_bytes: int | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else heads_dir()
-        if max_bytes is None:
-            max_bytes = budget_from_env("DEEPMARK_HEADS_CACHE_MB", HEADS_CACHE_BYTES)
-        self.budget = CacheBudget(self.folder, max_bytes, "*.npz")  # oldest heads go first
-
-    def file(self, image: str, model: str, tta: str) -> Path:
-        return self.folder / model / tta / image[:2] / f"{image}.npz"
-
-    def load(self, image: str, model: str, tta: str) -> RawHeads | None:
-        """The cached heads, or None (absent; a damaged file is removed so it is made again)."""
-        path = self.file(image, model, tta)
-        if not path.is_file():
-            return None
-        try:
-            return load_heads(path).heads
-        except HeadsFileError:
-            path.unlink(missing_ok=True)
-            return None
-
-    def save(self, image: str, model: str, tta: str, heads: RawHeads, image_id: int = -1,
-             grouping: str = "semantic62") -> RawHeads:
-        """Write the heads (atomically) and return them as a later ``load`` gives them back (float16-rounded):
-        decode those, so that what is stored now equals what re-decoding from the cache gives. OSError when
-        the cache folder cannot be written."""
-        path = self.file(image, model, tta)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_heads(path, heads, image_id=image_id, grouping=grouping)
-        self.budget.added(path)
-        return float16_rounded(heads)
-
-
-@dataclass(frozen=True)
-class ModelHeadsCache:
-    """The disk heads cache as one model and TTA setting see it (safe to use from a worker thread: one
-    file per image, written atomically)."""
-
-    disk: HeadsDiskCache
-    model: str
-    tta: str
-
-    def load(self, image: str) -> RawHeads | None:
-        return self.disk.load(image, self.model, self.tta)
-
-    def save(self, image: str, heads: RawHeads) -> RawHeads:
-        """Store ``heads``; returns them float16-rounded, as a later ``load`` gives them (OSError: not stored)."""
-        return self.disk.save(image, self.model, self.tta, heads)
-
-
-def float16_rounded(heads: RawHeads) -> RawHeads:
-    """``heads`` with every array rounded through float16, as the heads file format stores them."""
-    arrays = {k: v.astype(np.float16).astype(np.float32) for k, v in heads.arrays().items()}
-    return RawHeads(**arrays, image_to_map=heads.image_to_map, image_size=heads.image_size)
 
 
 @dataclass(frozen=True)
@@ -236,11 +152,11 @@ def _one(project: Project, detector: Detector, record: ImageRecord, where: Path,
     if heads is not None:
         report.from_cache += 1
     else:
-        heads = detector.heads(read_image(where), tta)
+        heads = at_cache_precision(detector.heads(read_image(where), tta))
         report.network_runs += 1
         if cache is not None:
             try:
-                heads = cache.save(key, model, tta_key, heads, image_id=record.id, grouping=grouping)
+                cache.save(key, model, tta_key, heads, image_id=record.id, grouping=grouping)
             except OSError as exc:  # slower later (the network runs again), not wrong: noted once
                 report.cache_warning = report.cache_warning or f"{cache.folder}: raw heads not cached ({exc})"
     detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)

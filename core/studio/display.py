@@ -1,5 +1,5 @@
-"""Qt-free helpers behind the desktop app (``app/``): opening work into a project, caching raw heads per
-image, and turning heatmaps into displayable arrays. Kept here so the app holds only Qt wiring and
+"""Qt-free helpers behind the desktop app (``app/``): opening work into a project and turning heatmaps into
+displayable arrays. Kept here so the app holds only Qt wiring and
 everything it shows can be tested without a display.
 """
 
@@ -19,7 +19,6 @@ from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import Project
 from deepmark.core.store.engine import PROJECT_SUFFIX
 from deepmark.core.store.interchange import ImportReport, import_df2, import_images
-from deepmark.core.util.lru import LruDict
 from deepmark.core.util.resources import resource_path
 
 DEMO_DIR = ("demo",)
@@ -74,29 +73,6 @@ def open_demo_project(folder: str | Path | None = None) -> tuple[Project, Import
     except BaseException:
         project.close()
         raise
-
-
-class HeadsCache:
-    """Raw heads per image id, least recently used dropped first: post-processing changes re-decode from
-    here and never re-run the network. ``capacity`` bounds memory (a 256² input's heads are ~3 MB)."""
-
-    def __init__(self, capacity: int = 16) -> None:
-        if capacity < 1:
-            raise DeepMarkError(f"heads cache capacity must be >= 1, got {capacity}")
-        self.capacity = capacity
-        self._items: LruDict[tuple[int, str], RawHeads] = LruDict(capacity)
-
-    def get(self, image_id: int, key: str = "") -> RawHeads | None:
-        return self._items.get((image_id, key))
-
-    def put(self, image_id: int, heads: RawHeads, key: str = "") -> None:
-        self._items.put((image_id, key), heads)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,8 +14,8 @@ from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.domain.structures import Detection, PostprocessParams, RawHeads
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 from deepmark.core.store import Project
-from deepmark.core.studio.batch import HeadsDiskCache, ModelHeadsCache, model_key, new_model_run
-from deepmark.core.studio.display import HeadsCache
+from deepmark.core.studio.batch import new_model_run
+from deepmark.core.studio.heads_cache import HeadsCache, HeadsDiskCache, ModelHeadsCache, model_key
 
 
 class LiveModel:
@@ -23,8 +23,8 @@ class LiveModel:
 
     def __init__(self, detector: Detector, cache_size: int = 16, heads_dir: str | Path | None = None) -> None:
         self.detector = detector
-        self.cache = HeadsCache(cache_size)
-        self.disk = HeadsDiskCache(heads_dir) if heads_dir is not None else None
+        disk = HeadsDiskCache(heads_dir) if heads_dir is not None else None
+        self.cache = HeadsCache(lambda: self.model_key, disk, cache_size, detector.info.grouping_name)
         self._model_key: str | None = None
         self.tta = TestTimeAugmentation()
         self.runs = 0  # network runs so far (the app's tests check sliders never add one)
@@ -47,7 +47,7 @@ class LiveModel:
 
     def disk_view(self) -> ModelHeadsCache | None:
         """The disk heads cache for this model and the current TTA setting (for work in another thread)."""
-        return None if self.disk is None else ModelHeadsCache(self.disk, self.model_key, self.tta.key())
+        return self.cache.view(self.tta.key())
 
     @property
     def path(self) -> Path:
@@ -61,32 +61,12 @@ class LiveModel:
     def cached(self, image_id: int) -> RawHeads | None:
         return self.cache.get(image_id, self.tta.key())
 
-    def from_disk(self, image_id: int, image_key: str) -> RawHeads | None:
-        """The image's heads from the disk cache (``image_key``: ``deepmark.core.studio.batch.image_key``), also kept in
-        memory; None when not there."""
-        if self.disk is None:
-            return None
-        found = self.disk.load(image_key, self.model_key, self.tta.key())
-        if found is not None:
-            self.cache.put(image_id, found, self.tta.key())
-        return found
-
     def heads(self, image_id: int, rgb: np.ndarray, image_key: str | None = None) -> RawHeads:
         """The image's heads: from memory, else the disk cache (when ``image_key`` is given), else the network
-        (then saved to the disk cache; a cache that cannot be written only costs a later re-run)."""
-        found = self.cached(image_id)
-        if found is None and image_key is not None:
-            found = self.from_disk(image_id, image_key)
-        if found is None:
-            found = self.detector.heads(rgb, self.tta)
-            self.runs += 1
-            if self.disk is not None and image_key is not None:
-                try:  # float16 on disk; this session keeps decoding the exact float32 heads
-                    self.disk.save(image_key, self.model_key, self.tta.key(), found, image_id,
-                                   self.detector.info.grouping_name)
-                except OSError:
-                    pass
-            self.cache.put(image_id, found, self.tta.key())
+        (then saved to the disk cache); always at the cache's precision (``at_cache_precision``)."""
+        found, computed = self.cache.heads(image_id, image_key, self.tta.key(),
+                                           lambda: self.detector.heads(rgb, self.tta))
+        self.runs += computed
         return found
 
     def forget(self) -> None:
@@ -95,7 +75,6 @@ class LiveModel:
 
     def decode(self, heads: RawHeads, params: PostprocessParams) -> list[Detection]:
         return decode_detections(heads, params, self.detector.taxonomy, self.detector.grouping)
-
     def store_predictions(self, project: Project, image_id: int, detections: list[Detection],
                           params: PostprocessParams) -> bool:
         """Store the image's detections under this model's run in ``project`` (created on first use), once

@@ -36,7 +36,7 @@ from deepmark.core.errors import DeepMarkError
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
 from deepmark.core.evaluation.tune import METRICS, TUNABLE, TuneError, TuneResult, grid_search
 from deepmark.core.imaging.read import read_image
-from deepmark.core.studio.batch import ModelHeadsCache, content_key
+from deepmark.core.studio.heads_cache import ModelHeadsCache, at_cache_precision, content_key
 
 if TYPE_CHECKING:
     from deepmark.core.store import Project
@@ -244,10 +244,10 @@ class TuningSession:
                 if heads is None and cache is not None and image.key:
                     heads = cache.load(image.key)
                 if heads is None:
-                    heads = heads_fn(image.image_id, read(image.path))
+                    heads = at_cache_precision(heads_fn(image.image_id, read(image.path)))
                     runs += 1
                     if cache is not None and image.key:
-                        heads = _saved(cache, image.key, heads)
+                        _save(cache, image.key, heads)
                 self.set_heads(image.image_id, heads)
             except DeepMarkError as exc:
                 self.errors.append(f"{image.path}: {exc}")
@@ -354,13 +354,12 @@ class TuningSession:
         return TuningReport(base, base_result, sweeps, grid, best, self.evaluate(best), spec.metric, len(self.heads))
 
 
-def _saved(cache: ModelHeadsCache, key: str, heads: RawHeads) -> RawHeads:
-    """Store fresh heads in the disk cache and use them as stored (float16), so that a later run that
-    finds them there gives the same numbers; a cache that cannot be written only costs speed."""
+def _save(cache: ModelHeadsCache, key: str, heads: RawHeads) -> None:
+    """Store fresh heads in the disk cache; a cache that cannot be written only costs speed."""
     try:
-        return cache.save(key, heads)
+        cache.save(key, heads)
     except OSError:
-        return heads
+        pass
 
 
 def _checked(progress: Callable[[int, int], object] | None, cancel) -> Callable[[int, int], bool]:

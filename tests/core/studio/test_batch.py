@@ -10,7 +10,8 @@ import pytest
 from deepmark.core.domain.structures import PostprocessParams
 from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
-from deepmark.core.studio.batch import BatchProgress, HeadsDiskCache, image_key, model_key, run_batch
+from deepmark.core.studio.batch import BatchProgress, run_batch
+from deepmark.core.studio.heads_cache import HeadsDiskCache, image_key, model_key
 from deepmark.core.studio.display import open_demo_project
 from deepmark.core.studio.live import LiveModel
 
@@ -87,7 +88,7 @@ def test_live_model_reads_the_batch_heads(project, tiny_onnx, tmp_path):
     live = LiveModel.load(tiny_onnx, threads=1, heads_dir=tmp_path / "heads")
     record = project.images.page()[0]
     report = run_batch(project, live.detector, [record.id], PARAMS, run_id=live.run_id(project, PARAMS),
-                       heads_cache=live.disk, model=live.model_key)
+                       heads_cache=live.cache.disk, model=live.model_key)
     assert report.network_runs == 1
     heads = live.heads(record.id, None, image_key(record))  # no image needed: it is in the cache
     assert live.runs == 0 and live.cached(record.id) is heads

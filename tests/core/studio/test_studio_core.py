@@ -6,7 +6,6 @@ import pytest
 from deepmark.core.domain.structures import Affine, PostprocessParams, RawHeads
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.studio.display import (
-    HeadsCache,
     colorize,
     demo_folder,
     group_labels,
@@ -32,18 +31,6 @@ def test_demo_project_and_idempotent_reopen(tmp_path):
         assert report.images_added == 8 and report.items_added > 0 and not report.errors
         again = open_inputs(project, [demo_folder(), demo_folder() / "image" / "000001.jpg"])
         assert again.images_added == 0 and project.images.count() == 8
-
-
-def test_heads_cache_drops_the_least_recently_used():
-    cache, heads = HeadsCache(2), _heads()
-    cache.put(1, heads)
-    cache.put(2, heads)
-    assert cache.get(1) is heads  # 1 is now the most recent
-    cache.put(3, heads)
-    assert cache.get(2) is None and cache.get(1) is heads and len(cache) == 2
-    assert cache.get(1, "flip1-s1") is None  # another TTA setting is another entry
-    with pytest.raises(DeepMarkError):
-        HeadsCache(0)
 
 
 def test_heatmap_view_sources_and_smoothing():

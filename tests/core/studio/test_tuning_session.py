@@ -178,7 +178,7 @@ def test_bad_requests(demo, taxonomy, semantic62):
 
 
 def test_heads_come_from_and_go_to_the_disk_cache(demo, taxonomy, semantic62, tmp_path):
-    from deepmark.core.studio.batch import HeadsDiskCache, ModelHeadsCache
+    from deepmark.core.studio.heads_cache import HeadsDiskCache, ModelHeadsCache
 
     cache = ModelHeadsCache(HeadsDiskCache(tmp_path / "heads"), "model", "plain")
     heads_fn = biased_heads_fn(demo, taxonomy, semantic62)
