@@ -96,17 +96,17 @@ class Editor(QObject):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _image_id(self) -> int | None:
-        if self.window.project is None or self.window.record is None:
+        if self.window.session.project is None or self.window.session.record is None:
             self.window.show_error("open a project and an image first")
             return None
-        return self.window.record.id
+        return self.window.session.record.id
 
     def _push(self, command: StoreCommand) -> StoreCommand:
         self.window.undo_stack.push(command)
         return command
 
     def _item(self, annotation_id: int) -> ItemRecord | None:
-        return next((i for i in self.window.items if i.id == annotation_id), None)
+        return next((i for i in self.window.session.items if i.id == annotation_id), None)
 
     def landmark_targets(self) -> list[tuple[int, int]]:
         """The landmarks a visibility key acts on: the selected ones, else the one under the cursor."""
@@ -124,7 +124,7 @@ class Editor(QObject):
         """Several landmarks dragged together: one command, one undo step."""
         image_id = self._image_id()
         if image_id is not None and moves:
-            self._push(move_landmarks(self.window.project, image_id, moves, self.window))
+            self._push(move_landmarks(self.window.session.project, image_id, moves, self.window))
 
     def set_visibility(self, v: int, targets: list[tuple[int, int]] | None = None) -> None:
         image_id = self._image_id()
@@ -134,14 +134,14 @@ class Editor(QObject):
         if not targets:
             self.window.show_info("point at a landmark, or select some (click, Ctrl+click, Shift+drag), first")
             return
-        self._push(set_visibility(self.window.project, image_id, targets, v, self.window))
+        self._push(set_visibility(self.window.session.project, image_id, targets, v, self.window))
 
     # -- items -----------------------------------------------------------------------------------
 
     def set_box(self, annotation_id: int, box: np.ndarray) -> None:
         image_id = self._image_id()
         if image_id is not None:
-            self._push(SetBox(self.window.project, image_id, annotation_id, box, self.window))
+            self._push(SetBox(self.window.session.project, image_id, annotation_id, box, self.window))
 
     def change_category(self, annotation_id: int, category_id: int) -> None:
         """Give the item ``category_id``; its landmarks come from the live detection of that category
@@ -154,11 +154,12 @@ class Editor(QObject):
             return
         category = self.window.taxonomy.category(category_id)
         try:
-            landmarks, source = derive_landmarks(category, item.box, self.window.detections)
+            landmarks, source = derive_landmarks(category, item.box, self.window.session.detections)
         except DeepMarkError as exc:
             self.window.show_error(f"change category: {exc}")
             return
-        self._push(SetCategory(self.window.project, image_id, annotation_id, category_id, landmarks, self.window,
+        self._push(SetCategory(self.window.session.project, image_id, annotation_id, category_id, landmarks,
+                               self.window,
                                category.name))
         self.window.show_info(f"now {category.name}: {category.num_landmarks} landmarks from the {source}")
 
@@ -189,7 +190,7 @@ class Editor(QObject):
         menu.popup(at if at is not None else QCursor.pos())  # popup, not exec: no nested event loop
 
     def toggle_draw(self) -> None:
-        if self._image_id() is None or self.window.rgb is None:
+        if self._image_id() is None or self.window.session.rgb is None:
             return
         self.canvas.set_draw_mode(not self.canvas.draw_mode)
         if self.canvas.draw_mode:
@@ -212,7 +213,7 @@ class Editor(QObject):
             self.window.show_error(f"add item: {exc}")
             return None
         data = ItemData(category_id=category_id, box=np.asarray(box, np.float64), landmarks=landmarks)
-        command = self._push(AddItem(self.window.project, image_id, data, self.window,
+        command = self._push(AddItem(self.window.session.project, image_id, data, self.window,
                                      text=f"add {category.name}"))
         if command.annotation_id is not None:
             self.canvas.selected_id = command.annotation_id  # selected once the items are rebuilt
@@ -226,17 +227,17 @@ class Editor(QObject):
         if not items:
             self.window.show_info("select an item first (click its box, or Tab)")
             return
-        self._push(DeleteItems(self.window.project, image_id, items, self.window))
+        self._push(DeleteItems(self.window.session.project, image_id, items, self.window))
         self.canvas.clear_selection()
 
     # -- predictions -----------------------------------------------------------------------------
 
     def accept_selected(self) -> None:
         index = self.canvas.selected_detection
-        if index is None or index >= len(self.window.detections):
+        if index is None or index >= len(self.window.session.detections):
             self.window.show_info("click a prediction first, then Enter accepts it")
             return
-        self.accept_detection(self.window.detections[index])
+        self.accept_detection(self.window.session.detections[index])
 
     def accept_detection(self, detection: Detection) -> int | None:
         """Take a live detection as a new item, as it is. When it is one of the predictions stored for the
@@ -250,13 +251,13 @@ class Editor(QObject):
         except DeepMarkError as exc:
             self.window.show_error(f"accept prediction: {exc}")
             return None
-        if prediction_id is not None and any(i.prediction_id == prediction_id for i in self.window.items):
+        if prediction_id is not None and any(i.prediction_id == prediction_id for i in self.window.session.items):
             self.window.show_info("this prediction is already accepted")
             return None
         if prediction_id is not None:
-            command = AcceptPrediction(self.window.project, image_id, prediction_id, self.window)
+            command = AcceptPrediction(self.window.session.project, image_id, prediction_id, self.window)
         else:
-            command = AddItem(self.window.project, image_id, item_from_detection(detection), self.window,
+            command = AddItem(self.window.session.project, image_id, item_from_detection(detection), self.window,
                               origin="predicted", text="accept prediction")
         self._push(command)
         if command.annotation_id is not None:
@@ -264,7 +265,7 @@ class Editor(QObject):
         return command.annotation_id
 
     def _stored_prediction(self, image_id: int, detection: Detection) -> int | None:
-        for stored in self.window.project.predictions.for_image(image_id):
+        for stored in self.window.session.project.predictions.for_image(image_id):
             if (stored.category_id == detection.category_id
                     and np.allclose(stored.box, detection.box, atol=1e-4)
                     and np.allclose(stored.landmarks, detection.landmarks, atol=1e-4)):
@@ -310,4 +311,4 @@ class Editor(QObject):
         self.canvas.select_item(annotation_id)
         self._category_menu(menu.addMenu("Change category"), lambda cid: self.change_category(annotation_id, cid))
         menu.addAction("Delete item\tDel", lambda: self._push(
-            DeleteItems(self.window.project, self.window.record.id, [annotation_id], self.window)))
+            DeleteItems(self.window.session.project, self.window.session.record.id, [annotation_id], self.window)))

@@ -307,7 +307,7 @@ class ImportDialog(_JobDialog):
 
 def _refresh_after_import(window, report: ImportReport) -> None:
     """Show the imported images in the window's list, keeping the current image selected."""
-    if window.project is None:
+    if window.session.project is None:
         return
     window.inputs_added(None)  # the errors are listed in the dialog
     window.show_info(f"import: {report.summary()}")
@@ -315,10 +315,10 @@ def _refresh_after_import(window, report: ImportReport) -> None:
 
 def show_export_dialog(window) -> ExportDialog | None:
     """File → Export dataset… (window-modal, without a nested event loop)."""
-    if window.project is None:
+    if window.session.project is None:
         window.show_error("open a project to export", dialog=True)
         return None
-    dialog = ExportDialog(window.project, window)
+    dialog = ExportDialog(window.session.project, window)
     dialog.exported.connect(lambda report: window.show_info(f"export: {report.summary()}"))
     dialog.open()
     window.export_dialog = dialog
@@ -327,10 +327,10 @@ def show_export_dialog(window) -> ExportDialog | None:
 
 def show_import_dialog(window) -> ImportDialog | None:
     """File → Import annotations…; the image list shows the new images when it is done."""
-    if window.project is None:
+    if window.session.project is None:
         window.show_error("open or create a project to import into", dialog=True)
         return None
-    dialog = ImportDialog(window.project, window)
+    dialog = ImportDialog(window.session.project, window)
     dialog.imported.connect(lambda report: _refresh_after_import(window, report))
     dialog.open()
     window.import_dialog = dialog

@@ -141,8 +141,8 @@ def about_text(window: MainWindow) -> str:
         version = metadata.version("deepmark-studio")
     except metadata.PackageNotFoundError:  # a frozen build carries no package metadata
         version = "frozen build"
-    model = window.model.describe() if window.model is not None else "no model loaded"
-    project = window.project.where if window.project is not None else "no project open"
+    model = window.session.model.describe() if window.session.model is not None else "no model loaded"
+    project = window.session.project.where if window.session.project is not None else "no project open"
     return (f"<h3>DeepMark Studio {version}</h3>"
             "<p>Review and correct a CenterNet clothing detector's boxes and landmarks (DeepFashion2, "
             "DeepMark++ post-processing), tune its post-processing with the heatmaps in view, and export "

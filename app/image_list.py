@@ -154,15 +154,12 @@ def selected_image_ids(window: MainWindow) -> list[int]:
 
 
 def build_image_pane(window: MainWindow) -> QWidget:
-    """The left dock: the filter bar above the image list (multi-selection, thumbnails)."""
-    from deepmark.app.filter_bar import FilterBar
-
+    """The left dock: the window's filter bar above its image list (multi-selection, thumbnails)."""
     view: QListView = window.image_view
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     view.setIconSize(QSize(ICON_PX, ICON_PX))
     view.setLayoutMode(QListView.LayoutMode.Batched)  # rows laid out in batches: no stall on a big page
     view.setBatchSize(PAGE)
-    window.filter_bar = FilterBar(window.taxonomy)
     window.filter_bar.changed.connect(lambda flt: apply_filter(window, flt))
     pane = QWidget()
     layout = QVBoxLayout(pane)
@@ -175,10 +172,10 @@ def build_image_pane(window: MainWindow) -> QWidget:
 def apply_filter(window: MainWindow, image_filter: ImageFilter) -> None:
     """Show the images the filter lets through; the current image stays selected when it is among them."""
     model = window.image_model
-    if window.project is None:
+    if window.session.project is None:
         model._filter = image_filter
         return
-    current = window.record.id if window.record is not None else None
+    current = window.session.record.id if window.session.record is not None else None
     try:
         model.set_filter(image_filter)
     except DeepMarkError as exc:
@@ -190,6 +187,6 @@ def apply_filter(window: MainWindow, image_filter: ImageFilter) -> None:
     elif model.rowCount():
         window.select_row(0)
     if model.canFetchMore():  # counting all matches can take a few 100 ms on 100,000 images: off the GUI thread
-        window.filter_bar.count_in_background(window.project, image_filter)
+        window.filter_bar.count_in_background(window.session.project, image_filter)
     else:
         window.filter_bar.set_count(model.rowCount())

@@ -53,7 +53,7 @@ class BatchWorker(QThread):
 
     def __init__(self, window: MainWindow, image_ids: list[int], parent: QObject | None = None) -> None:
         super().__init__(parent)
-        live, project = window.model, window.project
+        live, project = window.session.model, window.session.project
         params = window.params()
         self.project, self.detector, self.image_ids, self.params = project, live.detector, image_ids, params
         # prepared on the GUI thread: the live model is not shared with the worker, only its run and cache
@@ -62,7 +62,7 @@ class BatchWorker(QThread):
         self.heads_cache = live.cache.disk
         self.model_key = live.model_key if live.cache.disk is not None else None
         self.cancel_event = threading.Event()
-        self.watched: int | None = window.record.id if window.record is not None else None
+        self.watched: int | None = window.session.record.id if window.session.record is not None else None
         self._last_emit = 0.0
 
     def run(self) -> None:
@@ -135,7 +135,7 @@ class JobController(QObject):
         if self.running():
             window.show_error("a job is already running (cancel it first)")
             return False
-        if window.project is None or window.model is None:
+        if window.session.project is None or window.session.model is None:
             window.show_error("open a project and choose a model first")
             return False
         if not image_ids:
@@ -152,7 +152,7 @@ class JobController(QObject):
         worker.failed.connect(self._failed)
         self.worker = worker
         self.panel.start(len(image_ids))
-        window.show_info(f"running {window.model.path.name} on {len(image_ids):,} images…")
+        window.show_info(f"running {window.session.model.path.name} on {len(image_ids):,} images…")
         worker.start()
         return True
 
@@ -175,8 +175,9 @@ class JobController(QObject):
 
     def _image_done(self, image_id: int) -> None:
         window = self.window
-        if window.record is not None and window.record.id == image_id and window.rgb is not None:
-            window.run_model()  # its heads are in the cache now: decoded and shown, no network run
+        current = window.session.record
+        if current is not None and current.id == image_id and window.session.rgb is not None:
+            window.session.run_model()  # its heads are in the cache now: decoded and shown, no network run
 
     def _finish(self) -> BatchWorker | None:
         worker, self.worker = self.worker, None
@@ -187,12 +188,12 @@ class JobController(QObject):
         worker = self._finish()
         self.last_report = report
         window = self.window
-        if worker is not None and window.project is worker.project:
+        if worker is not None and window.session.project is worker.project:
             window.image_model.refresh_ids(report.processed_ids)
-            if window.record is not None and window.record.id in report.processed_ids:
-                window.refresh_row(window.record.id)
+            if window.session.record is not None and window.session.record.id in report.processed_ids:
+                window.refresh_row(window.session.record.id)
             window.update_counts()
-        window.show_info(f"{window.model.path.name if window.model else 'model'}: {report.summary()}")
+        window.show_info(f"{window.session.model.path.name if window.session.model else 'model'}: {report.summary()}")
         if report.errors:
             details = "\n".join(str(e) for e in report.errors[:20])
             more = f"\n… and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
@@ -215,17 +216,17 @@ def run_on_selected(window: MainWindow) -> None:
     from deepmark.app.image_list import selected_image_ids
 
     ids = selected_image_ids(window)
-    if not ids and window.record is not None:
-        ids = [window.record.id]
+    if not ids and window.session.record is not None:
+        ids = [window.session.record.id]
     jobs_of(window).start(ids)
 
 
 def run_on_all(window: MainWindow) -> None:
-    if window.project is None:
+    if window.session.project is None:
         window.show_error("open a project first")
         return
     try:
-        ids = window.project.images.ids()
+        ids = window.session.project.images.ids()
     except DeepMarkError as exc:
         window.show_error(str(exc))
         return

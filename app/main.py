@@ -67,8 +67,8 @@ class DemoFolder:
 
     def remove(self, window=None) -> None:
         if self.project is not None:
-            if window is not None and window.project is self.project:
-                window.project = None
+            if window is not None and window.session.project is self.project:
+                window.session.shutdown()
             self.project.close()  # idempotent: the window may have closed it already
             self.project = None
         shutil.rmtree(self.path, ignore_errors=True)
@@ -106,7 +106,7 @@ def build_window(args: argparse.Namespace, use_settings: bool = True):
         restore_window(window)
     # before the first image, so it is detected at once
     window.set_model_path(args.model or (saved_model_path() if use_settings else None))
-    if saved is None and window.model is not None:
+    if saved is None and window.session.model is not None:
         window.params_panel.apply(window.params_panel.defaults())  # no earlier session: the model's recommendation
     demo = DemoFolder() if args.demo else None
     if demo is not None:
@@ -214,9 +214,9 @@ def smoke(args: argparse.Namespace) -> int:
                           use_settings=False)
     try:
         problems = []
-        if window.model is None:
+        if window.session.model is None:
             problems.append(f"no model ({window.model_label.toolTip() or window.model_label.text()})")
-        if window.rgb is None:
+        if window.session.rgb is None:
             problems.append("the first demo image was not shown")
         rows = window.image_model.rowCount()
         if rows == 0:
@@ -224,8 +224,9 @@ def smoke(args: argparse.Namespace) -> int:
         if problems:
             print("smoke FAILED: " + "; ".join(problems), file=sys.stderr)
             return 1
-        print(f"smoke ok: {rows} demo images, model {window.model.describe()}, {len(window.detections)} detections "
-              f"on {window.record.path} in {time.perf_counter() - started:.1f} s")
+        session = window.session
+        print(f"smoke ok: {rows} demo images, model {session.model.describe()}, {len(session.detections)} detections "
+              f"on {session.record.path} in {time.perf_counter() - started:.1f} s")
         return 0
     finally:
         window.close()

@@ -57,7 +57,7 @@ def build_menus(window: MainWindow) -> None:
 
     model = bar.addMenu("&Model")
     _action(window, model, "Choose model file…", lambda: choose_model(window), "Ctrl+M")
-    _action(window, model, "Run on current image", window.run_model, "Ctrl+R")
+    _action(window, model, "Run on current image", window.session.run_model, "Ctrl+R")
     _action(window, model, "Run on selected images", lambda: run_on_selected(window), "Ctrl+Shift+R")
     _action(window, model, "Run on all images", lambda: run_on_all(window), "Ctrl+Alt+R")
     model.addSeparator()
@@ -105,7 +105,7 @@ def build_menus(window: MainWindow) -> None:
 def _toggle(window: MainWindow, flag: str, on: bool) -> None:
     setattr(window.canvas, flag, on)
     window.reload_items()
-    window.canvas.set_detections(window.detections)
+    window.canvas.set_detections(window.session.detections)
 
 
 def _toggle_heatmap(window: MainWindow) -> None:
@@ -135,16 +135,16 @@ def _exchange(window: MainWindow, which: str) -> None:
 def new_project(window: MainWindow) -> None:
     path, _ = QFileDialog.getSaveFileName(window, "New project", "", f"DeepMark project (*{PROJECT_SUFFIX})")
     if path:
-        _open(window, path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX, create=True)
+        open_project_file(window, path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX, create=True)
 
 
 def open_project(window: MainWindow) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Open project", "", f"DeepMark project (*{PROJECT_SUFFIX});;All (*)")
     if path:
-        _open(window, path, create=False)
+        open_project_file(window, path, create=False)
 
 
-def _open(window: MainWindow, path: str, create: bool) -> None:
+def open_project_file(window: MainWindow, path: str, create: bool) -> None:
     try:
         project = Project.create(path) if create else Project.open(path)
     except DeepMarkError as exc:

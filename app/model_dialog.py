@@ -65,10 +65,10 @@ class ModelInfoDialog(QDialog):
 
 def show_model_info(window: MainWindow) -> ModelInfoDialog | None:
     """Open the dialog for the loaded model (non-blocking); None, with a message, when none is loaded."""
-    if window.model is None:
+    if window.session.model is None:
         window.show_error("no model loaded — Model → Choose model file… (Ctrl+M)", dialog=True)
         return None
-    dialog = ModelInfoDialog(window.model.detector, window)
+    dialog = ModelInfoDialog(window.session.model.detector, window)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.open()
     window.model_dialog = dialog

@@ -54,7 +54,7 @@ class AddImagesController(QObject):
         if self.running():
             window.show_error("images are still being added (cancel that first)")
             return False
-        project = window.project
+        project = window.session.project
         inputs = list(paths)
         task = BackgroundTask(lambda progress, _cancel: open_inputs(
             project, inputs, progress=lambda done, total: progress(done, total, "adding images")), self)

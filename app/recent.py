@@ -72,7 +72,7 @@ def prune_missing() -> list[str]:
 
 def fill_menu(window: MainWindow, menu: QMenu) -> None:
     """Rebuild the Open recent submenu (called each time it is about to show)."""
-    from deepmark.app.menus import _open
+    from deepmark.app.menus import open_project_file
 
     menu.clear()
     missing = prune_missing()
@@ -83,7 +83,7 @@ def fill_menu(window: MainWindow, menu: QMenu) -> None:
     for k, path in enumerate(paths, start=1):
         action = QAction(f"&{k % 10} {Path(path).name}  —  {Path(path).parent}", menu)
         action.setToolTip(path)
-        action.triggered.connect(lambda *_, p=path: open_recent(window, p, _open))
+        action.triggered.connect(lambda *_, p=path: open_recent(window, p, open_project_file))
         menu.addAction(action)
     if not paths:
         menu.addAction("(no recent projects)").setEnabled(False)

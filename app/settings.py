@@ -35,15 +35,15 @@ def studio_settings() -> QSettings:
 def save_window(window: MainWindow) -> None:
     """Remember the window's layout, parameters, heatmap opacity and model (called when it closes), unless
     the window was started without settings (``remember_settings`` False: checks, screenshots)."""
-    if not getattr(window, "remember_settings", True):
+    if not window.remember_settings:
         return
     settings = studio_settings()
     settings.setValue(GEOMETRY, window.saveGeometry())
     settings.setValue(STATE, window.saveState())
     settings.setValue(PARAMS, json.dumps(asdict(window.params())))
     settings.setValue(OPACITY, window.heatmap_panel.opacity.value())
-    if window.model is not None:
-        settings.setValue(MODEL, str(window.model.path))
+    if window.session.model is not None:
+        settings.setValue(MODEL, str(window.session.model.path))
     settings.sync()
 
 

@@ -99,7 +99,7 @@ class SummaryDialog(QDialog):
         window.undo_stack.indexChanged.connect(lambda _: self.isVisible() and self.refresh())
 
     def refresh(self) -> None:
-        project = self.window_.project
+        project = self.window_.session.project
         if project is None:
             self.model.set_summary(None)
             self.statuses.setText("no project open")

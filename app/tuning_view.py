@@ -232,16 +232,16 @@ class TuningView(QWidget):
         TTA), the function computing the others and the disk heads cache (heads of batch jobs; fresh ones
         are added to it); None (reported) when something is missing."""
         w = self.window_
-        if w.project is None or w.model is None:
+        if w.session.project is None or w.session.model is None:
             self._say("open a project and load a model to tune", error=True)
             return None
-        model = w.model
+        model = w.session.model
         tta = model.tta
-        key = (w.project.where, str(model.path), tta.key())
+        key = (w.session.project.where, str(model.path), tta.key())
         if key != self._heads_key:
             self._heads, self._heads_key = {}, key
         try:
-            images = labelled_images(w.project, self.limit.value())
+            images = labelled_images(w.session.project, self.limit.value())
         except Exception as exc:  # a store error must not escape the slot
             self._say(f"cannot read the labelled images: {exc}", error=True)
             return None

@@ -1,15 +1,14 @@
 """The main window: image list (left), canvas (centre), post-processing and heatmap panels (right).
 
-The window only wires widgets to ``core``: the project store (``deepmark.core.store``), the live model
-(``deepmark.core.studio.live``) and the display helpers (``deepmark.core.studio.display``). Every error lands in the
-status bar or a
-message box; nothing is raised out of a Qt slot.
+The window shows the Qt-free ``Session`` (``deepmark.core.studio.session``: project, model, current image,
+items, detections, parameters) and forwards user intent to it; panels and dialogs read the state from
+``window.session``. Every error lands in the status bar or a message box; nothing is raised out of a Qt slot.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QUndoStack
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QScrollArea,
     QSplitter,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from deepmark.app.canvas import Canvas
 from deepmark.app.commands import MoveLandmark, SetStatus
+from deepmark.app.filter_bar import FilterBar
 from deepmark.app.heatmap_panel import HeatmapPanel
 from deepmark.app.image_list import ImageListModel, build_image_pane
 from deepmark.app.jobs import stop_jobs
@@ -35,20 +36,26 @@ from deepmark.app.params_panel import ParamsPanel
 from deepmark.app.recent import remember
 from deepmark.app.settings import save_window
 from deepmark.app.side_view import SideView
-from deepmark.core.domain.structures import Detection, PostprocessParams
-from deepmark.core.domain.taxonomy import load_taxonomy
+from deepmark.core.domain.structures import PostprocessParams
 from deepmark.core.errors import DeepMarkError
-from deepmark.core.imaging.read import read_image
-from deepmark.core.inference.detector import TestTimeAugmentation, default_model_path
-from deepmark.core.store import ImageRecord, ItemRecord, Project
+from deepmark.core.inference.detector import TestTimeAugmentation
+from deepmark.core.store import ImageRecord, Project
 from deepmark.core.store.engine import PROJECT_SUFFIX
 from deepmark.core.store.interchange import ImportReport
 from deepmark.core.store.presets import model_default_params
-from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.cache import heads_dir
 from deepmark.core.studio.display import group_labels, heatmap_view
-from deepmark.core.studio.live import LiveModel
 from deepmark.core.studio.review import correction_counts, next_unreviewed, previous_unreviewed
+from deepmark.core.studio.session import Session
+
+if TYPE_CHECKING:
+    from deepmark.app.exchange_dialogs import ExportDialog, ImportDialog
+    from deepmark.app.help_dialog import ShortcutsDialog
+    from deepmark.app.jobs import JobController
+    from deepmark.app.main import DemoFolder
+    from deepmark.app.model_dialog import ModelInfoDialog
+    from deepmark.app.summary_view import SummaryDialog
+    from deepmark.app.tuning_view import TuningView
 
 DECODE_DELAY_MS = 5  # slider bursts inside this window cost one decode
 
@@ -59,16 +66,25 @@ class MainWindow(QMainWindow):
     def __init__(self, params: PostprocessParams | None = None) -> None:
         super().__init__()
         self.setWindowTitle("DeepMark Studio")
-        self.taxonomy = load_taxonomy()
-        self.project: Project | None = None
-        self.model: LiveModel | None = None
-        self.record: ImageRecord | None = None
-        self.rgb = None
-        self.items: list[ItemRecord] = []
-        self.detections: list[Detection] = []
+        # heads cached on disk too, shared with batch jobs and tuning
+        self.session = Session(params or PostprocessParams.all_techniques(), heads_dir=heads_dir())
+        self.taxonomy = self.session.taxonomy
         self.undo_stack = QUndoStack(self)
         self.adding: AddImagesController | None = None  # adds images in the background (made on first use)
+        self.jobs: JobController | None = None  # model runs over many images (made on first use)
+        self.remember_settings = True  # False: layout and parameters are neither restored nor saved
+        self.demo_folder: DemoFolder | None = None  # the demo's temporary project folder (--demo)
+        # dialogs and views made on demand, kept here while open (tests and the window find them)
         self.last_message_box: QMessageBox | None = None
+        self.export_dialog: ExportDialog | None = None
+        self.import_dialog: ImportDialog | None = None
+        self.shortcuts_dialog: ShortcutsDialog | None = None
+        self.about_box: QMessageBox | None = None
+        self.model_dialog: ModelInfoDialog | None = None
+        self.summary_dialog: SummaryDialog | None = None
+        self.tuning_view: TuningView | None = None
+        self.tuning_dock: QDockWidget | None = None
+        self.recent_menu: QMenu | None = None
 
         self.canvas = Canvas(self.taxonomy)
         # the heatmap alone beside the image ("side by side" in the heatmap panel), zoom and pan synchronised
@@ -83,9 +99,11 @@ class MainWindow(QMainWindow):
         self.image_view.setModel(self.image_model)
         self.image_view.setUniformItemSizes(True)  # lets the view skip measuring 100,000 rows
         self.image_view.selectionModel().currentChanged.connect(lambda cur, _: self._row_selected(cur.row()))
-        self.params_panel = ParamsPanel(params or PostprocessParams.all_techniques())
+        self.params_panel = ParamsPanel(self.session.params)
+        self.session.tta = self.params_panel.tta()
         self.heatmap_panel = HeatmapPanel(self.taxonomy)
-        # filter bar above the list, multi-selection, background thumbnails (deepmark.app.image_list)
+        # filter bar above the list, multi-selection, background thumbnails (app.image_list)
+        self.filter_bar = FilterBar(self.taxonomy)
         self._dock("Images", build_image_pane(self), Qt.DockWidgetArea.LeftDockWidgetArea)
         side = QWidget()
         layout = QVBoxLayout(side)
@@ -102,7 +120,7 @@ class MainWindow(QMainWindow):
 
         self._decode_timer = QTimer(self, singleShot=True, interval=DECODE_DELAY_MS)
         self._decode_timer.timeout.connect(self.redecode)
-        self.params_panel.changed.connect(lambda _: self._decode_timer.start())
+        self.params_panel.changed.connect(self._params_changed)
         self.params_panel.tta_changed.connect(self.set_tta)
         self.params_panel.error.connect(self.show_error)
         self.params_panel.info.connect(self.show_info)
@@ -116,6 +134,11 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.model_label)
         self.setAcceptDrops(True)
+        for name, slot in (("project", self._project_changed), ("model", self._model_changed),
+                           ("image", self._image_changed), ("items", self._items_changed),
+                           ("detections", self._detections_changed), ("record", self._record_changed),
+                           ("error", self.show_error), ("info", self.show_info)):
+            self.session.events.connect(name, slot)
         from deepmark.app.edit_controller import Editor
         from deepmark.app.menus import build_menus  # after the widgets it connects to exist
 
@@ -145,18 +168,20 @@ class MainWindow(QMainWindow):
     def show_info(self, message: str) -> None:
         self.statusBar().showMessage(message, 8000)
 
-    # -- project ---------------------------------------------------------------------------------
+    # -- what the session tells ------------------------------------------------------------------
 
-    def set_project(self, project: Project) -> None:
-        stop_jobs(self)  # a batch job writes into the project being replaced
-        if self.project is not None and self.project is not project:
-            self.project.close()
-        if self.model is not None and self.project is not project:
-            self.model.forget()  # cached heads are per image id, and ids name other images in another project
-        self.project = project
+    def _project_changed(self) -> None:
+        project = self.session.project
+        self.undo_stack.clear()
+        self.canvas.set_image(None)
+        self.canvas.set_items([], self._landmark_moved, self._landmark_pressed)
+        self.canvas.set_detections([])
+        self.canvas.set_heatmap(None)
+        self.side_view.set_heatmap(None)
+        if project is None:
+            return
         remember(project.where)  # File → Open recent
         self.params_panel.set_project(project)
-        self.undo_stack.clear()
         self.image_model.set_project(project)
         self.image_model.fetchMore()
         self.setWindowTitle(f"DeepMark Studio — {project.where}")
@@ -164,19 +189,51 @@ class MainWindow(QMainWindow):
         if self.image_model.rowCount():
             self.select_row(0)
 
+    def _model_changed(self) -> None:
+        model = self.session.model
+        self.params_panel.set_defaults(model_default_params(model.detector.info))
+        self.model_label.setText(model.describe())
+        self.model_label.setToolTip("")
+        self.heatmap_panel.set_groups(group_labels(self.taxonomy, model.detector.grouping))
+
+    def _image_changed(self) -> None:
+        self.canvas.set_image(self.session.rgb)
+        self.canvas.set_detections([])
+        self.canvas.set_heatmap(None)
+        self.side_view.set_heatmap(None)
+        if self.session.rgb is not None and self.canvas.fit_mode:  # a new image keeps the user's zoom otherwise
+            self.canvas.zoom_fit()
+
+    def _items_changed(self) -> None:
+        self.canvas.set_items(self.session.items, self._landmark_moved, self._landmark_pressed)
+
+    def _detections_changed(self) -> None:
+        self.canvas.set_detections(self.session.detections)
+        self.update_heatmap()
+
+    def _record_changed(self) -> None:
+        if self.session.record is not None:
+            self.image_model.refresh(self.session.record.id)
+
+    # -- project ---------------------------------------------------------------------------------
+
+    def set_project(self, project: Project) -> None:
+        stop_jobs(self)  # a batch job writes into the project being replaced
+        self.session.open_project(project)
+
     def open_paths(self, paths: list[str | Path]) -> None:
         """Add folders / images to the open project (DeepFashion2 folders with their labels) in the
         background (``inputs_added`` follows); a project file among them (dropped, or named on the
         command line) is opened instead."""
         projects = [p for p in paths if str(p).endswith(PROJECT_SUFFIX)]
         if projects:
-            from deepmark.app.menus import _open
+            from deepmark.app.menus import open_project_file
 
-            _open(self, str(projects[-1]), False)
+            open_project_file(self, str(projects[-1]), False)
             paths = [p for p in paths if p not in projects]
             if not paths:
                 return
-        if self.project is None:
+        if self.session.project is None:
             self.show_error("open or create a project first", dialog=True)
             return
         if self.adding is None:
@@ -186,10 +243,10 @@ class MainWindow(QMainWindow):
     def inputs_added(self, report: ImportReport | None) -> None:
         """After adding images (``report`` None when it failed or was cancelled): re-read the list,
         keep the current image, report what happened."""
-        if self.project is None:
+        if self.session.project is None:
             return
-        current = self.record.id if self.record else None
-        self.image_model.set_project(self.project)
+        current = self.session.record.id if self.session.record else None
+        self.image_model.set_project(self.session.project)
         self.image_model.fetchMore()
         row = self.image_model.row_of(current) if current is not None else None
         self.select_row(row if row is not None else 0)
@@ -205,11 +262,12 @@ class MainWindow(QMainWindow):
             self.show_error(f"{len(report.errors)} files could not be opened:\n{details}", dialog=True)
 
     def update_counts(self) -> None:
-        if self.project is None:
+        project = self.session.project
+        if project is None:
             return
         try:
-            counts = self.project.images.counts_by_status()
-            corrections = correction_counts(self.project)
+            counts = project.images.counts_by_status()
+            corrections = correction_counts(project)
         except DeepMarkError as exc:
             self.show_error(f"cannot count the images: {exc}")
             return
@@ -220,81 +278,40 @@ class MainWindow(QMainWindow):
 
     def set_model_path(self, path: str | Path | None) -> bool:
         """Load a model file (None: the bundled default). A missing or broken file is reported and the
-        app keeps working without detections."""
-        target = Path(path) if path is not None else default_model_path()
-        try:
-            model = LiveModel.load(target, heads_dir=heads_dir())  # heads cached on disk, shared with jobs
-        except DeepMarkError as exc:
-            if path is None:
-                exc = f"the default model is not installed yet ({exc}); choose one with Model → Choose model file…"
-            if self.model is None:
-                self.model_label.setText("no model — Model → Choose model file… (Ctrl+M)")
-                self.model_label.setToolTip(str(exc))
-            # a file that does not load leaves the model in use (if any) in place, and says so
-            self.show_error(str(exc) if self.model is None else f"{exc} (still using {self.model.path.name})")
-            return False
-        self.model = model
-        model.tta = self.params_panel.tta()  # the panel's flip / multi-scale switches hold across models
-        self.params_panel.set_defaults(model_default_params(model.detector.info))
-        self.model_label.setText(model.describe())
-        self.heatmap_panel.set_groups(group_labels(self.taxonomy, model.detector.grouping))
-        self.show_info(f"model loaded: {model.describe()}")
-        self.run_model()
-        return True
-
-    def run_model(self) -> None:
-        """Heads of the current image (from the cache when seen before), then decode and store."""
-        if self.model is None or self.record is None or self.rgb is None:
-            return
-        try:
-            self.model.heads(self.record.id, self.rgb, image_key(self.record))
-        except DeepMarkError as exc:
-            self.show_error(f"{self.record.path}: the model failed ({exc})")
-            return
-        self.redecode()
-        try:
-            if self.model.store_predictions(self.project, self.record.id, self.detections, self.params()):
-                self.refresh_row(self.record.id)
-        except DeepMarkError as exc:
-            self.show_error(f"predictions not stored: {exc}")
+        app keeps working with the model it had (or without detections)."""
+        loaded = self.session.load_model(path)
+        if not loaded and self.session.model is None:
+            self.model_label.setText("no model — Model → Choose model file… (Ctrl+M)")
+            self.model_label.setToolTip(self.statusBar().currentMessage())
+        return loaded
 
     def set_tta(self, tta: TestTimeAugmentation) -> None:
-        """Switch test-time augmentation: the current image's heads for it are computed once (a network
-        run), and every setting's heads stay cached, so switching back only re-decodes."""
-        if self.model is None:
-            return
-        self.model.tta = tta
-        self.run_model()
+        """Switch test-time augmentation (one network run for the current image, then cached)."""
+        self.session.set_tta(tta)
 
     def params(self) -> PostprocessParams:
+        """The parameters the panel shows (the session gets them on every change and before each decode)."""
         return self.params_panel.params()
+
+    def _params_changed(self, params: PostprocessParams) -> None:
+        self.session.params = params  # at once, for jobs and tuning; the decode waits for the burst to end
+        self._decode_timer.start()
 
     def redecode(self) -> None:
         """Decode the cached heads with the panel's parameters and repaint (never runs the network)."""
-        heads = self.model.cached(self.record.id) if self.model and self.record else None
-        if heads is None:
-            self.detections = []
-        else:
-            start = time.perf_counter()
-            try:
-                self.detections = self.model.decode(heads, self.params())
-            except DeepMarkError as exc:
-                self.show_error(f"decode failed: {exc}")
-                self.detections = []
-            ms = (time.perf_counter() - start) * 1000
-            self.show_info(f"{len(self.detections)} detections (decode {ms:.1f} ms)")
-        self.canvas.set_detections(self.detections)
-        self.update_heatmap()
+        ms = self.session.set_params(self.params_panel.params())
+        if ms is not None:
+            self.show_info(f"{len(self.session.detections)} detections (decode {ms:.1f} ms)")
 
     def update_heatmap(self) -> None:
         source, index = self.heatmap_panel.choice()
         self._show_side_view(self.heatmap_panel.side_by_side.isChecked())
-        heads = self.model.cached(self.record.id) if self.model and self.record else None
+        heads = self.session.heads()
         if source == "off" or heads is None:
             self.canvas.set_heatmap(None)
             self.side_view.set_heatmap(None)
             return
-        p = self.params()
+        p = self.session.params
         sigma = 0.0
         if self.heatmap_panel.smoothed.isChecked() and p.heatmap_rescoring:
             sigma = p.sigma_center if source == "center" else p.sigma_keypoint
@@ -329,42 +346,18 @@ class MainWindow(QMainWindow):
         self.load_image(self.image_model.record(row))
 
     def load_image(self, record: ImageRecord) -> None:
-        self.record = record
-        try:
-            self.rgb = read_image(self.project.absolute_path(record.path))
-        except DeepMarkError as exc:
-            self.rgb = None
-            self.show_error(f"cannot show {record.path}: {exc}")
-        self.canvas.set_image(self.rgb)
-        self.reload_items()
-        self.detections = []
-        self.canvas.set_detections([])
-        self.canvas.set_heatmap(None)
-        self.side_view.set_heatmap(None)
-        if self.rgb is not None:
-            if self.canvas.fit_mode:  # a new image keeps the user's zoom unless they asked to fit
-                self.canvas.zoom_fit()
-            self.run_model()
+        self.session.show_image(record)
 
     def reload_items(self) -> None:
-        if self.record is None:
-            return
-        try:
-            self.items = self.project.annotations.for_image(self.record.id)
-        except DeepMarkError as exc:
-            self.items = []
-            self.show_error(str(exc))
-        self.canvas.set_items(self.items, self._landmark_moved, self._landmark_pressed)
+        self.session.reload_items()
 
     def refresh_row(self, image_id: int) -> None:
-        record = self.image_model.refresh(image_id)
-        if record is not None and self.record is not None and record.id == self.record.id:
-            self.record = record
+        self.session.refresh_record(self.image_model.refresh(image_id))
 
     def refresh_image(self, image_id: int) -> None:
         """After an edit or its undo: re-read the image's row, its items when shown, and the counts."""
         self.refresh_row(image_id)
-        if self.record is not None and self.record.id == image_id:
+        if self.session.record is not None and self.session.record.id == image_id:
             # a drag handler is still on the stack: rebuild the items once it has returned
             self._reload_timer.start()
         self.update_counts()
@@ -372,26 +365,27 @@ class MainWindow(QMainWindow):
     # -- edits -----------------------------------------------------------------------------------
 
     def _landmark_moved(self, annotation_id: int, idx: int, old: tuple[float, float], new: tuple[float, float]) -> None:
-        if self.project is None or self.record is None:
+        if self.session.project is None or self.session.record is None:
             return
-        self.undo_stack.push(MoveLandmark(self.project, self.record.id, annotation_id, idx, new, self))
+        self.undo_stack.push(MoveLandmark(self.session.project, self.session.record.id, annotation_id, idx, new, self))
 
     def _landmark_pressed(self, annotation_id: int, idx: int) -> None:
         """While a heatmap is shown, pressing a landmark shows its group's heatmap."""
-        if self.model is None or self.heatmap_panel.choice()[0] == "off":
+        if self.session.model is None or self.heatmap_panel.choice()[0] == "off":
             return
-        item = next((i for i in self.items if i.id == annotation_id), None)
+        item = self.session.item(annotation_id)
         if item is not None:
             slot = self.taxonomy.category(item.category_id).offset + idx
-            self.heatmap_panel.select("group", int(self.model.detector.grouping.landmark_to_group[slot]))
+            self.heatmap_panel.select("group", int(self.session.model.detector.grouping.landmark_to_group[slot]))
 
     def set_status(self, status: str, advance: bool = True) -> None:
-        if self.project is None or self.record is None:
+        session = self.session
+        if session.project is None or session.record is None:
             return
-        self.undo_stack.push(SetStatus(self.project, self.record.id, status, self))
-        if self.record.status != status:  # the store refused (locked, conflict): its error shows, stay here
+        self.undo_stack.push(SetStatus(session.project, session.record.id, status, self))
+        if session.record.status != status:  # the store refused (locked, conflict): its error shows, stay here
             return
-        self.show_info(f"{self.record.path}: {status}")
+        self.show_info(f"{session.record.path}: {status}")
         if advance:
             self.step(1)
 
@@ -403,11 +397,11 @@ class MainWindow(QMainWindow):
 
     def step_unreviewed(self, delta: int) -> None:
         """Go to the next (``delta`` > 0) or previous image that still needs review, wrapping around."""
-        if self.project is None:
+        if self.session.project is None:
             return
-        current = self.record.id if self.record is not None else 0
+        current = self.session.record.id if self.session.record is not None else 0
         try:
-            found = (next_unreviewed if delta > 0 else previous_unreviewed)(self.project, current)
+            found = (next_unreviewed if delta > 0 else previous_unreviewed)(self.session.project, current)
         except DeepMarkError as exc:
             self.show_error(str(exc))
             return
@@ -435,13 +429,11 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def closeEvent(self, event) -> None:
-        save_window(self)  # layout, parameters, opacity and model for the next start (deepmark.app.settings)
+        save_window(self)  # layout, parameters, opacity and model for the next start (app.settings)
         stop_jobs(self)
         if self.adding is not None:
             self.adding.stop()
         self.image_model.shutdown()
-        if self.project is not None:
-            self.project.close()
-            self.project = None
+        self.session.shutdown()
         self.closed.emit()
         super().closeEvent(event)

@@ -67,7 +67,7 @@ class Probe:
         self.decode_ms = 0.0
         self.layer_ms = 0.0
         self.layer_done: float | None = None
-        decode, set_detections = window.model.decode, window.canvas.set_detections
+        decode, set_detections = window.session.model.decode, window.canvas.set_detections
 
         def timed_decode(heads, params):
             start = time.perf_counter()
@@ -81,7 +81,7 @@ class Probe:
             self.layer_done = time.perf_counter()
             self.layer_ms = (self.layer_done - start) * 1000
 
-        window.model.decode = timed_decode
+        window.session.model.decode = timed_decode
         window.canvas.set_detections = timed_layer
 
 
@@ -117,7 +117,7 @@ def make_inputs(folder: Path) -> list[Path]:
 
 def run_setting(app: QApplication, window: MainWindow, image_path: Path, params: PostprocessParams,
                 network_size: int | None, stored: int, moves: int) -> tuple[dict[str, list[float]], int, int]:
-    project = window.project
+    project = window.session.project
     row = next(r for r in range(window.image_model.rowCount())
                if window.image_model.record(r).path.endswith(image_path.name))
     record = window.image_model.record(row)
@@ -125,15 +125,16 @@ def run_setting(app: QApplication, window: MainWindow, image_path: Path, params:
     if network_size is not None:
         from deepmark.core.imaging.read import read_image
 
-        heads = window.model.detector.heads(read_image(image_path), window.model.tta, (network_size,) * 2)
-        window.model.cache.put(record.id, heads, window.model.tta.key())
+        model = window.session.model
+        heads = model.detector.heads(read_image(image_path), model.tta, (network_size,) * 2)
+        model.cache.put(record.id, heads, model.tta.key())
     window.select_row(row)
     app.processEvents()
     window.load_image(window.image_model.record(row))  # re-load with the parameters above
     if stored:
         for item in project.annotations.for_image(record.id):
             project.annotations.delete_item(item.id)
-        for det in window.detections[:stored]:
+        for det in window.session.detections[:stored]:
             project.annotations.add_item(record.id, item_from_detection(det), origin="predicted")
         window.reload_items()
     window.canvas.zoom_fit()
@@ -151,9 +152,9 @@ def run_setting(app: QApplication, window: MainWindow, image_path: Path, params:
                 times[key].append(ms)
     window.canvas.viewport().removeEventFilter(clock)
     # on screen: the detections' landmarks and the stored items' (all of them are drawn)
-    landmarks = sum(len(d.landmarks) for d in window.detections) + len(window.canvas.landmark_items)
-    del window.model.decode, window.canvas.set_detections  # the class methods again
-    return times, len(window.detections), landmarks
+    landmarks = sum(len(d.landmarks) for d in window.session.detections) + len(window.canvas.landmark_items)
+    del window.session.model.decode, window.canvas.set_detections  # the class methods again
+    return times, len(window.session.detections), landmarks
 
 
 def p95(values: list[float]) -> float:

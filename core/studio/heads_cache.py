@@ -142,6 +142,12 @@ class HeadsCache:
         self._memory.put((image_id, tta), found)
         return found, computed
 
+    def put(self, image_id: int, heads: RawHeads, tta: str) -> RawHeads:
+        """Keep heads made elsewhere (edited for a test, a benchmark's) in memory, rounded by the one rule."""
+        kept = at_cache_precision(heads)
+        self._memory.put((image_id, tta), kept)
+        return kept
+
     def view(self, tta: str) -> ModelHeadsCache | None:
         """The disk part for this model and ``tta``, for work in another thread (None without a disk)."""
         return None if self.disk is None else ModelHeadsCache(self.disk, self._model_key(), tta)

@@ -62,9 +62,9 @@ def test_an_unreadable_image_is_named_and_the_next_one_loads(own_window, own_dem
     assert "image/000003.jpg" in message and "cannot show" in message
     expected = {"garbage": "not a recognised image", "truncated": "truncated or corrupt", "missing": "not found"}
     assert expected[damage] in message
-    assert own_window.rgb is None and own_window.detections == []
+    assert own_window.session.rgb is None and own_window.session.detections == []
     own_window.step(1)  # the rest keeps working
-    assert own_window.current_row() == row + 1 and own_window.rgb is not None and own_window.detections
+    assert own_window.current_row() == row + 1 and own_window.session.rgb is not None and own_window.session.detections
     own_window.step(-1)  # and going back is the same clear message, not a crash
     assert "000003.jpg" in own_window.statusBar().currentMessage()
 
@@ -72,17 +72,17 @@ def test_an_unreadable_image_is_named_and_the_next_one_loads(own_window, own_dem
 def test_a_model_file_that_does_not_load(window, tmp_path, monkeypatch):
     garbage = tmp_path / "broken.onnx"
     garbage.write_bytes(b"this is not a protobuf" * 100)
-    before = window.model
+    before = window.session.model
     assert not window.set_model_path(garbage)
     assert "broken.onnx" in window.statusBar().currentMessage()
-    assert window.model is before and window.model_label.text() == before.describe()  # still the old model
+    assert window.session.model is before and window.model_label.text() == before.describe()  # still the old model
     # through the menu: a message box, and detection goes on with the model in use
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(garbage), ""))
     menus.choose_model(window)
     box = window.last_message_box
     assert box is not None and box.isVisible() and "broken.onnx" in box.text()
     window.step(1)
-    assert window.detections and window.model is before
+    assert window.session.detections and window.session.model is before
 
 
 def test_a_checkpoint_without_pytorch(window, tmp_path, monkeypatch):
@@ -109,16 +109,16 @@ def test_a_project_from_a_newer_version(qtbot, tmp_path, tiny_model, window, mon
     box = started.last_message_box
     assert box is not None and box.isVisible()
     assert "newer DeepMark Studio" in box.text() and "newer.deepmark" in box.text()
-    assert started.project is None
+    assert started.session.project is None
 
     # File → Open on a running window: the message, and the open project stays in use
-    current = window.project
+    current = window.session.project
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(newer), ""))
     menus.open_project(window)
     assert "newer DeepMark Studio" in window.last_message_box.text()
-    assert window.project is current
+    assert window.session.project is current
     window.step(1)
-    assert window.rgb is not None and window.items
+    assert window.session.rgb is not None and window.session.items
     with sqlite3.connect(newer) as conn:  # refused untouched
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)
 
@@ -141,7 +141,7 @@ def test_a_locked_store_during_edits(own_window, own_demo, tmp_path):
     marker = window.canvas.landmark_items[0]
     aid, idx, at = marker.annotation_id, marker.idx, marker.pos()
     before = project.annotations.get(aid).landmarks.copy()
-    first = window.record.id
+    first = window.session.record.id
     lock = _Lock(tmp_path / "own.deepmark")
     try:
         window._landmark_moved(aid, idx, (at.x(), at.y()), (at.x() + 10.0, at.y() + 10.0))
@@ -152,11 +152,11 @@ def test_a_locked_store_during_edits(own_window, own_demo, tmp_path):
 
         window.set_status("accepted")
         assert "locked" in window.statusBar().currentMessage()
-        assert window.record.id == first  # not advanced past an image whose decision was not stored
+        assert window.session.record.id == first  # not advanced past an image whose decision was not stored
         assert project.images.get(first).status == "predicted"
 
         window.step(1)  # browsing goes on; the predictions just cannot be stored now
-        assert window.rgb is not None and window.detections
+        assert window.session.rgb is not None and window.session.detections
         assert "predictions not stored" in window.statusBar().currentMessage()
     finally:
         lock.release()
@@ -182,4 +182,4 @@ def test_an_unexpected_error_in_a_slot_is_shown_and_logged(window, qtbot, monkey
     assert "broken_slot" in box.detailedText()  # the traceback, for a bug report
     assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
     window.step(1)  # and the app keeps working
-    assert window.current_row() == 1 and window.rgb is not None
+    assert window.current_row() == 1 and window.session.rgb is not None

@@ -58,7 +58,7 @@ def canvas(window):
 
 
 def test_drag_a_box_corner_resizes_it_in_the_store_with_undo_and_redo(window, canvas, demo_project, qtbot):
-    item = window.items[0]
+    item = window.session.items[0]
     original = item.box.copy()
     qtbot.keyClick(canvas, Qt.Key.Key_Tab)  # Tab selects the first item
     assert canvas.selected_id == item.id
@@ -91,7 +91,7 @@ def test_drag_a_box_corner_resizes_it_in_the_store_with_undo_and_redo(window, ca
 
 
 def test_visibility_keys_on_the_hovered_landmark(window, canvas, demo_project, qtbot):
-    item = window.items[0]
+    item = window.session.items[0]
     handle = _free_handle(canvas, item.id)
     aid, idx = handle.annotation_id, handle.idx
     before = demo_project.annotations.get(aid).landmarks[idx].copy()
@@ -115,7 +115,7 @@ def test_visibility_keys_on_the_hovered_landmark(window, canvas, demo_project, q
 
 
 def test_visibility_key_on_selected_landmarks_is_one_step(window, canvas, demo_project, qtbot):
-    first, second = window.items[0], window.items[1]
+    first, second = window.session.items[0], window.session.items[1]
     a, b = _free_handle(canvas, first.id), _free_handle(canvas, second.id)
     _click(canvas, a.pos())
     _click(canvas, b.pos(), Qt.KeyboardModifier.ControlModifier)
@@ -130,7 +130,7 @@ def test_visibility_key_on_selected_landmarks_is_one_step(window, canvas, demo_p
 
 
 def test_context_menu_on_a_landmark_sets_its_visibility(window, canvas, demo_project, qtbot):
-    handle = _free_handle(canvas, window.items[1].id)
+    handle = _free_handle(canvas, window.session.items[1].id)
     aid, idx = handle.annotation_id, handle.idx
     pos = canvas.mapFromScene(handle.pos())
     QApplication.sendEvent(canvas.viewport(), QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos,
@@ -146,8 +146,8 @@ def test_context_menu_on_a_landmark_sets_its_visibility(window, canvas, demo_pro
 
 
 def test_change_category_without_a_prediction_fits_the_template(window, canvas, demo_project, taxonomy, qtbot):
-    item = window.items[0]  # a vest dress (19 landmarks)
-    window.detections = []  # nothing predicted there
+    item = window.session.items[0]  # a vest dress (19 landmarks)
+    window.session.detections = []  # nothing predicted there
     window.editor.change_category(item.id, 9)  # skirt: 8 landmarks
     stored = demo_project.annotations.get(item.id)
     assert stored.category_id == 9 and stored.landmarks.shape == (8, 3)
@@ -160,14 +160,14 @@ def test_change_category_without_a_prediction_fits_the_template(window, canvas, 
 
 
 def test_change_category_takes_the_overlapping_prediction(window, canvas, demo_project, taxonomy, qtbot):
-    item = window.items[1]
+    item = window.session.items[1]
     n = taxonomy.category(7).num_landmarks
     rng = np.random.default_rng(0)
     points = np.column_stack([rng.uniform(item.box[0], item.box[2], n), rng.uniform(item.box[1], item.box[3], n),
                               rng.uniform(0, 1, n)])
     points[0, 2] = 0.0
     shorts = Detection(7, 0.8, 0.8, item.box + 2.0, points, np.zeros(n, bool))
-    window.detections = [shorts]
+    window.session.detections = [shorts]
     # through the context menu's "Change category" submenu
     handle = _free_handle(canvas, item.id)
     menu = window.editor.context_menu(canvas.mapFromScene(handle.pos()))
@@ -181,7 +181,7 @@ def test_change_category_takes_the_overlapping_prediction(window, canvas, demo_p
 
 
 def test_add_an_item_by_drawing_a_box(window, canvas, demo_project, taxonomy, qtbot):
-    image_id = window.record.id
+    image_id = window.session.record.id
     before = {i.id for i in demo_project.annotations.for_image(image_id)}
     qtbot.keyClick(canvas, Qt.Key.Key_B)
     assert canvas.draw_mode
@@ -229,12 +229,12 @@ def test_escape_leaves_draw_mode_and_a_slip_adds_nothing(window, canvas, demo_pr
 
 
 def test_delete_then_undo_brings_the_item_back(window, canvas, demo_project, qtbot):
-    item = window.items[1]
+    item = window.session.items[1]
     handle = _free_handle(canvas, item.id)
     _click(canvas, handle.pos())  # clicking a landmark selects its item
     assert canvas.selected_id == item.id
     qtbot.keyClick(canvas, Qt.Key.Key_Delete)
-    assert item.id not in {i.id for i in demo_project.annotations.for_image(window.record.id)}
+    assert item.id not in {i.id for i in demo_project.annotations.for_image(window.session.record.id)}
     _settled(qtbot, window)
     assert item.id not in canvas.item_graphics
     window.undo_stack.undo()
@@ -245,7 +245,7 @@ def test_delete_then_undo_brings_the_item_back(window, canvas, demo_project, qtb
 
 
 def test_moving_several_landmarks_is_one_undo_step(window, canvas, demo_project, qtbot):
-    first, second = window.items[0], window.items[1]
+    first, second = window.session.items[0], window.session.items[1]
     a = _free_handle(canvas, first.id)
     b = next(h for h in canvas.landmark_items
              if h.annotation_id == first.id and h is not a and _hits(canvas, h.pos(), h))
@@ -272,7 +272,7 @@ def test_moving_several_landmarks_is_one_undo_step(window, canvas, demo_project,
 
 
 def test_shift_drag_selects_landmarks_in_a_rubber_band(window, canvas, qtbot):
-    item = window.items[0]
+    item = window.session.items[0]
     graphic = canvas.item_graphics[item.id]
     shown = graphic.points[graphic.shown()]
     lo, hi = shown.min(axis=0), shown.max(axis=0)
@@ -314,14 +314,14 @@ def _detection_label_point(canvas):
 
 
 def test_accept_a_detection_by_click_and_enter(window, canvas, demo_project, qtbot):
-    image_id = window.record.id
+    image_id = window.session.record.id
     before = {i.id for i in demo_project.annotations.for_image(image_id)}
     graphic, at = _detection_label_point(canvas)
     _click(canvas, at)
     assert canvas.selected_detection == graphic.index and graphic.selected
     qtbot.keyClick(canvas, Qt.Key.Key_Return)
     (new,) = [i for i in demo_project.annotations.for_image(image_id) if i.id not in before]
-    det = window.detections[graphic.index]
+    det = window.session.detections[graphic.index]
     assert new.origin == "predicted" and new.category_id == det.category_id
     np.testing.assert_allclose(new.box, det.box)
     np.testing.assert_allclose(new.landmarks[:, :2], det.landmarks[:, :2])
@@ -337,7 +337,7 @@ def test_accept_a_detection_by_click_and_enter(window, canvas, demo_project, qtb
 
 
 def test_accept_a_detection_that_is_not_stored_adds_it_as_it_is(window, canvas, demo_project, qtbot):
-    det = window.detections[0]
+    det = window.session.detections[0]
     moved = Detection(det.category_id, det.score, det.box_score, det.box + 3.0, det.landmarks + [3.0, 3.0, 0.0],
                       det.refined)
     new_id = window.editor.accept_detection(moved)
@@ -348,18 +348,18 @@ def test_accept_a_detection_that_is_not_stored_adds_it_as_it_is(window, canvas, 
 
 
 def test_accept_a_detection_from_its_context_menu(window, canvas, demo_project, qtbot):
-    count = len(demo_project.annotations.for_image(window.record.id))
+    count = len(demo_project.annotations.for_image(window.session.record.id))
     graphic, at = _detection_label_point(canvas)
     menu = window.editor.context_menu(canvas.mapFromScene(at))
     assert canvas.selected_detection == graphic.index
     (accept,) = [a for a in menu.actions() if a.text().startswith("Accept prediction")]
     accept.trigger()
-    assert len(demo_project.annotations.for_image(window.record.id)) == count + 1
+    assert len(demo_project.annotations.for_image(window.session.record.id)) == count + 1
 
 
 def test_every_edit_is_in_the_project_file_at_once(window, canvas, demo_project, qtbot):
     """Nothing waits for a save: a second connection to the project file sees each edit immediately."""
-    item = window.items[0]
+    item = window.session.items[0]
     handle = _free_handle(canvas, item.id)
     _click(canvas, handle.pos())
     qtbot.keyClick(canvas, Qt.Key.Key_X)
@@ -371,7 +371,7 @@ def test_every_edit_is_in_the_project_file_at_once(window, canvas, demo_project,
 
 
 def test_an_edit_the_store_refuses_is_shown_not_raised(window, canvas, demo_project, qtbot):
-    item = window.items[0]
+    item = window.session.items[0]
     demo_project.annotations.delete_item(item.id)  # gone behind the window's back
     window.editor.set_box(item.id, np.array([1.0, 2.0, 30.0, 40.0]))
     assert "resize box" in window.statusBar().currentMessage()
@@ -379,7 +379,7 @@ def test_an_edit_the_store_refuses_is_shown_not_raised(window, canvas, demo_proj
 
 
 def test_tab_cycles_items_and_clicking_an_outline_selects(window, canvas, qtbot):
-    ids = [i.id for i in window.items]
+    ids = [i.id for i in window.session.items]
     qtbot.keyClick(canvas, Qt.Key.Key_Tab)
     assert canvas.selected_id == ids[0]
     qtbot.keyClick(canvas, Qt.Key.Key_Tab)

@@ -33,7 +33,7 @@ def opaque(rgba: np.ndarray) -> np.ndarray:
 
 
 def _expected(window, source, index) -> np.ndarray:
-    heads = window.model.cached(window.record.id)
+    heads = window.session.model.cached(window.session.record.id)
     p = window.params()
     sigma = (p.sigma_center if source == "center" else p.sigma_keypoint) if p.heatmap_rescoring else 0.0
     return colorize(heatmap_view(heads, source, index, sigma).values)
@@ -56,13 +56,14 @@ def test_colour_bar_shows_the_overlay_scale(window):
 def _two_blobs(window) -> None:
     """Give the current image center heatmaps with one peak in class 5 (index 4) at map (10, 8) and one
     in class 8 (index 7) at map (20, 24): the random model's maps are almost flat."""
-    heads = window.model.cached(window.record.id)
+    heads = window.session.model.cached(window.session.record.id)
     h, w = heads.map_size
     yy, xx = np.mgrid[0:h, 0:w]
     hm = np.full_like(heads.hm, 0.02)
     hm[4] = np.maximum(hm[4], 0.9 * np.exp(-((xx - 10) ** 2 + (yy - 8) ** 2) / 4.0))
     hm[7] = np.maximum(hm[7], 0.7 * np.exp(-((xx - 20) ** 2 + (yy - 24) ** 2) / 4.0))
-    window.model.cache.put(window.record.id, replace(heads, hm=hm.astype(np.float32)), window.model.tta.key())
+    model = window.session.model
+    model.cache.put(window.session.record.id, replace(heads, hm=hm.astype(np.float32)), model.tta.key())
 
 
 def test_one_class_or_the_max_over_classes(window):
@@ -83,14 +84,14 @@ def test_one_class_or_the_max_over_classes(window):
     assert shown_class[8, 10, 3] > 200 and shown_class[24, 20, 3] < 20  # only class 5's
 
     panel.smoothed.setChecked(False)  # before rescoring: the raw heatmap
-    raw = colorize(heatmap_view(window.model.cached(window.record.id), "center", 4, 0.0).values)
+    raw = colorize(heatmap_view(window.session.model.cached(window.session.record.id), "center", 4, 0.0).values)
     _same(_rgba(window.canvas._heat.pixmap()), raw)
     assert not np.array_equal(raw, colorize(_expected_values(window, "center", 4)))
 
 
 def _expected_values(window, source, index) -> np.ndarray:
     p = window.params()
-    return heatmap_view(window.model.cached(window.record.id), source, index, p.sigma_center).values
+    return heatmap_view(window.session.model.cached(window.session.record.id), source, index, p.sigma_center).values
 
 
 def test_side_by_side_shows_the_heatmap_beside_the_image_in_step(window, qtbot):
@@ -100,7 +101,7 @@ def test_side_by_side_shows_the_heatmap_beside_the_image_in_step(window, qtbot):
     panel.side_by_side.setChecked(True)
     assert side.isVisible() and window.canvas.isVisible()
     assert side.width() > 100 and window.canvas.width() > 100  # both halves of the splitter have room
-    heads = window.model.cached(window.record.id)
+    heads = window.session.model.cached(window.session.record.id)
     pixmap = side.heat_pixmap()
     assert pixmap is not None and (pixmap.height(), pixmap.width()) == heads.map_size
     _same(_rgba(pixmap), opaque(_expected(window, "group", 2)))

@@ -39,7 +39,7 @@ def test_help_lists_every_shortcut_by_menu(window, qtbot):
 def test_about_names_the_model_and_project(window):
     box = show_about(window)
     assert box.isVisible() and "DeepMark Studio" in box.text()
-    assert window.model.describe() in box.text() and window.project.where in box.text()
+    assert window.session.model.describe() in box.text() and window.session.project.where in box.text()
 
 
 def test_layout_and_parameters_survive_a_restart(qtbot, tiny_model, isolated_settings):
@@ -64,11 +64,11 @@ def test_layout_and_parameters_survive_a_restart(qtbot, tiny_model, isolated_set
     assert second.heatmap_panel.opacity.value() == 25
     assert second.findChild(QDockWidget, "Images").isHidden()
     assert not second.findChild(QDockWidget, "Post-processing").isHidden()
-    assert second.model is not None and second.model.path == tiny_model
+    assert second.session.model is not None and second.session.model.path == tiny_model
 
 
 def test_unusable_saved_settings_are_ignored(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr("deepmark.app.window.default_model_path", lambda: tmp_path / "absent.onnx")
+    monkeypatch.setattr("deepmark.core.studio.session.default_model_path", lambda: tmp_path / "absent.onnx")
     settings = studio_settings()
     settings.setValue(PARAMS, '{"alpha": 7, "not_a_param": 1}')
     settings.setValue("window/geometry", "garbage")
@@ -86,7 +86,7 @@ def test_the_demo_folder_is_removed_when_the_window_closes(qtbot, tiny_model):
     qtbot.addWidget(window)
     folder = window.demo_folder.path
     assert folder.is_dir() and any(folder.iterdir())
-    assert window.project.where.startswith(str(folder))
+    assert window.session.project.where.startswith(str(folder))
     window.close()
     assert not folder.exists()
 
@@ -98,7 +98,7 @@ def test_the_demo_folder_is_removed_when_the_app_exits(qtbot, tiny_model):
     qtbot.addWidget(window)
     folder = window.demo_folder.path
     QApplication.instance().aboutToQuit.emit()  # what app.exec() does on the way out
-    assert not folder.exists() and window.project is None
+    assert not folder.exists() and window.session.project is None
     window.close()  # and closing afterwards is harmless
 
 

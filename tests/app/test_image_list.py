@@ -41,19 +41,19 @@ def test_status_and_category_filters(window, demo_project, qtbot):
     expect = sorted(i for i, cats in items.items() if category in cats)
     window.image_model.fetch_all()
     assert [window.image_model.record(r).id for r in range(window.image_model.rowCount())] == expect
-    assert window.record.id in expect  # the current image is one of those shown
+    assert window.session.record.id in expect  # the current image is one of those shown
 
 
 def test_score_and_corrections_filters(window, demo_project, qtbot):
     bar = window.filter_bar
-    assert window.model.runs == 1  # the first image was detected and stored (random model: low scores)
+    assert window.session.model.runs == 1  # the first image was detected and stored (random model: low scores)
     bar.score.setValue(0.99)
-    assert [window.image_model.record(r).id for r in range(window.image_model.rowCount())] == [window.record.id]
+    assert [window.image_model.record(r).id for r in range(window.image_model.rowCount())] == [window.session.record.id]
     bar.score.setValue(0.0)  # "any"
     assert window.image_model.rowCount() == 8
     bar.corrections.setChecked(True)
     assert window.image_model.rowCount() == 0
-    item = window.items[0]
+    item = window.session.items[0]
     demo_project.annotations.set_landmark(item.id, 0, x=float(item.landmarks[0, 0]) + 3.0)
     bar.corrections.setChecked(False)
     bar.corrections.setChecked(True)
@@ -64,7 +64,7 @@ def test_search_by_file_name(window, qtbot):
     window.filter_bar.search.setText("000003")
     qtbot.waitUntil(lambda: window.image_model.rowCount() == 1, timeout=2000)
     assert window.image_model.record(0).path.endswith("000003.jpg")
-    assert window.record.path.endswith("000003.jpg")  # the only match is shown
+    assert window.session.record.path.endswith("000003.jpg")  # the only match is shown
     window.filter_bar.search.setText("no such name")
     qtbot.waitUntil(lambda: window.image_model.rowCount() == 0, timeout=2000)
     window.filter_bar.search.clear()
@@ -117,10 +117,10 @@ def test_recent_projects(window, demo_project, tmp_path, qtbot):
     assert recent.recent_projects()[0] == str(__import__("pathlib").Path(demo_project.where).resolve())
     other = tmp_path / "other.deepmark"
     Project.create(other).close()
-    from deepmark.app.menus import _open
+    from deepmark.app.menus import open_project_file
 
-    _open(window, str(other), False)
-    assert window.project.where == str(other)
+    open_project_file(window, str(other), False)
+    assert window.session.project.where == str(other)
     paths = recent.recent_projects()
     assert paths[0] == str(other.resolve()) and len(paths) == 2
     recent.fill_menu(window, window.recent_menu)
@@ -138,9 +138,9 @@ def test_recent_projects(window, demo_project, tmp_path, qtbot):
 def test_opening_a_missing_recent_project_is_reported(window, tmp_path):
     gone = str(tmp_path / "gone.deepmark")
     recent.remember(gone)
-    from deepmark.app.menus import _open
+    from deepmark.app.menus import open_project_file
 
-    recent.open_recent(window, gone, _open)
+    recent.open_recent(window, gone, open_project_file)
     assert "no longer exists" in window.statusBar().currentMessage()
     assert gone not in recent.recent_projects()
 
@@ -149,7 +149,7 @@ def test_a_dropped_project_file_is_opened(window, tmp_path):
     other = tmp_path / "dropped.deepmark"
     Project.create(other).close()
     window.open_paths([other])
-    assert window.project.where == str(other) and window.image_model.rowCount() == 0
+    assert window.session.project.where == str(other) and window.image_model.rowCount() == 0
 
 
 @pytest.fixture(scope="module")

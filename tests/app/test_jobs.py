@@ -16,36 +16,36 @@ def _wait_done(qtbot, window, timeout=30000):
 
 
 def test_run_on_all_images(window, demo_project, qtbot, isolated_cache, monkeypatch):
-    shown = window.record.id
+    shown = window.session.record.id
     calls = []
-    original = window.run_model
-    monkeypatch.setattr(window, "run_model", lambda: (calls.append(window.record.id), original())[1])
-    runs_before = window.model.runs
+    original = window.session.run_model
+    monkeypatch.setattr(window.session, "run_model", lambda: (calls.append(window.session.record.id), original())[1])
+    runs_before = window.session.model.runs
     run_on_all(window)
     assert jobs_of(window).panel.isVisible() or jobs_of(window).last_report is not None
     report = _wait_done(qtbot, window)
     assert not report.errors and len(report.processed_ids) == 8
     # the first image was already detected when shown: stored once, under the same run
     assert report.already == 1 and report.stored == 7 and report.network_runs == 7
-    run_id = window.model.run_id(demo_project, window.params())
+    run_id = window.session.model.run_id(demo_project, window.params())
     for record in demo_project.images.page():
         assert demo_project.predictions.for_image(record.id, run_id)
         assert record.status == "predicted"
     assert len(demo_project.model_runs.list()) == 1
     assert len(list((isolated_cache / "heads").rglob("*.npz"))) == 8  # the shown image's too
     assert calls in ([], [shown])  # the view refreshed at most for the image shown, never per image
-    assert window.model.runs == runs_before  # the job ran the network, not the live model
+    assert window.session.model.runs == runs_before  # the job ran the network, not the live model
     assert all(window.image_model.record(r).status == "predicted" for r in range(8))  # rows re-read once
     assert "8/8 images" in window.statusBar().currentMessage()
 
     # afterwards: another image's heads come from the disk cache, and sliders only re-decode
     window.select_row(4)
-    assert window.detections and window.model.runs == runs_before
+    assert window.session.detections and window.session.model.runs == runs_before
     window.params_panel.numbers["score_threshold"].spin.setValue(0.5)
     qtbot.wait(50)
     window.params_panel.numbers["score_threshold"].spin.setValue(0.0)
-    qtbot.waitUntil(lambda: len(window.detections) > 0, timeout=2000)
-    assert window.model.runs == runs_before
+    qtbot.waitUntil(lambda: len(window.session.detections) > 0, timeout=2000)
+    assert window.session.model.runs == runs_before
 
 
 def test_run_on_selected_images(window, demo_project, qtbot):
@@ -95,7 +95,7 @@ def test_a_corrupt_image_is_reported_and_the_rest_processed(window, demo_project
 
 
 def test_a_second_job_waits_for_the_first(window, qtbot):
-    assert jobs_of(window).start(window.project.images.ids())
+    assert jobs_of(window).start(window.session.project.images.ids())
     assert not jobs_of(window).start([1])
     assert "already running" in window.statusBar().currentMessage()
     _wait_done(qtbot, window)
@@ -130,7 +130,7 @@ def test_a_checkpoint_can_be_chosen(window, tmp_path, semantic62, qtbot):
                   "grouping": "semantic62", "input_size": [128, 96]}
     torch.save(checkpoint, tmp_path / "model.pt")
     assert window.set_model_path(tmp_path / "model.pt")
-    assert window.model.path.suffix == ".pt" and window.detections
+    assert window.session.model.path.suffix == ".pt" and window.session.detections
     dialog = show_model_info(window)
     assert "checkpoint" in dialog.labels["Format"].text()
     run_on_all(window)

@@ -29,7 +29,7 @@ def test_saving_a_preset_stores_it_and_choosing_it_restores_the_panel(window, de
     assert panel.numbers["alpha"].value() == pytest.approx(0.3)
     assert not panel.switches["nms"].isChecked() and not panel.numbers["nms_iou"].isEnabled()
     qtbot.waitUntil(lambda: window.statusBar().currentMessage().endswith("ms)"), timeout=2000)  # re-decoded
-    assert window.model.runs == 1
+    assert window.session.model.runs == 1
 
 
 def test_save_as_asks_for_a_name_without_blocking(window, demo_project):
@@ -88,23 +88,23 @@ def test_model_default_params_come_from_the_metadata(tiny_model):
 
 def test_flip_and_multiscale_run_the_network_once_each_then_come_from_the_cache(window):
     panel = window.params_panel
-    assert window.model.runs == 1
-    plain = window.model.cached(window.record.id)
+    assert window.session.model.runs == 1
+    plain = window.session.model.cached(window.session.record.id)
     panel.flip.setChecked(True)
-    assert window.model.tta.flip and window.model.runs == 2
-    flipped = window.model.cached(window.record.id)
+    assert window.session.model.tta.flip and window.session.model.runs == 2
+    flipped = window.session.model.cached(window.session.record.id)
     assert flipped is not None and flipped is not plain
     panel.flip.setChecked(False)
-    assert window.model.runs == 2 and window.model.cached(window.record.id) is plain
+    assert window.session.model.runs == 2 and window.session.model.cached(window.session.record.id) is plain
     panel.flip.setChecked(True)
-    assert window.model.runs == 2 and window.model.cached(window.record.id) is flipped
+    assert window.session.model.runs == 2 and window.session.model.cached(window.session.record.id) is flipped
     panel.multiscale.setChecked(True)
-    assert window.model.tta.scales == PAPER_SCALES and window.model.runs == 3
+    assert window.session.model.tta.scales == PAPER_SCALES and window.session.model.runs == 3
     panel.multiscale.setChecked(False)
     panel.flip.setChecked(False)
-    assert window.model.runs == 3
+    assert window.session.model.runs == 3
     # a newly loaded model keeps the switches (its heads may come from the disk heads cache: no count)
     panel.flip.setChecked(True)
-    assert window.model.runs == 3
-    assert window.set_model_path(window.model.path)
-    assert window.model.tta.flip and window.model.cached(window.record.id) is not None
+    assert window.session.model.runs == 3
+    assert window.set_model_path(window.session.model.path)
+    assert window.session.model.tta.flip and window.session.model.cached(window.session.record.id) is not None

@@ -66,7 +66,7 @@ def test_summary_by_category(window, demo_project, qtbot, taxonomy):
 
 def test_predictions_never_overwrite_a_human_correction(window, demo_project, tiny_model):
     aid, idx, at = _first_landmark(window)
-    image_id = window.record.id
+    image_id = window.session.record.id
     window._landmark_moved(aid, idx, (at.x(), at.y()), (at.x() + 6.0, at.y() - 2.0))
     window.set_status("accepted", advance=False)
     corrected = demo_project.annotations.for_image(image_id)
@@ -77,7 +77,7 @@ def test_predictions_never_overwrite_a_human_correction(window, demo_project, ti
     window.select_row(1)
     window.select_row(0)
     assert len(demo_project.model_runs.list()) == 2
-    assert len(demo_project.predictions.for_image(image_id)) == 2 * len(window.detections)
+    assert len(demo_project.predictions.for_image(image_id)) == 2 * len(window.session.detections)
     # ... and predictions stored straight through the store, one over every corrected item's place
     run = demo_project.model_runs.add("another detector")
     dets = [Detection(item.category_id, 0.99, 0.99, item.box + 5.0,

@@ -6,15 +6,15 @@ from deepmark.app.main import build_window, parse_args
 
 
 def test_without_a_model_the_window_says_so_and_still_works(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr("deepmark.app.window.default_model_path", lambda: tmp_path / "absent.onnx")
+    monkeypatch.setattr("deepmark.core.studio.session.default_model_path", lambda: tmp_path / "absent.onnx")
     window = build_window(parse_args(["--demo"]))
     qtbot.addWidget(window)
-    assert window.model is None
+    assert window.session.model is None
     assert "no model" in window.model_label.text()
     assert "default model is not installed" in window.statusBar().currentMessage()
     assert window.image_model.rowCount() == 8 and window.canvas.landmark_items
     window.step(1)
-    assert window.current_row() == 1 and window.detections == []
+    assert window.current_row() == 1 and window.session.detections == []
     assert not window.set_model_path(tmp_path / "absent.onnx")  # a chosen file that is missing: reported
 
 
@@ -28,7 +28,7 @@ def test_project_and_paths_from_the_command_line(qtbot, tmp_path, tiny_model):
     assert target.exists()
     qtbot.waitUntil(lambda: window.adding.task is None, timeout=10000)  # paths are added in the background
     assert window.image_model.rowCount() == 1
-    assert window.model is not None and window.model.runs == 1
+    assert window.session.model is not None and window.session.model.runs == 1
 
 
 def test_a_project_that_cannot_be_opened_is_reported(qtbot, tmp_path):
@@ -36,7 +36,7 @@ def test_a_project_that_cannot_be_opened_is_reported(qtbot, tmp_path):
     bogus.write_text("not a database")
     window = build_window(parse_args(["--project", str(bogus), "--model", str(tmp_path / "none.onnx")]))
     qtbot.addWidget(window)
-    assert window.project is None
+    assert window.session.project is None
     assert "cannot open the project" in window.statusBar().currentMessage()
 
 

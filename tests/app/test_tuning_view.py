@@ -26,7 +26,7 @@ def _biased_heads_in_cache(window, demo_project, taxonomy, semantic62):
     """Heads for the labels themselves, landmark peaks 0.8 map px off: trusting the regression (γ = 0) wins.
     Put in the live model's cache, so the view uses them and runs no network."""
     rng = np.random.default_rng(5)
-    model = window.model
+    model = window.session.model
     for record in demo_project.images.page(limit=100):
         items = [r.to_item() for r in demo_project.annotations.for_image(record.id)]
         h = simulated_heads(items, (record.width, record.height), taxonomy, semantic62, rng, noise=0.02)
@@ -54,11 +54,11 @@ def test_run_plots_every_sweep_and_applying_the_best_sets_the_panel(window, view
                                                                    semantic62):
     _biased_heads_in_cache(window, demo_project, taxonomy, semantic62)
     window.params_panel.apply(PostprocessParams.all_techniques(gamma=1.0, score_threshold=0.0))
-    runs = window.model.runs
+    runs = window.session.model.runs
     view.run_button.click()
     assert view.busy() and not view.run_button.isEnabled() and view.cancel_button.isEnabled()
     _wait(view, qtbot)
-    assert window.model.runs == runs  # every labelled image's heads came from the live model's cache
+    assert window.session.model.runs == runs  # every labelled image's heads came from the live model's cache
     report = view.report
     assert report is not None and report.num_images == 8
     for name, values in SPEC.sweeps.items():
@@ -75,11 +75,11 @@ def test_run_plots_every_sweep_and_applying_the_best_sets_the_panel(window, view
     view.apply_button.click()
     assert window.params() == report.best and window.params().gamma == 0.0
     assert window.params_panel.numbers["gamma"].value() == 0.0
-    assert window.model.runs == runs
+    assert window.session.model.runs == runs
 
 
 def test_tuning_runs_the_network_once_per_labelled_image(window, view, qtbot):
-    assert window.model.runs == 1  # the first image, shown at start
+    assert window.session.model.runs == 1  # the first image, shown at start
     view.run_button.click()
     _wait(view, qtbot)
     assert view.report is not None, view.status.text()
@@ -92,7 +92,7 @@ def test_tuning_runs_the_network_once_per_labelled_image(window, view, qtbot):
     first = view.report
     _wait(view, qtbot)
     assert view.report is not first
-    assert all(view._session.heads[i] is h for i, h in computed.items() if window.model.cached(i) is None)
+    assert all(view._session.heads[i] is h for i, h in computed.items() if window.session.model.cached(i) is None)
     np.testing.assert_allclose(view.report.sweeps["alpha"].map_pt, first.sweeps["alpha"].map_pt)
 
 

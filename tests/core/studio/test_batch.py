@@ -11,8 +11,8 @@ from deepmark.core.domain.structures import PostprocessParams
 from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 from deepmark.core.studio.batch import BatchProgress, run_batch
-from deepmark.core.studio.heads_cache import HeadsDiskCache, image_key, model_key
 from deepmark.core.studio.display import open_demo_project
+from deepmark.core.studio.heads_cache import HeadsDiskCache, image_key, model_key
 from deepmark.core.studio.live import LiveModel
 
 PARAMS = PostprocessParams.all_techniques(score_threshold=0.0, max_detections=5)

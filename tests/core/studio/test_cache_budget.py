@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from deepmark.core.studio.heads_cache import HeadsDiskCache
 from deepmark.core.studio.cache import CacheBudget, budget_from_env
+from deepmark.core.studio.heads_cache import HeadsDiskCache
 from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 

@@ -1,0 +1,229 @@
+"""The state of one studio window, without Qt (in the spirit of napari's ``ViewerModel``): the open project,
+the model, the current image with its stored items and live detections, the post-processing parameters,
+and the load → heads → decode → store sequence. The window only shows it and forwards user intent to it.
+
+Listeners subscribe to named events with ``session.events.connect(name, callback)``:
+
+- ``project`` — another project is open (or none); the image, items and detections were cleared;
+- ``model`` — another model is loaded;
+- ``image`` — another image is current (``rgb`` may be None when it could not be read);
+- ``items`` — the current image's stored items were re-read;
+- ``detections`` — the current image's detections were decoded again (``heads`` may have changed too);
+- ``record`` — the current image's row changed in the store (status, counts);
+- ``error`` / ``info`` — a message for the user (one line; the session never raises for a user action).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from deepmark.core.domain.structures import Detection, PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import Taxonomy, load_taxonomy
+from deepmark.core.errors import DeepMarkError
+from deepmark.core.imaging.read import read_image
+from deepmark.core.inference.detector import TestTimeAugmentation, default_model_path
+from deepmark.core.store import ImageRecord, ItemRecord, Project
+from deepmark.core.studio.heads_cache import image_key
+from deepmark.core.studio.live import LiveModel
+
+EVENTS = ("project", "model", "image", "items", "detections", "record", "error", "info")
+
+
+class Events:
+    """Named callback lists: ``connect(name, fn)``, ``disconnect(name, fn)``, ``emit(name, *args)``.
+    Callbacks run in the emitting thread, in connection order."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self._callbacks: dict[str, list[Callable[..., object]]] = {name: [] for name in names}
+
+    def _list(self, name: str) -> list[Callable[..., object]]:
+        try:
+            return self._callbacks[name]
+        except KeyError:
+            raise DeepMarkError(f"no session event {name!r}; events: {', '.join(self._callbacks)}") from None
+
+    def connect(self, name: str, callback: Callable[..., object]) -> None:
+        self._list(name).append(callback)
+
+    def disconnect(self, name: str, callback: Callable[..., object]) -> None:
+        callbacks = self._list(name)
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    def emit(self, name: str, *args: object) -> None:
+        for callback in list(self._list(name)):
+            callback(*args)
+
+
+class Session:
+    """One window's project, model, current image and parameters. Every method that acts for the user
+    reports problems through the ``error`` event and leaves the state consistent; none raises
+    ``DeepMarkError``."""
+
+    def __init__(self, params: PostprocessParams | None = None, taxonomy: Taxonomy | None = None,
+                 heads_dir: str | Path | None = None) -> None:
+        self.taxonomy = taxonomy or load_taxonomy()
+        self.heads_dir = heads_dir  # the disk heads cache every model of this session uses (None: memory only)
+        self.events = Events(EVENTS)
+        self.project: Project | None = None
+        self.model: LiveModel | None = None
+        self.record: ImageRecord | None = None
+        self.rgb: np.ndarray | None = None  # (H, W, 3) uint8 RGB of the current image
+        self.items: list[ItemRecord] = []
+        self.detections: list[Detection] = []
+        self.params = params or PostprocessParams.all_techniques()
+        self.tta = TestTimeAugmentation()
+
+    # -- project -------------------------------------------------------------------------------
+
+    def open_project(self, project: Project) -> None:
+        """Make ``project`` the open one (the previous one is closed); the current image is cleared."""
+        if self.project is not None and self.project is not project:
+            self.project.close()
+        if self.model is not None and self.project is not project:
+            self.model.forget()  # cached heads are per image id, and ids name other images in another project
+        self.project = project
+        self._clear_image()
+        self.events.emit("project")
+
+    def close_project(self) -> None:
+        if self.project is not None:
+            self.project.close()
+        self.project = None
+        self._clear_image()
+        self.events.emit("project")
+
+    def shutdown(self) -> None:
+        """Close the project without telling anyone (the window is closing)."""
+        if self.project is not None:
+            self.project.close()
+        self.project = None
+        self._clear_image()
+
+    def _clear_image(self) -> None:
+        self.record, self.rgb, self.items, self.detections = None, None, [], []
+
+    # -- model ---------------------------------------------------------------------------------
+
+    def load_model(self, path: str | Path | None = None) -> bool:
+        """Load a model file (None: the bundled default). A file that does not load leaves the model in use
+        in place and says so (``error``); then False."""
+        target = Path(path) if path is not None else default_model_path()
+        try:
+            model = LiveModel.load(target, heads_dir=self.heads_dir)
+        except DeepMarkError as exc:
+            message = str(exc)
+            if path is None:
+                message = (f"the default model is not installed yet ({exc}); choose one with Model → Choose model "
+                           "file…")
+            elif self.model is not None:
+                message = f"{exc} (still using {self.model.path.name})"
+            self.events.emit("error", message)
+            return False
+        model.tta = self.tta
+        self.model = model
+        self.events.emit("model")
+        self.events.emit("info", f"model loaded: {model.describe()}")
+        self.run_model()
+        return True
+
+    def set_tta(self, tta: TestTimeAugmentation) -> None:
+        """Switch test-time augmentation: the current image's heads for it are computed once (a network run);
+        every setting's heads stay cached, so switching back only re-decodes."""
+        self.tta = tta
+        if self.model is not None:
+            self.model.tta = tta
+            self.run_model()
+
+    # -- parameters ----------------------------------------------------------------------------
+
+    def set_params(self, params: PostprocessParams) -> float | None:
+        """New post-processing parameters: re-decode the cached heads (never the network); ``redecode``'s
+        time."""
+        self.params = params
+        return self.redecode()
+
+    # -- current image -------------------------------------------------------------------------
+
+    def show_image(self, record: ImageRecord) -> None:
+        """Make ``record`` the current image: read it, its stored items, then its detections."""
+        self.record = record
+        self.detections = []
+        try:
+            self.rgb = read_image(self.project.absolute_path(record.path)) if self.project else None
+        except DeepMarkError as exc:
+            self.rgb = None
+            self.events.emit("error", f"cannot show {record.path}: {exc}")
+        self.events.emit("image")
+        self.reload_items()
+        self.events.emit("detections")
+        if self.rgb is not None:
+            self.run_model()
+
+    def reload_items(self) -> None:
+        """Re-read the current image's stored items (after an edit, an undo or an import)."""
+        if self.record is None or self.project is None:
+            return
+        try:
+            self.items = self.project.annotations.for_image(self.record.id)
+        except DeepMarkError as exc:
+            self.items = []
+            self.events.emit("error", str(exc))
+        self.events.emit("items")
+
+    def refresh_record(self, record: ImageRecord | None) -> None:
+        """The current image's row as the store now has it (``record`` None: not the current image)."""
+        if record is not None and self.record is not None and record.id == self.record.id:
+            self.record = record
+            self.events.emit("record")
+
+    def item(self, annotation_id: int) -> ItemRecord | None:
+        return next((i for i in self.items if i.id == annotation_id), None)
+
+    # -- load → heads → decode → store ---------------------------------------------------------
+
+    def heads(self) -> RawHeads | None:
+        """The current image's cached heads for the current TTA setting (never runs the network)."""
+        if self.model is None or self.record is None:
+            return None
+        return self.model.cached(self.record.id)
+
+    def run_model(self) -> None:
+        """Heads of the current image (cache first, else the network), decode, and store the predictions
+        once per model run (``record`` follows when the image's row changed)."""
+        if self.model is None or self.record is None or self.rgb is None:
+            return
+        try:
+            self.model.heads(self.record.id, self.rgb, image_key(self.record))
+        except DeepMarkError as exc:
+            self.events.emit("error", f"{self.record.path}: the model failed ({exc})")
+            return
+        self.redecode()
+        try:
+            if self.model.store_predictions(self.project, self.record.id, self.detections, self.params):
+                self.refresh_record(self.project.images.get(self.record.id))
+        except DeepMarkError as exc:
+            self.events.emit("error", f"predictions not stored: {exc}")
+
+    def redecode(self) -> float | None:
+        """Decode the cached heads with the parameters (``detections`` follows); the decode time in ms, None
+        when there were no heads."""
+        import time
+
+        heads = self.heads()
+        elapsed = None
+        if heads is None:
+            self.detections = []
+        else:
+            start = time.perf_counter()
+            try:
+                self.detections = self.model.decode(heads, self.params)
+            except DeepMarkError as exc:
+                self.events.emit("error", f"decode failed: {exc}")
+                self.detections = []
+            elapsed = (time.perf_counter() - start) * 1000
+        self.events.emit("detections")
+        return elapsed
