@@ -2,7 +2,8 @@
 as the yardstick for ``bench/decode.py``: 3×3 max-pool NMS, per-class then global top-K, regressed
 keypoints from the integer center, per-joint top-K heatmap peaks, a K×K distance matrix per joint and
 nearest-peak replacement with the three rejection rules. All J joints for every candidate, as CenterNet
-does. Needs torch (``pip install torch==2.13.0``)."""
+does. Imported by ``bench/decode.py --torch``; needs torch, which the project's venv has with the
+``train`` or ``test`` extras (``.venv/bin/pip install -e ".[test]"``)."""
 
 from __future__ import annotations
 

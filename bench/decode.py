@@ -1,6 +1,6 @@
 """Benchmark of ``deepmark.core.centernet.decode`` (a script, not a test): median and p95 decode time per image.
 
-    python bench/decode.py [--runs 200] [--torch] [--heads DIR] [--cold] [--kinds scene noise model]
+    .venv/bin/python bench/decode.py [--runs 200] [--torch] [--heads DIR] [--cold] [--kinds scene noise model]
 
 Maps of 64×64 and 128×128 (inputs 256² and 512²), 13 classes, the ``semantic62`` grouping (62 groups),
 K = 100. Two kinds of heads:
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmark.core.centernet.decode import decode_detections  # noqa: E402
-from deepmark.core.domain.structures import PostprocessParams, RawHeads  # noqa: E402
-from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy  # noqa: E402
-from deepmark.core.formats.heads_file import load_heads  # noqa: E402
-from deepmark.core.synthetic.simulate import random_scene, simulated_heads  # noqa: E402
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import PostprocessParams, RawHeads
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.formats.heads_file import load_heads
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 SETTINGS = {
     "baseline": PostprocessParams(),

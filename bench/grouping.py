@@ -1,6 +1,6 @@
 """Keypoint-grouping benchmark (a script, not a test), like DeepMark++ Figure 4 / Figure 12.
 
-    python bench/grouping.py [--arch mobilenetv2] [--batch 8] [--size 256] [--steps 10]
+    .venv/bin/python bench/grouping.py [--arch mobilenetv2] [--batch 8] [--size 256] [--steps 10]
 
 For the groupings `none` (294 channels, 901 outputs), `agg81` and `semantic62` (205 outputs), same
 backbone and batch: median time of one training step (forward + losses + backward + Adam step) on the

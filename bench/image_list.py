@@ -1,6 +1,6 @@
 """Image-list benchmark (a script, not a test): a 100,000-image project in the app's list.
 
-    python bench/image_list.py [--images 100000] [--runs 5] [--workdir DIR]
+    .venv/bin/python bench/image_list.py [--images 100000] [--runs 5] [--workdir DIR]
 
 1. build a project of N image rows (bulk insert; 10 % new, the rest accepted), one model run with 1-3
    predictions on every 10th image, an item on every 20th and a human correction on every 500th;
@@ -116,7 +116,7 @@ def bench_open(path: Path, runs: int) -> dict:
     results = []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", OPEN_CHILD, str(path)], capture_output=True, text=True,
-                             check=True, cwd=Path(__file__).resolve().parents[1],
+                             check=True,
                              env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
         rows, open_s, total_s = out.stdout.split()
         assert int(rows) == 256

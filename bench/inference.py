@@ -1,10 +1,11 @@
 """End-to-end detector speed (a script, not a test): pre-processing + inference + decode, images/s.
 
-    python bench/inference.py [--models resources/models/*.onnx] [--images 60] [--threads 2]
+    .venv/bin/python bench/inference.py [--models M.onnx ...] [--images 60] [--threads 2]
 
-Each model runs on real-sized synthetic images (320×320 garments, letterboxed to the input size) at
-256×256 and 512×512, batch 1, one after another as the app and `deepmark predict` do. Reported: median
-milliseconds per stage and images/s over the whole loop.
+Each model (default: the bundled ``models/*.onnx`` of ``deepmark.resources``) runs on real-sized synthetic
+images (320×320 garments, letterboxed to the input size) at 256×256 and 512×512, batch 1, one after another
+as the app and `deepmark predict` do. Reported: median milliseconds per stage and images/s over the whole
+loop.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmark.core.centernet.decode import decode_detections  # noqa: E402
-from deepmark.core.domain.structures import PostprocessParams, RawHeads  # noqa: E402
-from deepmark.core.imaging.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image  # noqa: E402
-from deepmark.core.inference.detector import Detector  # noqa: E402
-from deepmark.core.synthetic import SynthConfig, render_scene  # noqa: E402
+from deepmark.core.centernet.decode import decode_detections
+from deepmark.core.domain.structures import PostprocessParams, RawHeads
+from deepmark.core.imaging.preprocess import image_to_map, letterbox_affine, to_network_input, warp_image
+from deepmark.core.inference.detector import Detector
+from deepmark.core.synthetic import SynthConfig, render_scene
+from deepmark.core.util.resources import resource_path
 
 
 def run(detector: Detector, images: list[np.ndarray], size: int, params: PostprocessParams) -> dict[str, float]:
@@ -49,7 +51,7 @@ def run(detector: Detector, images: list[np.ndarray], size: int, params: Postpro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=sorted(str(p) for p in Path("resources/models").glob("*.onnx")))
+    parser.add_argument("--models", nargs="+", default=sorted(str(p) for p in resource_path("models").glob("*.onnx")))
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -1,14 +1,13 @@
 """Experiment, not part of the product: peak finding as a compiled numba kernel, to measure what the
 decode overhead of the four techniques would be without numpy's and OpenCV's per-call and per-row costs.
 
-    pip install numba          # not a project dependency
-    python bench/numba_peaks.py [--runs 300] [--heads runs/default/val-fp32/heads]
+    .venv/bin/pip install numba          # not a project dependency
+    .venv/bin/python bench/numba_peaks.py [--runs 300] [--heads runs/default/val-fp32/heads]
 
-Issue 2 asks for vectorised numpy only, so ``deepmark.core.centernet.peaks.find_peaks`` stays as it is; this script
-swaps
-it for ``find_peaks_compiled`` within its own process, checks both find the same peaks, and times the
-baseline against all four techniques + NMS (the warm protocol of ``bench/decode.py``). Results are in
-``docs/benchmarks.md`` (decode section).
+Issue 2 asks for vectorised numpy only, so ``deepmark.core.centernet.peaks.find_peaks`` stays as it is;
+this script swaps it for ``find_peaks_compiled`` within its own process, checks both find the same peaks,
+and times the baseline against all four techniques + NMS (the warm protocol of ``bench/decode.py``).
+Results are in ``docs/benchmarks.md`` (decode section).
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from decode import SETTINGS, make_heads, summary, time_settings  # noqa: E402  (bench/decode.py)
+from decode import SETTINGS, make_heads, summary, time_settings  # bench/decode.py, beside this script
 
-import deepmark.core.centernet.decode as core_decode  # noqa: E402
-from deepmark.core.centernet.peaks import Peaks, _rows_holding, find_peaks, gaussian_weights  # noqa: E402
-from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy  # noqa: E402
-from deepmark.core.formats.heads_file import load_heads  # noqa: E402
+import deepmark.core.centernet.decode as core_decode
+from deepmark.core.centernet.peaks import Peaks, _rows_holding, find_peaks, gaussian_weights
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.formats.heads_file import load_heads
 
 
 @numba.njit(cache=True)

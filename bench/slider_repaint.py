@@ -1,6 +1,6 @@
 """Benchmark of the app's slider → repainted canvas latency (a script, not a test).
 
-    python bench/slider_repaint.py [--moves 60] [--markdown]
+    .venv/bin/python bench/slider_repaint.py [--moves 60] [--markdown]
 
 Builds the real ``MainWindow`` offscreen (``QT_QPA_PLATFORM=offscreen``: Qt paints into its raster
 backing store exactly as on screen, only the final blit to a display is skipped) on the demo project,

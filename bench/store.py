@@ -1,6 +1,6 @@
 """Annotation-store benchmark (a script, not a test): the speed targets of the store.
 
-    python bench/store.py [--images 10000] [--big 100000] [--edits 300] [--workdir DIR] [--postgres-url URL]
+    .venv/bin/python bench/store.py [--images 10000] [--big 100000] [--edits 300] [--workdir DIR] [--postgres-url URL]
 
 1. import N DeepFashion2 annotation files (``image/`` + ``annos/``, 96×96 synthetic garments, 1-3 items
    each) into a new SQLite project: target ≤ 20 s for 10,000;
@@ -137,7 +137,7 @@ def bench_open(work: Path, n: int) -> dict:
     runs = []
     for _ in range(3):
         out = subprocess.run([sys.executable, "-c", OPEN_CHILD, str(path)], capture_output=True, text=True,
-                             check=True, cwd=Path(__file__).resolve().parents[1])
+                             check=True)
         count, open_list, with_imports = out.stdout.split()
         runs.append((float(open_list), float(with_imports)))
     assert int(count) == 50

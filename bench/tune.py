@@ -1,6 +1,6 @@
 """Benchmark of ``deepmark.core.evaluation.tune.grid_search`` (a script, not a test).
 
-    python bench/tune.py [--images 100] [--workers 1 2]
+    .venv/bin/python bench/tune.py [--images 100] [--workers 1 2]
 
 A 21 × 21 grid of (σ_c, σ_k) with all four techniques on, and a 21-point sweep of γ, over ``--images``
 labelled images with simulated 64×64 heads (256² input; 1–5 garments each, heatmap noise up to 0.05,
@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from deepmark.core.domain.structures import PostprocessParams  # noqa: E402
-from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy  # noqa: E402
-from deepmark.core.evaluation.tune import grid_search  # noqa: E402
-from deepmark.core.synthetic.simulate import random_scene, simulated_heads  # noqa: E402
+from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+from deepmark.core.evaluation.tune import grid_search
+from deepmark.core.synthetic.simulate import random_scene, simulated_heads
 
 
 def main() -> None:

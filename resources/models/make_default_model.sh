@@ -4,6 +4,8 @@
 #                                                                 # of ~6 min), export, measure
 #   bash resources/models/make_default_model.sh                  # export the committed weights, measure
 # Training checkpoints every 5 minutes and resumes from runs/default/last.pt: rerun after an interruption.
+# Uses the project's venv (.venv/bin/deepmark, .venv/bin/python; DEEPMARK= and PYTHON= override them), made by
+#   python3 -m venv .venv && .venv/bin/pip install -e ".[train]"
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEEPMARK=${DEEPMARK:-.venv/bin/deepmark}
