@@ -16,7 +16,7 @@ The chain, each step a function below (all lengths in output-map pixels until th
 6. score threshold, box NMS, ``max_detections``; then back to image pixels through the inverse transform.
 
 Everything is vectorised over candidates × landmarks × peaks: the app re-runs this on every slider move.
-``docs/decoding.md`` is the exact definition; ``tests/core/reference_decoder.py`` follows it with loops.
+``docs/decoding.md`` is the exact definition; ``tests/core/centernet/reference_decoder.py`` follows it with loops.
 """
 
 from __future__ import annotations

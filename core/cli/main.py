@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("train", help="train or resume a detector from a TOML run configuration")
-    p.add_argument("config", help="run configuration (see core/train_config.py)")
+    p.add_argument("config", help="run configuration (see core/training/config.py)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
