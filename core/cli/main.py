@@ -100,7 +100,7 @@ def cmd_eval(args) -> int:
     result = evaluate_detections(gt, {i: preds.get(i, []) for i in gt})
     print(result.table())
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+        write_text_atomically(args.json, json.dumps(result.to_dict(), indent=1))
     return EXIT_PARTIAL if gt_errors or pred_errors else EXIT_OK
 
 
@@ -155,7 +155,7 @@ def cmd_tune(args) -> int:
         result.save(out)
         print(f"wrote {out}")
     if args.best_params:
-        Path(args.best_params).write_text(json.dumps(result.best.__dict__, indent=1))
+        write_text_atomically(args.best_params, json.dumps(asdict(result.best), indent=1))
         print(f"wrote {args.best_params}")
     return EXIT_PARTIAL if gt_errors or head_errors else EXIT_OK
 
