@@ -3,7 +3,6 @@ an empty folder with no way back to the checkout (``deepmark`` is the only impor
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
