@@ -10,16 +10,10 @@ from typing import Any
 
 from PySide6.QtCore import QThread, Signal
 
-from deepmark.core.errors import DeepMarkError
-from deepmark.core.studio.tuning import TuningCancelled
+from deepmark.core.errors import Cancelled, DeepMarkError
 
 TaskFn = Callable[[Callable[[int, int, str], None], threading.Event], Any]
 """``fn(progress(done, total, stage), cancel)`` → the task's result."""
-
-
-class TaskCancelled(DeepMarkError):
-    """Raised by a task's progress callback once the task is cancelled, to stop a ``core`` call that reports
-    progress but has no cancel flag of its own (exports stage their files, imports commit whole batches)."""
 
 
 class BackgroundTask(QThread):
@@ -46,14 +40,16 @@ class BackgroundTask(QThread):
             self.wait(timeout_ms)
 
     def _progress(self, done: int, total: int, stage: str = "") -> None:
+        """Report progress; once cancelled, raise Cancelled to stop a ``core`` call that reports progress but
+        has no cancel flag of its own (exports stage their files, imports commit whole batches)."""
         self.progressed.emit(int(done), int(total), str(stage))
         if self.cancel_flag.is_set():
-            raise TaskCancelled("cancelled")
+            raise Cancelled("cancelled")
 
     def run(self) -> None:
         try:
             result = self.fn(self._progress, self.cancel_flag)
-        except (TuningCancelled, TaskCancelled):
+        except Cancelled:
             self.cancelled.emit()
         except DeepMarkError as exc:
             if self.cancel_flag.is_set():

@@ -71,8 +71,9 @@ class PresetsBar(QWidget):
                 # a preset saved by an older version with an unusable value is skipped, not fatal
                 for record in self.project.presets.list():
                     try:
-                        self._presets[record.name] = PostprocessParams(**record.params)
-                    except (DeepMarkError, TypeError):
+                        self._presets[record.name] = PostprocessParams.from_mapping(
+                            record.params, source=f"preset {record.name!r}")
+                    except DeepMarkError:
                         continue
             except DeepMarkError as exc:
                 self.error.emit(f"presets not readable: {exc}")

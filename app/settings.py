@@ -10,7 +10,7 @@ Anything unreadable in it (an older program's keys, hand edits) is ignored, neve
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,9 +68,15 @@ def saved_params() -> PostprocessParams | None:
         return None
     try:
         stored = json.loads(text)
-        known = {f.name for f in fields(PostprocessParams)}
-        return PostprocessParams(**{k: v for k, v in stored.items() if k in known})
-    except (ValueError, TypeError, AttributeError, DeepMarkError):
+    except ValueError:
+        return None
+    if not isinstance(stored, dict):
+        return None
+    known = PostprocessParams.field_names()
+    try:
+        return PostprocessParams.from_mapping({k: v for k, v in stored.items() if k in known},
+                                              source=f"saved settings {PARAMS}")
+    except DeepMarkError:
         return None
 
 

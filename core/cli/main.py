@@ -24,8 +24,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from deepmark.core import __version__
 from deepmark.core.cli.store import add_store_commands
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.util.atomic import write_text_atomically
+
+if TYPE_CHECKING:
+    from deepmark.core.domain.structures import PostprocessParams
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 
@@ -42,29 +46,11 @@ def _report(errors) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
-def _params_from_args(args) -> object:
+def _params_from_args(args) -> PostprocessParams:
     """PostprocessParams from ``--params FILE.json`` and ``--set name=value`` options."""
-    from deepmark.core.domain.structures import PostprocessParams
+    from deepmark.core.cli.params import params_from_options
 
-    values: dict = {}
-    if args.params:
-        try:
-            values.update(json.loads(Path(args.params).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DeepMarkError(f"{args.params}: cannot read parameters ({exc})") from None
-    known = {f.name: f.type for f in fields(PostprocessParams)}
-    for item in args.set or []:
-        name, _, raw = item.partition("=")
-        if name not in known or not raw:
-            raise DeepMarkError(f"--set {item!r}: expected name=value with name one of {sorted(known)}")
-        values[name] = json.loads(raw.lower()) if raw.lower() in ("true", "false") else float(raw)
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise DeepMarkError(f"unknown post-processing parameter(s) {unknown}")
-    for name in ("top_k", "max_detections"):
-        if name in values:
-            values[name] = int(values[name])
-    return replace(PostprocessParams(), **values)
+    return params_from_options(args.params, args.set)
 
 
 def _load_heads_folder(folder: str, grouping_name: str | None):
@@ -114,7 +100,7 @@ def cmd_eval(args) -> int:
     result = evaluate_detections(gt, {i: preds.get(i, []) for i in gt})
     print(result.table())
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+        write_text_atomically(args.json, json.dumps(result.to_dict(), indent=1))
     return EXIT_PARTIAL if gt_errors or pred_errors else EXIT_OK
 
 
@@ -151,7 +137,7 @@ def cmd_tune(args) -> int:
     _report([*gt_errors, *head_errors])
     taxonomy = load_taxonomy()
     grouping = load_grouping(grouping_name, taxonomy)
-    values = [DEFAULT_VALUES if args.values is None else [float(v) for v in args.values.split(",")]] * len(args.param)
+    values = [DEFAULT_VALUES if args.values is None else _grid_values(args.values)] * len(args.param)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -169,9 +155,17 @@ def cmd_tune(args) -> int:
         result.save(out)
         print(f"wrote {out}")
     if args.best_params:
-        Path(args.best_params).write_text(json.dumps(result.best.__dict__, indent=1))
+        write_text_atomically(args.best_params, json.dumps(asdict(result.best), indent=1))
         print(f"wrote {args.best_params}")
     return EXIT_PARTIAL if gt_errors or head_errors else EXIT_OK
+
+
+def _grid_values(text: str) -> list[float]:
+    """``--values 0,0.5,1`` → [0.0, 0.5, 1.0]; DeepMarkError naming the value that is not a number."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise DeepMarkError(f"--values {text!r}: expected comma-separated numbers ({exc})") from None
 
 
 def _split(ids: list[int], tune_fraction: float) -> tuple[list[int], list[int]]:
@@ -330,6 +324,9 @@ def cmd_predict(args) -> int:
     from deepmark.core.inference.detector import PAPER_SCALES, Detector, TestTimeAugmentation
     from deepmark.core.inference.predict import predict_images
 
+    params = _params_from_args(args)  # bad arguments fail before the model is loaded
+    if args.input_size and any(v % 32 or v <= 0 for v in args.input_size):
+        raise DeepMarkError(f"--input-size {args.input_size}: both must be positive multiples of 32")
     detector = Detector(args.model)
     images = collect_images(args.inputs)
     if not images:
@@ -337,9 +334,7 @@ def cmd_predict(args) -> int:
         return EXIT_FAILED
     tta = TestTimeAugmentation(flip=args.flip, scales=PAPER_SCALES if args.multiscale else (1.0,))
     bar = _bar(len(images), "images", args.quiet)
-    if args.input_size and any(v % 32 or v <= 0 for v in args.input_size):
-        raise DeepMarkError(f"--input-size {args.input_size}: both must be positive multiples of 32")
-    summary = predict_images(images, args.out, detector, _params_from_args(args), tta, args.heads,
+    summary = predict_images(images, args.out, detector, params, tta, args.heads,
                              input_size=args.input_size, progress=lambda done, total: bar.update(done - bar.n))
     bar.close()
     _report(summary.failed)

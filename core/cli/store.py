@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
@@ -95,13 +96,15 @@ def detect_format(source: Path) -> str:
 
 
 def cmd_import(args) -> int:
+    from deepmark.core.cli.params import read_params_file
     from deepmark.core.errors import DeepMarkError
     from deepmark.core.store import interchange
 
     source = Path(args.source)
     if not source.exists():
-        raise DeepMarkError(f"{source}: no such file or folder")
+        raise DeepMarkError(f"{source}: no such file or folder", path=source)
     fmt = detect_format(source) if args.format == "auto" else args.format
+    params = asdict(read_params_file(args.params)) if fmt == "predictions" and args.params else None
     progress, close = _progress(args.quiet, "files")
     with _open(args) as project:
         try:
@@ -110,7 +113,6 @@ def cmd_import(args) -> int:
             elif fmt == "coco":
                 report = interchange.import_coco(project, source, args.images, status=args.status, progress=progress)
             elif fmt == "predictions":
-                params = json.loads(Path(args.params).read_text()) if args.params else None
                 report = interchange.import_predictions(
                     project, source, run_name=args.run_name, model_path=args.model, params=params,
                     images_dir=args.images, seed_annotations=not args.no_seed, seed_threshold=args.seed_threshold,

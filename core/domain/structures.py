@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import get_type_hints
 
 import numpy as np
 
@@ -178,6 +182,49 @@ class PostprocessParams:
             if not (isinstance(value, (int, np.integer)) and value >= 1):
                 raise DecodeError(f"{name} must be a positive integer, got {value!r}")
 
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Every parameter's name, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object], base: PostprocessParams | None = None,
+                     source: str | Path = "parameters") -> PostprocessParams:
+        """``base`` (default ``PostprocessParams()``) with the fields named in ``values`` replaced, each value
+        converted strictly to its field's type (``_convert``), then validated.
+
+        The one way mappings from files, settings, presets and the command line become parameters. ``source``
+        is named in every error message; a ``Path`` is a file, also given as the error's ``path``. Raises
+        DecodeError for a non-mapping, an unknown name, a value of the wrong type or out of range."""
+        where = {"path": source} if isinstance(source, Path) else {}
+        if not isinstance(values, Mapping):
+            raise DecodeError(f"{source}: expected an object of parameter names and values, "
+                              f"got {type(values).__name__}", **where)
+        names = cls.field_names()
+        unknown = sorted(str(k) for k in values if k not in names)
+        if unknown:
+            raise DecodeError(f"{source}: unknown post-processing parameter(s) {unknown}; valid names: "
+                              f"{', '.join(names)}", **where)
+        types = get_type_hints(cls)
+        try:
+            converted = {name: _convert(value, types[name], name) for name, value in values.items()}
+            return replace(base or cls(), **converted)
+        except DecodeError as exc:
+            raise DecodeError(f"{source}: {exc}", **where) from None
+
+    @classmethod
+    def from_assignments(cls, assignments: Iterable[str], base: PostprocessParams | None = None,
+                         source: str = "--set") -> PostprocessParams:
+        """``from_mapping`` of ``name=value`` strings (later ones win), e.g. ``["alpha=0.7", "nms=yes"]``."""
+        values: dict[str, str] = {}
+        for item in assignments:
+            name, equals, raw = item.partition("=")
+            if not equals or not name.strip():
+                raise DecodeError(f"{source} {item!r}: expected name=value with name one of "
+                                  f"{', '.join(cls.field_names())}")
+            values[name.strip()] = raw
+        return cls.from_mapping(values, base, source)
+
     @staticmethod
     def all_techniques(**overrides) -> PostprocessParams:
         """All four techniques and NMS on, at the paper's DeepFashion2 values (§4.2)."""
@@ -192,3 +239,49 @@ class PostprocessParams:
         base = dict(score_threshold=0.0, candidate_floor=0.0)
         base.update(overrides)
         return PostprocessParams(**base)
+
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _convert(value: object, kind: type, name: str) -> object:
+    """``value`` as a ``kind`` (bool, int or float) field value, never rounded or guessed: bools from real
+    bools, 0/1 and true/false/yes/no/1/0 strings (any case); ints from whole numbers or their strings;
+    floats from finite numbers or numeric strings. DecodeError naming ``name`` otherwise."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if kind is bool:
+        if isinstance(value, bool | np.bool_) or (isinstance(value, int | np.integer) and value in (0, 1)):
+            return bool(value)
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise DecodeError(f"{name}={value!r}: expected true or false (or yes/no, 1/0)")
+    number = _number(value, text)
+    if number is None:
+        raise DecodeError(f"{name}={value!r}: expected a number")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise DecodeError(f"{name}={value!r}: expected a finite number, not NaN or infinity")
+    if kind is int:
+        if isinstance(number, float) and not number.is_integer():
+            raise DecodeError(f"{name}={value!r}: expected a whole number, not rounded")
+        return int(number)
+    try:
+        return float(number)
+    except OverflowError:  # an int beyond float range
+        raise DecodeError(f"{name}={value!r}: expected a finite number") from None
+
+
+def _number(value: object, text: str | None) -> int | float | None:
+    """A JSON/NumPy number or a numeric string as int or float (ints kept exact); None for anything else."""
+    if isinstance(value, bool | np.bool_):
+        return None  # True is an int in Python, never a number here
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if text is not None:
+        for parse in (int, float):
+            try:
+                return parse(text)
+            except ValueError:
+                continue
+    return None

@@ -24,7 +24,7 @@ import numpy as np
 from deepmark.core.centernet import decode as dec
 from deepmark.core.domain.structures import Detection, Item, PostprocessParams, RawHeads
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.errors import Cancelled, DeepMarkError
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
 from deepmark.core.util.atomic import write_text_atomically
 
@@ -246,7 +246,7 @@ def grid_search(
 
     ``heads`` and ``ground_truth`` are keyed by image id (only images in both are used); ``base`` holds
     the fixed parameters (the tuned parameters' techniques are switched on). ``progress(done, total)``
-    is called as grid points finish; returning False cancels (TuneError). ``workers`` > 1 evaluates
+    is called as grid points finish; returning False cancels (Cancelled). ``workers`` > 1 evaluates
     rows of the grid in that many forked processes (where the platform can fork). Raises TuneError
     for unknown parameters or metric, or no labelled image with heads.
     """
@@ -285,7 +285,7 @@ def grid_search(
             map_pt[index], map_box[index] = pt, box
         done += len(row_results)
         if progress is not None and progress(done, total) is False:
-            raise TuneError(f"cancelled after {done} of {total} grid points")
+            raise Cancelled(f"cancelled after {done} of {total} grid points")
 
     table = map_pt if metric == "map_pt" else map_box
     best_index = np.unravel_index(int(np.argmax(np.where(np.isnan(table), -math.inf, table))), shape)

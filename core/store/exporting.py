@@ -40,7 +40,7 @@ from deepmark.core.store.errors import InvalidValueError, StoreError
 from deepmark.core.store.images import check_status, image_record
 from deepmark.core.store.models import Image, utc_now
 from deepmark.core.store.records import ATTRIBUTE_NAMES, ImageRecord, ItemRecord
-from deepmark.core.util.atomic import write_text_atomically
+from deepmark.core.util.atomic import copy_atomically, write_text_atomically
 
 IMAGE_MODES = ("copy", "hardlink", "symlink", "none")
 SPLITS = ("train", "validation")
@@ -136,15 +136,16 @@ def _coco(split_items: dict[int, list[ItemRecord]], names: dict[int, str], image
 
 
 def _place_image(source: Path, target: Path, mode: str) -> None:
+    """Copy or link ``source`` as ``target`` (links are made whole or not at all; copies atomically)."""
     if mode == "copy":
-        shutil.copyfile(source, target)
+        copy_atomically(source, target)
     elif mode == "symlink":
         os.symlink(source.resolve(), target)
     else:
         try:
             os.link(source, target)
         except OSError:
-            shutil.copyfile(source, target)  # another file system: copy instead
+            copy_atomically(source, target)  # another file system: copy instead
 
 
 def _export_names(images: list[ImageRecord]) -> dict[int, tuple[int, str]]:
@@ -234,7 +235,7 @@ def _write_all(session: Session, project, staging: Path, statuses, val_fraction:
                 (folder / "image").mkdir(exist_ok=True)
                 _place_image(source, folder / "image" / name, mode)
             doc = df2_document(items[image.id], image, taxonomy)
-            (folder / "annos" / f"{number:06d}.json").write_text(json.dumps(doc), encoding="utf-8")
+            write_text_atomically(folder / "annos" / f"{number:06d}.json", json.dumps(doc))
             per_split[split][number] = items[image.id]
             by_number[number] = image
             manifest[split].append({"file": name, "image_id": image.id, "path": image.path,

@@ -3,14 +3,15 @@ the defaults a model file recommends (``model_default_params``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from deepmark.core.domain.structures import PostprocessParams
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.errors import DecodeError
 from deepmark.core.formats.model_file import RECOMMENDED_PARAMS_KEY
 from deepmark.core.store.errors import InvalidValueError, NotFoundError
 from deepmark.core.store.models import Preset, utc_now
@@ -25,18 +26,15 @@ def _record(row: Preset) -> PresetRecord:
     return PresetRecord(row.id, row.name, dict(row.params), row.created_at, row.updated_at)
 
 
-def checked_params(params: PostprocessParams | dict[str, Any]) -> dict[str, Any]:
-    """The JSON form of parameters, validated by ``PostprocessParams`` (InvalidValueError otherwise)."""
+def checked_params(params: PostprocessParams | Mapping[str, Any], source: str = "parameters") -> dict[str, Any]:
+    """The JSON form of parameters (all fields), validated by ``PostprocessParams.from_mapping`` (a mapping's
+    missing fields take the defaults); InvalidValueError naming ``source`` otherwise."""
     if isinstance(params, PostprocessParams):
         return asdict(params)
-    known = {f.name for f in fields(PostprocessParams)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise InvalidValueError(f"unknown post-processing parameter(s) {unknown}")
     try:
-        return asdict(PostprocessParams(**params))
-    except (DeepMarkError, TypeError) as exc:
-        raise InvalidValueError(f"invalid post-processing parameters: {exc}") from None
+        return asdict(PostprocessParams.from_mapping(params, source=source))
+    except DecodeError as exc:
+        raise InvalidValueError(str(exc)) from None
 
 
 def model_default_params(info: ModelInfo | None) -> PostprocessParams:
@@ -44,10 +42,11 @@ def model_default_params(info: ModelInfo | None) -> PostprocessParams:
     fields, e.g. tuned on its validation set) when present and valid, else all four techniques and NMS at
     the paper's values (``PostprocessParams.all_techniques()``). Fields it does not name keep those values."""
     stored = (info.training or {}).get(RECOMMENDED_PARAMS_KEY) if info is not None else None
-    if isinstance(stored, dict):
+    if isinstance(stored, Mapping):
         try:
-            return PostprocessParams(**checked_params({**asdict(PostprocessParams.all_techniques()), **stored}))
-        except InvalidValueError:
+            return PostprocessParams.from_mapping(stored, PostprocessParams.all_techniques(),
+                                                  source="the model's recommended parameters")
+        except DecodeError:
             pass  # a model with unusable recommendations still works, with the paper's values
     return PostprocessParams.all_techniques()
 
@@ -61,7 +60,7 @@ class PresetRepository:
     def save(self, name: str, params: PostprocessParams | dict[str, Any]) -> PresetRecord:
         if not name or len(name) > 128:
             raise InvalidValueError(f"preset name must have 1 to 128 characters, got {name!r}")
-        values = checked_params(params)
+        values = checked_params(params, source=f"preset {name!r}")
 
         def work(session: Session) -> None:
             now = utc_now()
@@ -80,7 +79,7 @@ class PresetRepository:
 
     def params(self, name: str) -> PostprocessParams:
         """The preset as ``PostprocessParams``."""
-        return PostprocessParams(**self.get(name).params)
+        return PostprocessParams.from_mapping(self.get(name).params, source=f"preset {name!r}")
 
     def list(self) -> list[PresetRecord]:
         rows = self._project.read(lambda s: s.scalars(select(Preset).order_by(Preset.name)).all())

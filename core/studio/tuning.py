@@ -10,7 +10,7 @@ DeepFashion2 evaluator. On it:
 * ``evaluate`` / ``compare_presets`` give mAP_pt, mAP_box, AP50 and AP75 of one or two parameter sets.
 
 Long calls take ``progress(done, total, stage)`` and a ``cancel`` flag (``threading.Event``-like: its
-``is_set()`` is polled between grid points and images); a cancelled call raises ``TuningCancelled``.
+``is_set()`` is polled between grid points and images); a cancelled call raises ``Cancelled``.
 
 An image is *labelled* when a reviewer accepted it (its items, possibly none, are the truth), or, when
 it is neither rejected nor skipped, when it has items and none of them is an unreviewed prediction
@@ -32,7 +32,7 @@ from sqlalchemy import select
 from deepmark.core.centernet.decode import decode_detections, validate_heads
 from deepmark.core.domain.structures import Item, PostprocessParams, RawHeads
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.errors import Cancelled, DeepMarkError
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
 from deepmark.core.evaluation.tune import METRICS, TUNABLE, TuneError, TuneResult, grid_search
 from deepmark.core.imaging.read import read_image
@@ -67,10 +67,6 @@ REVIEW_EXCLUDED = ("rejected", "skipped")
 Progress = Callable[[int, int, str], object]
 HeadsFn = Callable[[int, np.ndarray], RawHeads]
 """(image id, (H, W, 3) uint8 RGB image) → the image's raw heads."""
-
-
-class TuningCancelled(TuneError):
-    """The caller's cancel flag was set."""
 
 
 class _Flag:
@@ -238,7 +234,7 @@ class TuningSession:
         runs = 0
         for done, image in enumerate(missing, start=1):
             if cancel.is_set():
-                raise TuningCancelled(f"cancelled after {done - 1} of {len(missing)} images")
+                raise Cancelled(f"cancelled after {done - 1} of {len(missing)} images")
             try:
                 heads = known.get(image.image_id)
                 if heads is None and cache is not None and image.key:
@@ -285,16 +281,15 @@ class TuningSession:
         grid = tuple(values if values is not None else DEFAULT_SWEEPS[parameter])
         cancel = cancel or _Flag()
         if parameter in TUNABLE:  # the staged, memoised search
-            return _cancellable(cancel, lambda: grid_search(
-                self.heads, self.ground_truth, [parameter], self.taxonomy, self.grouping, base, [grid], metric,
-                _checked(progress, cancel)))
+            return grid_search(self.heads, self.ground_truth, [parameter], self.taxonomy, self.grouping, base,
+                               [grid], metric, _checked(progress, cancel))
         # score threshold and NMS IoU act after the landmark stages: decode and evaluate each value
         switch = SWEEPABLE[parameter]
         base = replace(base, **({switch: True} if switch else {}))
         results = []
         for done, value in enumerate(grid, start=1):
             if cancel.is_set():
-                raise TuningCancelled(f"cancelled after {done - 1} of {len(grid)} grid points")
+                raise Cancelled(f"cancelled after {done - 1} of {len(grid)} grid points")
             results.append(self.evaluate(replace(base, **{parameter: float(value)})))
             if progress is not None:
                 progress(done, len(grid))
@@ -310,9 +305,9 @@ class TuningSession:
                    cancel=None) -> TuneResult:
         """The 2-D (σ_c, σ_k) grid (paper Figure 10): tables (len(values[0]), len(values[1]))."""
         cancel = cancel or _Flag()
-        return _cancellable(cancel, lambda: grid_search(
-            self.heads, self.ground_truth, ["sigma_center", "sigma_keypoint"], self.taxonomy, self.grouping, base,
-            [tuple(values[0]), tuple(values[1])], metric, _checked(progress, cancel)))
+        return grid_search(self.heads, self.ground_truth, ["sigma_center", "sigma_keypoint"], self.taxonomy,
+                           self.grouping, base, [tuple(values[0]), tuple(values[1])], metric,
+                           _checked(progress, cancel))
 
     def run(self, base: PostprocessParams, spec: TuningSpec | None = None, progress: Progress | None = None,
             cancel=None) -> TuningReport:
@@ -345,7 +340,7 @@ class TuningSession:
                                sigma_keypoint=grid.best.sigma_keypoint)
         candidates.append(combined)
         if cancel.is_set():
-            raise TuningCancelled("cancelled")
+            raise Cancelled("cancelled")
 
         def score(p: PostprocessParams) -> float:
             value = getattr(self.evaluate(p), spec.metric)
@@ -363,22 +358,13 @@ def _save(cache: ModelHeadsCache, key: str, heads: RawHeads) -> None:
 
 
 def _checked(progress: Callable[[int, int], object] | None, cancel) -> Callable[[int, int], bool]:
-    """A ``grid_search`` progress callback that also polls ``cancel`` (returning False stops the search)."""
+    """A ``grid_search`` progress callback that also polls ``cancel`` (returning False stops the search with
+    Cancelled)."""
     def report(done: int, total: int) -> bool:
         if progress is not None:
             progress(done, total)
         return not cancel.is_set()
     return report
-
-
-def _cancellable(cancel, search: Callable[[], TuneResult]) -> TuneResult:
-    """``search()``, with the TuneError that a cancelled ``grid_search`` raises turned into TuningCancelled."""
-    try:
-        return search()
-    except TuneError as exc:
-        if cancel.is_set():
-            raise TuningCancelled(str(exc)) from None
-        raise
 
 
 def run_tuning(session: TuningSession, base: PostprocessParams, spec: TuningSpec | None = None,

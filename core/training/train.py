@@ -35,7 +35,7 @@ from deepmark.core.training.augment import AugmentConfig
 from deepmark.core.training.config import RunConfig
 from deepmark.core.training.dataset import DF2Dataset, collate
 from deepmark.core.training.losses import centernet_loss
-from deepmark.core.util.atomic import write_text_atomically
+from deepmark.core.util.atomic import append_text_atomically, write_text_atomically
 
 log = logging.getLogger("deepmark.train")
 LOG_EVERY_STEPS = 25
@@ -309,8 +309,7 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
         if rank == 0:
             checkpoint(last)
             last_checkpoint = time.monotonic()
-            with open(run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_text_atomically(run_dir / "log.jsonl", json.dumps(record) + "\n")
             log.info("epoch %d done: %s", epoch, record)
     if dist.is_initialized():
         dist.barrier()

@@ -4,6 +4,7 @@ so a reader (or a crash) never sees a half-written file."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,4 +29,19 @@ def write_atomically(path: str | Path, write: Callable[[IO], None], binary: bool
 
 
 def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
     return write_atomically(path, lambda handle: handle.write(text))
+
+
+def append_text_atomically(path: str | Path, text: str) -> Path:
+    """``path``'s text (none when it does not exist) followed by ``text``, written atomically, so a crash
+    never leaves half a line. The whole file is rewritten: for small logs (a line per epoch), not streams."""
+    target = Path(path)
+    before = target.read_text(encoding="utf-8") if target.exists() else ""
+    return write_text_atomically(target, before + text)
+
+
+def copy_atomically(source: str | Path, path: str | Path) -> Path:
+    """Copy the bytes of ``source`` to ``path`` atomically; returns ``path``."""
+    with open(source, "rb") as original:
+        return write_atomically(path, lambda handle: shutil.copyfileobj(original, handle), binary=True)

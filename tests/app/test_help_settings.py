@@ -114,3 +114,20 @@ def test_smoke_option(tiny_model, tmp_path, capsys, isolated_settings):
     garbage.write_bytes(b"nope")
     assert main(["--smoke", "--model", str(garbage)]) == 1
     assert "smoke FAILED: no model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("stored", "expected"), [
+    ('{"alpha": 0.6, "top_k": 7, "from_an_older_version": 1}', {"alpha": 0.6, "top_k": 7}),  # old keys dropped
+    ('{"top_k": 2.5}', None),  # never rounded to 2
+    ('{"nms": "perhaps"}', None),
+    ('[0.6]', None),
+    ("not json", None),
+])
+def test_saved_parameters_go_through_the_one_parser(stored, expected):
+    from deepmark.app.settings import saved_params
+    from deepmark.core.domain.structures import PostprocessParams
+
+    settings = studio_settings()
+    settings.setValue(PARAMS, stored)
+    settings.sync()
+    assert saved_params() == (None if expected is None else PostprocessParams(**expected))

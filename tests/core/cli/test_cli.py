@@ -142,3 +142,64 @@ def test_model_params_are_stored_in_the_model(tmp_path, tiny_onnx, capsys):
     assert len(model.read_bytes()) > 0.9 * len(before)  # the weights are still there
     Detector(model)  # and it still loads for inference
     assert main(["model-params", str(tmp_path / "missing.onnx"), "--set", "alpha=0.5"]) == 2
+
+
+BAD_SETS = [
+    ("alpha=abc", "--set: alpha='abc': expected a number"),
+    ("top_k=2.5", "--set: top_k='2.5': expected a whole number"),
+    ("nope=1", "--set: unknown post-processing parameter(s) ['nope']; valid names: center_rescoring, alpha"),
+    ("nms=maybe", "--set: nms='maybe': expected true or false"),
+    ("alpha", "--set 'alpha': expected name=value"),
+    ("alpha=nan", "--set: alpha='nan': expected a finite number"),
+]
+
+
+def _one_error_line(err: str, expected: str) -> None:
+    """The whole of stderr is one ``error: ...`` line holding ``expected`` (no traceback)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
+
+
+@pytest.mark.parametrize("command", ["decode", "predict"])
+@pytest.mark.parametrize(("item", "expected"), BAD_SETS)
+def test_a_bad_set_is_one_line_and_exit_2(tmp_path, dataset, capsys, command, item, expected):
+    out = tmp_path / "out"
+    args = {"decode": ["decode", str(dataset / "heads")],
+            "predict": ["predict", str(tmp_path), "--model", str(tmp_path / "never-loaded.onnx")]}[command]
+    assert main([*args, "--out", str(out), "--set", item]) == 2
+    _one_error_line(capsys.readouterr().err, expected)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["decode", "predict"])
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[0.5, 0.7]", "expected an object of parameter names and values, got list"),
+    ('{"top_k": "many"}', "top_k='many': expected a number"),
+    ('{"center_rescoring": 2}', "center_rescoring=2: expected true or false"),
+    ('{"alpha": 0.5, "alpah": 0.5}', "unknown post-processing parameter(s) ['alpah']"),
+    ("{not json", "cannot read parameters"),
+])
+def test_a_bad_params_file_is_one_line_naming_it_and_exit_2(tmp_path, dataset, capsys, command, text, expected):
+    params = tmp_path / "params.json"
+    params.write_text(text)
+    args = {"decode": ["decode", str(dataset / "heads")],
+            "predict": ["predict", str(tmp_path), "--model", str(tmp_path / "never-loaded.onnx")]}[command]
+    assert main([*args, "--out", str(tmp_path / "out"), "--params", str(params)]) == 2
+    _one_error_line(capsys.readouterr().err, f"{params}: {expected}")
+
+
+def test_params_file_then_set_then_decode(tmp_path, dataset, capsys):
+    from deepmark.core.cli.params import params_from_options
+
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"alpha": 0.25, "top_k": 7.0, "nms": "yes"}))
+    merged = params_from_options(str(params), ["alpha=0.5", "center_rescoring=TRUE"])
+    assert (merged.alpha, merged.top_k, merged.nms, merged.center_rescoring) == (0.5, 7, True, True)
+    assert main(["decode", str(dataset / "heads"), "--out", str(tmp_path / "r.json"), "--params", str(params),
+                 "--set", "alpha=0.5"]) == 0
+
+
+def test_bad_tune_values_are_one_line_and_exit_2(tmp_path, dataset, capsys):
+    assert main(["tune", str(dataset / "validation" / "annos"), str(dataset / "heads"), "--param", "alpha",
+                 "--values", "0,half,1", "--quiet", "--workers", "1"]) == 2
+    _one_error_line(capsys.readouterr().err, "--values '0,half,1': expected comma-separated numbers")

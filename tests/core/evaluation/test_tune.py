@@ -8,6 +8,7 @@ import pytest
 
 from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.domain.structures import PostprocessParams, RawHeads
+from deepmark.core.errors import Cancelled
 from deepmark.core.evaluation.evaluate import evaluate_detections
 from deepmark.core.evaluation.tune import TuneError, grid_search
 from deepmark.core.synthetic.simulate import random_scene, simulated_heads
@@ -72,7 +73,7 @@ def test_two_dimensional_grid_and_exports(tmp_path, taxonomy, semantic62, labell
 
 def test_cancel_and_bad_requests(taxonomy, semantic62, labelled_set):
     gt, heads = labelled_set
-    with pytest.raises(TuneError, match="cancelled after 2"):
+    with pytest.raises(Cancelled, match="cancelled after 2"):
         grid_search(heads, gt, ["alpha"], taxonomy, semantic62, progress=lambda done, total: done < 2)
     with pytest.raises(TuneError, match="unknown parameter"):
         grid_search(heads, gt, ["beta"], taxonomy, semantic62)

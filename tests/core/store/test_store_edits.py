@@ -194,3 +194,16 @@ def test_presets(project):
         project.presets.save("bad", {"alpah": 1})
     project.presets.delete("paper")
     assert project.presets.list() == []
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"top_k": 2.5}, "preset 'bad': top_k=2.5: expected a whole number"),
+    ({"alpha": "abc"}, "preset 'bad': alpha='abc': expected a number"),
+    ({"nms": "maybe"}, "preset 'bad': nms='maybe': expected true or false"),
+    ({"alpha": 3}, r"preset 'bad': alpha must be a number in \[0, 1\]"),
+])
+def test_a_preset_goes_through_the_one_parameter_parser(project, values, expected):
+    with pytest.raises(InvalidValueError, match=expected):
+        project.presets.save("bad", values)
+    project.presets.save("strings", {"top_k": "7", "nms": "yes", "alpha": "0.25"})  # as a JSON client may send them
+    assert project.presets.params("strings") == PostprocessParams(top_k=7, nms=True, alpha=0.25)

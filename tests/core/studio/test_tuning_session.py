@@ -8,13 +8,13 @@ import pytest
 
 from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.errors import Cancelled
 from deepmark.core.evaluation.evaluate import evaluate_detections
 from deepmark.core.evaluation.tune import TuneError
 from deepmark.core.store import ItemData
 from deepmark.core.studio.display import open_demo_project
 from deepmark.core.studio.tuning import (
     DEFAULT_SWEEPS,
-    TuningCancelled,
     TuningSession,
     TuningSpec,
     labelled_images,
@@ -159,11 +159,11 @@ def test_cancel_stops_a_run(demo, taxonomy, semantic62):
     def progress(done, total, stage):
         if stage != "running the model":
             cancel.set()
-    with pytest.raises(TuningCancelled):
+    with pytest.raises(Cancelled):
         run_tuning(session, PostprocessParams.all_techniques(), SPEC, biased_heads_fn(demo, taxonomy, semantic62),
                    progress=progress, cancel=cancel)
     cancel.set()
-    with pytest.raises(TuningCancelled):
+    with pytest.raises(Cancelled):
         session.sigma_grid(PostprocessParams(), ([0.0, 1.0], [0.0, 1.0]), cancel=cancel)
 
 
