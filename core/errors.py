@@ -14,6 +14,12 @@ class DeepMarkError(Exception):
         self.path = Path(path) if path is not None else None
 
 
+def path_of(source: str | Path | None) -> Path | None:
+    """``source`` when it is a file (a ``Path``), None when it is a label ("--set", "<config>", a preset name):
+    the ``path=`` of an error whose source may be either."""
+    return source if isinstance(source, Path) else None
+
+
 class Cancelled(DeepMarkError):  # noqa: N818 - a request, not a failure
     """A long job stopped because its caller asked it to (a progress callback raised it)."""
 

@@ -72,7 +72,8 @@ def _load_heads_folder(folder: str, grouping_name: str | None):
         heads[image_id] = saved.heads
         groupings.add(saved.grouping)
     if len(groupings) > 1 and grouping_name is None:
-        raise DeepMarkError(f"{folder}: heads of several groupings {sorted(groupings)}; pick one with --grouping")
+        raise DeepMarkError(f"{folder}: heads of several groupings {sorted(groupings)}; pick one with --grouping",
+                            path=folder)
     return heads, grouping_name or (groupings.pop() if groupings else "semantic62"), errors
 
 

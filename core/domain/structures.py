@@ -10,7 +10,7 @@ from typing import get_type_hints
 
 import numpy as np
 
-from deepmark.core.errors import DecodeError
+from deepmark.core.errors import DecodeError, path_of
 
 HEAD_NAMES = ("hm", "reg", "wh", "hps", "hm_hp", "hp_offset")
 OUTPUT_STRIDE = 4
@@ -196,21 +196,20 @@ class PostprocessParams:
         The one way mappings from files, settings, presets and the command line become parameters. ``source``
         is named in every error message; a ``Path`` is a file, also given as the error's ``path``. Raises
         DecodeError for a non-mapping, an unknown name, a value of the wrong type or out of range."""
-        where = {"path": source} if isinstance(source, Path) else {}
         if not isinstance(values, Mapping):
             raise DecodeError(f"{source}: expected an object of parameter names and values, "
-                              f"got {type(values).__name__}", **where)
+                              f"got {type(values).__name__}", path=path_of(source))
         names = cls.field_names()
         unknown = sorted(str(k) for k in values if k not in names)
         if unknown:
             raise DecodeError(f"{source}: unknown post-processing parameter(s) {unknown}; valid names: "
-                              f"{', '.join(names)}", **where)
+                              f"{', '.join(names)}", path=path_of(source))
         types = get_type_hints(cls)
         try:
             converted = {name: _convert(value, types[name], name) for name, value in values.items()}
             return replace(base or cls(), **converted)
         except DecodeError as exc:
-            raise DecodeError(f"{source}: {exc}", **where) from None
+            raise DecodeError(f"{source}: {exc}", path=path_of(source)) from None
 
     @classmethod
     def from_assignments(cls, assignments: Iterable[str], base: PostprocessParams | None = None,

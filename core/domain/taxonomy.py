@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmark.core.errors import TaxonomyError
+from deepmark.core.errors import TaxonomyError, path_of
 from deepmark.core.util.resources import resource_path
 
 NUM_CATEGORIES = 13
@@ -138,10 +138,11 @@ class Grouping:
         return sum(self.head_channels(num_classes).values())
 
 
-def _array(values, dtype, shape_tail: tuple[int, ...], what: str) -> np.ndarray:
+def _array(values, dtype, shape_tail: tuple[int, ...], what: str, path: Path | None = None) -> np.ndarray:
     arr = np.asarray(values if values else np.zeros((0, *shape_tail)), dtype=dtype)
     if arr.shape[1:] != shape_tail:
-        raise TaxonomyError(f"{what}: expected shape (N, {', '.join(map(str, shape_tail))}), got {arr.shape}")
+        raise TaxonomyError(f"{what}: expected shape (N, {', '.join(map(str, shape_tail))}), got {arr.shape}",
+                            path=path)
     return arr
 
 
@@ -155,31 +156,31 @@ def _parse_category(raw: dict, source: Path) -> Category:
             coco_name=str(raw["coco_name"]),
             offset=int(raw["offset"]),
             landmark_names=names,
-            flip_pairs=_array(raw["flip_pairs"], np.int64, (2,), f"{source}: flip_pairs"),
-            skeleton=_array(raw["skeleton"], np.int64, (2,), f"{source}: skeleton"),
+            flip_pairs=_array(raw["flip_pairs"], np.int64, (2,), f"{source}: flip_pairs", source),
+            skeleton=_array(raw["skeleton"], np.int64, (2,), f"{source}: skeleton", source),
             oks_sigmas=np.asarray(raw["oks_sigmas"], dtype=np.float64),
-            template=_array(raw["template"], np.float64, (2,), f"{source}: template"),
+            template=_array(raw["template"], np.float64, (2,), f"{source}: template", source),
             template_aspect=float(raw["template_aspect"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise TaxonomyError(f"{source}: malformed category entry ({exc!r})") from None
+        raise TaxonomyError(f"{source}: malformed category entry ({exc!r})", path=source) from None
     for what, arr in (("oks_sigmas", cat.oks_sigmas), ("template", cat.template)):
         if len(arr) != n:
-            raise TaxonomyError(f"{source}: category {cat.id} has {n} landmarks but {len(arr)} {what}")
+            raise TaxonomyError(f"{source}: category {cat.id} has {n} landmarks but {len(arr)} {what}", path=source)
     for what, arr in (("flip_pairs", cat.flip_pairs), ("skeleton", cat.skeleton)):
         if arr.size and (arr.min() < 0 or arr.max() >= n):
-            raise TaxonomyError(f"{source}: category {cat.id} {what} index outside 0..{n - 1}")
+            raise TaxonomyError(f"{source}: category {cat.id} {what} index outside 0..{n - 1}", path=source)
     return cat
 
 
 def _check_layout(categories: list[Category], source: Path) -> None:
     ids = [c.id for c in categories]
     if ids != list(range(1, len(ids) + 1)):
-        raise TaxonomyError(f"{source}: category ids must be 1..N in order, got {ids}")
+        raise TaxonomyError(f"{source}: category ids must be 1..N in order, got {ids}", path=source)
     expected = 0
     for c in categories:
         if c.offset != expected:
-            raise TaxonomyError(f"{source}: category {c.id} offset {c.offset}, expected {expected}")
+            raise TaxonomyError(f"{source}: category {c.id} offset {c.offset}, expected {expected}", path=source)
         expected += c.num_landmarks
 
 
@@ -203,15 +204,15 @@ def _read_json(source: Path) -> dict:
     try:
         return json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TaxonomyError(f"{source}: file not found") from None
+        raise TaxonomyError(f"{source}: file not found", path=source) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TaxonomyError(f"{source}: cannot read JSON ({exc})") from None
+        raise TaxonomyError(f"{source}: cannot read JSON ({exc})", path=source) from None
 
 
 def _read_taxonomy(source: Path) -> Taxonomy:
     raw = _read_json(source)
     if not isinstance(raw, dict) or not isinstance(raw.get("categories"), list):
-        raise TaxonomyError(f"{source}: expected an object with a 'categories' list")
+        raise TaxonomyError(f"{source}: expected an object with a 'categories' list", path=source)
     categories = [_parse_category(c, source) for c in raw["categories"]]
     _check_layout(categories, source)
     return Taxonomy(tuple(categories))
@@ -231,14 +232,14 @@ def load_grouping(name_or_path: str | Path = "semantic62", taxonomy: Taxonomy | 
         source = Path(name_or_path)
     raw = _read_json(source)
     if not isinstance(raw, dict) or "landmark_to_group" not in raw:
-        raise TaxonomyError(f"{source}: expected an object with 'landmark_to_group'")
+        raise TaxonomyError(f"{source}: expected an object with 'landmark_to_group'", path=source)
     return build_grouping(
         name=str(raw.get("name", source.stem)),
         landmark_to_group=raw["landmark_to_group"],
         group_flip_pairs=raw.get("group_flip_pairs"),
         group_labels=raw.get("group_labels"),
         taxonomy=taxonomy,
-        source=str(source),
+        source=source,
     )
 
 
@@ -248,33 +249,35 @@ def build_grouping(
     taxonomy: Taxonomy,
     group_flip_pairs=None,
     group_labels=None,
-    source: str = "<grouping>",
+    source: str | Path = "<grouping>",
 ) -> Grouping:
-    """Validate a landmark → group map and build a Grouping (see ``load_grouping``)."""
+    """Validate a landmark → group map and build a Grouping (see ``load_grouping``). ``source`` is named in
+    errors; a ``Path`` is the grouping file (also the errors' ``path``)."""
     try:
         l2g = np.asarray(landmark_to_group, dtype=np.int64)
     except (TypeError, ValueError):
-        raise TaxonomyError(f"{source}: landmark_to_group must be a list of integers") from None
+        raise TaxonomyError(f"{source}: landmark_to_group must be a list of integers", path=path_of(source)) from None
     if l2g.shape != (taxonomy.num_landmarks,):
         raise TaxonomyError(
-            f"{source}: landmark_to_group has {l2g.size} entries, expected {taxonomy.num_landmarks}"
+            f"{source}: landmark_to_group has {l2g.size} entries, expected {taxonomy.num_landmarks}",
+            path=path_of(source),
         )
     if l2g.min() < 0:
-        raise TaxonomyError(f"{source}: negative group index {l2g.min()}")
+        raise TaxonomyError(f"{source}: negative group index {l2g.min()}", path=path_of(source))
     num_groups = int(l2g.max()) + 1
     unused = np.setdiff1d(np.arange(num_groups), l2g)
     if unused.size:
-        raise TaxonomyError(f"{source}: groups {unused.tolist()} have no landmark")
+        raise TaxonomyError(f"{source}: groups {unused.tolist()} have no landmark", path=path_of(source))
     _check_one_landmark_per_group(l2g, taxonomy, source)
     group_flip = _group_flip(l2g, num_groups, group_flip_pairs, taxonomy, source)
     labels = tuple(group_labels) if group_labels else tuple(f"group {g}" for g in range(num_groups))
     if len(labels) != num_groups:
-        raise TaxonomyError(f"{source}: {len(labels)} group labels for {num_groups} groups")
+        raise TaxonomyError(f"{source}: {len(labels)} group labels for {num_groups} groups", path=path_of(source))
     category_groups = tuple(l2g[c.global_indices] for c in taxonomy.categories)
     return Grouping(name, l2g, labels, group_flip, category_groups)
 
 
-def _check_one_landmark_per_group(l2g: np.ndarray, taxonomy: Taxonomy, source: str) -> None:
+def _check_one_landmark_per_group(l2g: np.ndarray, taxonomy: Taxonomy, source: str | Path) -> None:
     for cat in taxonomy.categories:
         groups = l2g[cat.global_indices]
         values, counts = np.unique(groups, return_counts=True)
@@ -283,11 +286,12 @@ def _check_one_landmark_per_group(l2g: np.ndarray, taxonomy: Taxonomy, source: s
             members = [cat.landmark_names[i] for i in np.flatnonzero(groups == g)]
             raise TaxonomyError(
                 f"{source}: category {cat.id} ({cat.name}) has {len(members)} landmarks in group {g}: "
-                f"{members}; a group may hold at most one landmark per category"
+                f"{members}; a group may hold at most one landmark per category",
+                path=path_of(source),
             )
 
 
-def _group_flip(l2g, num_groups, pairs, taxonomy: Taxonomy, source: str) -> np.ndarray:
+def _group_flip(l2g, num_groups, pairs, taxonomy: Taxonomy, source: str | Path) -> np.ndarray:
     """(G,) mirror group of each group, checked against the landmark flip pairs."""
     derived = np.full(num_groups, -1)
     flip = taxonomy.landmark_flip
@@ -296,11 +300,12 @@ def _group_flip(l2g, num_groups, pairs, taxonomy: Taxonomy, source: str) -> np.n
         if derived[g] not in (-1, h):
             raise TaxonomyError(
                 f"{source}: flips inconsistent: group {g} mirrors to both {derived[g]} and {h} "
-                f"(landmark {landmark} ↔ {partner})"
+                f"(landmark {landmark} ↔ {partner})",
+                path=path_of(source),
             )
         derived[g] = h
     if (derived[derived] != np.arange(num_groups)).any():
-        raise TaxonomyError(f"{source}: group flip map is not an involution")
+        raise TaxonomyError(f"{source}: group flip map is not an involution", path=path_of(source))
     if pairs is not None:
         declared = np.arange(num_groups)
         for a, b in pairs:
@@ -309,6 +314,7 @@ def _group_flip(l2g, num_groups, pairs, taxonomy: Taxonomy, source: str) -> np.n
             g = int(np.flatnonzero(declared != derived)[0])
             raise TaxonomyError(
                 f"{source}: group_flip_pairs say group {g} mirrors to {declared[g]}, "
-                f"but its landmarks' flip pairs say {derived[g]}"
+                f"but its landmarks' flip pairs say {derived[g]}",
+                path=path_of(source),
             )
     return derived

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +31,26 @@ _GT_VISIBILITY = (0.0, 1.0, 2.0)
 
 @dataclass(frozen=True)
 class FileError:
-    """A file (or an entry in it) that could not be read; ``message`` says why."""
+    """A file (or an entry in it) that could not be read: ``path`` the file, ``message`` why; ``entry`` the
+    index of the entry at fault in a file of many (a COCO annotation), else None. ``str()`` is the report
+    line: ``"<path>: <message>"``, or the message alone when it names the file already (``from_error``)."""
 
     path: Path
     message: str
+    entry: int | None = field(default=None, kw_only=True)
+    names_path: bool = field(default=False, kw_only=True, repr=False)
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        return self.message if self.names_path else f"{self.path}: {self.message}"
+
+    @classmethod
+    def from_error(cls, error: Exception, path: str | Path) -> FileError:
+        """The report of ``error`` met while reading ``path``: an error that carries its file (a
+        DeepMarkError's ``path``, named by its message) is reported for that file, any other for ``path``."""
+        own = getattr(error, "path", None)
+        if own is not None:
+            return cls(Path(own), str(error), names_path=True)
+        return cls(Path(path), str(error))
 
 
 class _Malformed(Exception):
@@ -142,7 +155,7 @@ def _annos_dir(folder: Path) -> Path:
         return folder / "annos"
     if folder.is_dir():
         return folder
-    raise EvaluationError(f"{folder}: not a folder")
+    raise EvaluationError(f"{folder}: not a folder", path=folder)
 
 
 def _read_json(path: Path):
@@ -258,7 +271,7 @@ def read_predictions(
     if source.is_dir():
         return _read_folder(source, _parse_predicted_item, taxonomy)
     if not source.exists():
-        raise EvaluationError(f"{source}: no such file or folder")
+        raise EvaluationError(f"{source}: no such file or folder", path=source)
     return _read_results_list(source, taxonomy)
 
 
@@ -349,9 +362,9 @@ def read_coco_keypoints(
         images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
         annotations = data["annotations"]
     except FileNotFoundError:
-        raise EvaluationError(f"{source}: no such file") from None
+        raise EvaluationError(f"{source}: no such file", path=source) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise EvaluationError(f"{source}: not a COCO keypoints file ({exc!r})") from None
+        raise EvaluationError(f"{source}: not a COCO keypoints file ({exc!r})", path=source) from None
     items: dict[int, list[Item]] = {image_id: [] for image_id in images}
     errors: list[FileError] = []
     for index, ann in enumerate(annotations):
@@ -367,5 +380,5 @@ def read_coco_keypoints(
             landmarks = keypoints.reshape(-1, 3)[category.global_indices]
             items[image_id].append(Item(category.id, box, _checked(checked_landmarks, landmarks, category, where)))
         except (_Malformed, TaxonomyError, EvaluationError, KeyError, TypeError, ValueError) as exc:
-            errors.append(FileError(source, f"{where}: {exc}"))
+            errors.append(FileError(source, f"{where}: {exc}", entry=index))
     return items, images, errors

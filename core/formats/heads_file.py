@@ -71,10 +71,11 @@ def load_heads(path: str | Path) -> SavedHeads:
             keys = set(data.files)
             missing = {"format", "image_to_map", "image_size", *HEAD_NAMES} - keys
             if missing:
-                raise HeadsFileError(f"{path}: not a raw-heads file (missing {sorted(missing)})")
+                raise HeadsFileError(f"{path}: not a raw-heads file (missing {sorted(missing)})", path=path)
             version = int(data["format"])
             if version != FORMAT_VERSION:
-                raise HeadsFileError(f"{path}: raw-heads format {version}, this version reads {FORMAT_VERSION}")
+                raise HeadsFileError(f"{path}: raw-heads format {version}, this version reads {FORMAT_VERSION}",
+                                     path=path)
             arrays = {name: data[name].astype(np.float32) for name in HEAD_NAMES}
             matrix = data["image_to_map"].astype(np.float64)
             size = tuple(int(v) for v in data["image_size"])
@@ -83,9 +84,9 @@ def load_heads(path: str | Path) -> SavedHeads:
     except HeadsFileError:
         raise
     except FileNotFoundError:
-        raise HeadsFileError(f"{path}: file not found") from None
+        raise HeadsFileError(f"{path}: file not found", path=path) from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise HeadsFileError(f"{path}: cannot read raw heads ({exc})") from None
+        raise HeadsFileError(f"{path}: cannot read raw heads ({exc})", path=path) from None
     if matrix.shape != (2, 3) or len(size) != 2:
-        raise HeadsFileError(f"{path}: image_to_map must be (2, 3) and image_size (2,)")
+        raise HeadsFileError(f"{path}: image_to_map must be (2, 3) and image_size (2,)", path=path)
     return SavedHeads(RawHeads(**arrays, image_to_map=Affine(matrix), image_size=size), image_id, grouping)

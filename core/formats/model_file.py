@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deepmark.core.domain.structures import HEAD_NAMES, NORMALIZE_MEAN, NORMALIZE_STD, OUTPUT_STRIDE
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy, build_grouping
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError, path_of
 from deepmark.core.util.atomic import write_atomically
 
 METADATA_KEY = "deepmark"
@@ -50,11 +50,14 @@ class ModelInfo:
         return json.dumps(data)
 
     @staticmethod
-    def from_json(text: str, source: str) -> ModelInfo:
+    def from_json(text: str, source: str | Path) -> ModelInfo:
+        """The ModelInfo in ``text``; ModelFileError naming ``source`` (a ``Path``: the model file, also the
+        error's ``path``) when it is not DeepMark metadata of this version."""
         try:
             data = json.loads(text)
             if data.pop("version", None) != METADATA_VERSION:
-                raise ModelFileError(f"{source}: DeepMark metadata version is not {METADATA_VERSION}")
+                raise ModelFileError(f"{source}: DeepMark metadata version is not {METADATA_VERSION}",
+                                     path=path_of(source))
             tuples = ("landmark_to_group", "category_ids", "category_names", "input_size", "mean", "std",
                       "output_names")
             for key in tuples:
@@ -63,7 +66,7 @@ class ModelInfo:
         except ModelFileError:
             raise
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ModelFileError(f"{source}: malformed DeepMark metadata ({exc})") from None
+            raise ModelFileError(f"{source}: malformed DeepMark metadata ({exc})", path=path_of(source)) from None
 
     def grouping(self, taxonomy: Taxonomy) -> Grouping:
         """The model's grouping, rebuilt (and validated) from the stored map."""
@@ -116,16 +119,16 @@ def read_model_info(path: str | Path) -> ModelInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found")
+        raise ModelFileError(f"{path}: model file not found", path=path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
-        raise ModelFileError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+        raise ModelFileError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})", path=path) from None
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
-        raise ModelFileError(f"{path}: no DeepMark metadata (export it with `deepmark export-onnx`)")
-    info = ModelInfo.from_json(props[METADATA_KEY], str(path))
+        raise ModelFileError(f"{path}: no DeepMark metadata (export it with `deepmark export-onnx`)", path=path)
+    info = ModelInfo.from_json(props[METADATA_KEY], path)
     outputs = tuple(o.name for o in model.graph.output)
     if outputs != tuple(info.output_names) or set(outputs) != set(HEAD_NAMES):
-        raise ModelFileError(f"{path}: outputs {list(outputs)}, expected {list(HEAD_NAMES)}")
+        raise ModelFileError(f"{path}: outputs {list(outputs)}, expected {list(HEAD_NAMES)}", path=path)
     return info

@@ -41,13 +41,13 @@ def _check_file(path: Path) -> None:
     """Raise ImageError for a path that is not a non-empty regular file."""
     try:
         if not path.exists():
-            raise ImageError(f"{path}: file not found")
+            raise ImageError(f"{path}: file not found", path=path)
         if not path.is_file():
-            raise ImageError(f"{path}: not a file")
+            raise ImageError(f"{path}: not a file", path=path)
         if path.stat().st_size == 0:
-            raise ImageError(f"{path}: file is empty")
+            raise ImageError(f"{path}: file is empty", path=path)
     except OSError as exc:
-        raise ImageError(f"{path}: cannot access file ({exc})") from None
+        raise ImageError(f"{path}: cannot access file ({exc})", path=path) from None
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -136,14 +136,14 @@ def read_image(path: str | Path) -> np.ndarray:
     except UnidentifiedImageError:
         arr = _read_with_opencv(path)
         if arr is None:
-            raise ImageError(f"{path}: not a recognised image file") from None
+            raise ImageError(f"{path}: not a recognised image file", path=path) from None
         return arr
     except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
+        raise ImageError(f"{path}: file not found", path=path) from None
     except PermissionError as exc:
-        raise ImageError(f"{path}: cannot open file ({exc.strerror or exc})") from None
+        raise ImageError(f"{path}: cannot open file ({exc.strerror or exc})", path=path) from None
     except _DECODE_ERRORS as exc:
-        raise ImageError(f"{path}: cannot decode image, the file is truncated or corrupt ({exc})") from None
+        raise ImageError(f"{path}: cannot decode image, the file is truncated or corrupt ({exc})", path=path) from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -164,16 +164,16 @@ def image_size(path: str | Path) -> tuple[int, int]:
     except UnidentifiedImageError:
         arr = _read_with_opencv(path)
         if arr is None:
-            raise ImageError(f"{path}: not a recognised image file") from None
+            raise ImageError(f"{path}: not a recognised image file", path=path) from None
         return arr.shape[1], arr.shape[0]
     except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
+        raise ImageError(f"{path}: file not found", path=path) from None
     except PermissionError as exc:
-        raise ImageError(f"{path}: cannot open file ({exc.strerror or exc})") from None
+        raise ImageError(f"{path}: cannot open file ({exc.strerror or exc})", path=path) from None
     except _DECODE_ERRORS as exc:
-        raise ImageError(f"{path}: cannot read image header ({exc})") from None
+        raise ImageError(f"{path}: cannot read image header ({exc})", path=path) from None
     if width <= 0 or height <= 0:
-        raise ImageError(f"{path}: image has no pixels ({width}×{height})")
+        raise ImageError(f"{path}: image has no pixels ({width}×{height})", path=path)
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     return int(width), int(height)

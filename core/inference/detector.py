@@ -76,7 +76,7 @@ class _OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelFileError(f"{path}: onnxruntime cannot load the model ({exc})") from None
+            raise ModelFileError(f"{path}: onnxruntime cannot load the model ({exc})", path=path) from None
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         return self.session.run(list(HEAD_NAMES), {"image": batch})
@@ -97,7 +97,7 @@ class Detector:
             self.info = read_model_info(self.path)
             if tuple(self.info.category_ids) != self.taxonomy.category_ids:
                 raise ModelFileError(f"{self.path}: model categories {list(self.info.category_ids)} do not "
-                                     f"match the taxonomy's {list(self.taxonomy.category_ids)}")
+                                     f"match the taxonomy's {list(self.taxonomy.category_ids)}", path=self.path)
             self.grouping = self.info.grouping(self.taxonomy)
             self._backend = _OnnxBackend(self.path, threads)
 

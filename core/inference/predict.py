@@ -56,7 +56,7 @@ def predict_images(
                 pictures.append(read_image(path))
                 chunk.append(path)
             except DeepMarkError as exc:
-                summary.failed.append(FileError(Path(path), str(exc)))
+                summary.failed.append(FileError.from_error(exc, path))
         if chunk:
             for path, heads in zip(chunk, detector.heads_batch(pictures, tta, input_size), strict=True):
                 detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)

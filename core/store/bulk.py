@@ -14,8 +14,8 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from deepmark.core.domain.structures import Detection
-from deepmark.core.domain.taxonomy import Taxonomy
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.domain.taxonomy import Category, Taxonomy
+from deepmark.core.errors import DeepMarkError, TaxonomyError
 from deepmark.core.formats.coco import checked_box, checked_landmarks
 from deepmark.core.store.errors import InvalidValueError
 from deepmark.core.store.models import Annotation, Landmark, Prediction, PredictionLandmark, utc_now
@@ -26,12 +26,12 @@ def checked_item(data: ItemData, taxonomy: Taxonomy, where: str) -> ItemData:
     """``data`` with float64 arrays, checked: known category, finite (4,) box with x2 ≥ x1 and y2 ≥ y1,
     (L, 3) finite landmarks for the category with v in {0, 1, 2}, integer attributes, numeric polygons.
     Raises InvalidValueError naming ``where``."""
+    category = _category(taxonomy, data.category_id, where)
     try:
-        category = taxonomy.category(data.category_id)
         box = checked_box(data.box, where)
         landmarks = checked_landmarks(data.landmarks, category, where).copy()
-    except DeepMarkError as exc:
-        raise InvalidValueError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
+    except DeepMarkError as exc:  # their messages name ``where``
+        raise InvalidValueError(str(exc)) from None
     if not np.isin(landmarks[:, 2], (0.0, 1.0, 2.0)).all():
         raise InvalidValueError(f"{where}: landmark visibility must be 0, 1 or 2")
     attributes = {}
@@ -47,13 +47,22 @@ def checked_item(data: ItemData, taxonomy: Taxonomy, where: str) -> ItemData:
 def checked_detection(det: Detection, taxonomy: Taxonomy, where: str) -> None:
     """InvalidValueError naming ``where`` unless the category is known, the box a finite (4,) xyxy with
     x2 ≥ x1 and y2 ≥ y1, the landmarks (L, 3) finite for the category and the score finite."""
+    category = _category(taxonomy, det.category_id, where)
     try:
-        checked_landmarks(det.landmarks, taxonomy.category(det.category_id), where)
+        checked_landmarks(det.landmarks, category, where)
         checked_box(det.box, where)
-    except DeepMarkError as exc:
-        raise InvalidValueError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
+    except DeepMarkError as exc:  # their messages name ``where``
+        raise InvalidValueError(str(exc)) from None
     if not (np.isfinite(det.score) and np.isfinite(det.box_score)):
         raise InvalidValueError(f"{where}: score is not finite")
+
+
+def _category(taxonomy: Taxonomy, category_id, where: str) -> Category:
+    """The taxonomy's category; InvalidValueError naming ``where`` for an unknown id."""
+    try:
+        return taxonomy.category(category_id)
+    except TaxonomyError as exc:
+        raise InvalidValueError(f"{where}: {exc}") from None
 
 
 def _checked_segmentation(value, where: str) -> list[list[float]] | None:

@@ -134,9 +134,9 @@ def is_lock_error(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in _PG_LOCK_STATES
 
 
-def retry_locked(fn: Callable[[], T], lock_timeout_s: float, where: str) -> T:
+def retry_locked(fn: Callable[[], T], lock_timeout_s: float, where: str, path: Path | None = None) -> T:
     """Run ``fn`` (one whole transaction), retrying with back-off while the database is locked, for at
-    most ``lock_timeout_s``; then raise DatabaseLockedError naming ``where``."""
+    most ``lock_timeout_s``; then raise DatabaseLockedError naming ``where`` (``path``: the SQLite file)."""
     deadline = time.monotonic() + lock_timeout_s
     delay, attempts = 0.02, 0
     while True:
@@ -149,7 +149,8 @@ def retry_locked(fn: Callable[[], T], lock_timeout_s: float, where: str) -> T:
             if time.monotonic() + delay > deadline:
                 raise DatabaseLockedError(
                     f"{where}: the database is locked by another program or annotator; gave up after "
-                    f"{attempts} attempts in {lock_timeout_s:g} s (close the other writer or try again)"
+                    f"{attempts} attempts in {lock_timeout_s:g} s (close the other writer or try again)",
+                    path=path,
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)

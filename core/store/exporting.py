@@ -161,7 +161,7 @@ def _export_names(images: list[ImageRecord]) -> dict[int, tuple[int, str]]:
 
 def _prepare_target(out: Path, overwrite: bool) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise StoreError(f"{out}: exists and is not empty (choose another folder or allow overwriting)")
+        raise StoreError(f"{out}: exists and is not empty (choose another folder or allow overwriting)", path=out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

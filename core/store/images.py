@@ -102,13 +102,13 @@ def file_facts(path: str | Path) -> FileFacts:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise StoreError(f"{path}: image file not found") from None
+        raise StoreError(f"{path}: image file not found", path=path) from None
     except OSError as exc:
-        raise StoreError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
+        raise StoreError(f"{path}: cannot read image file ({exc.strerror or exc})", path=path) from None
     try:
         width, height = image_size(path)
-    except DeepMarkError as exc:
-        raise StoreError(str(exc)) from None
+    except DeepMarkError as exc:  # an ImageError naming the file
+        raise StoreError(str(exc), path=path) from None
     return FileFacts(hashlib.sha256(data).hexdigest(), len(data), width, height)
 
 
@@ -146,7 +146,7 @@ class ImageRepository:
         try:
             image_id = self._project.write(work)
         except IntegrityError:
-            raise StoreError(f"{path}: already in the project (as {stored})") from None
+            raise StoreError(f"{path}: already in the project (as {stored})", path=path) from None
         return self.get(image_id)
 
     def get(self, image_id: int) -> ImageRecord:

@@ -32,7 +32,7 @@ from deepmark.core.imaging.read import collect_images
 from deepmark.core.store import Project
 from deepmark.core.store.annotations import item_records
 from deepmark.core.store.bulk import checked_item, insert_items, insert_predictions, item_from_detection
-from deepmark.core.store.errors import StoreError
+from deepmark.core.store.errors import InvalidValueError, StoreError
 from deepmark.core.store.exporting import ExportReport, export_dataset
 from deepmark.core.store.images import FileFacts, check_status, file_facts
 from deepmark.core.store.models import Image, utc_now
@@ -89,24 +89,18 @@ class ImportReport:
         return ", ".join(parts)
 
 
-def _file_error(where: Path, exc: Exception) -> FileError:
-    message = str(exc)
-    prefix = f"{where}: "
-    return FileError(where, message[len(prefix):] if message.startswith(prefix) else message)
-
-
 def _batches(entries: Sequence, size: int) -> Iterable[Sequence]:
     for start in range(0, len(entries), size):
         yield entries[start : start + size]
 
 
-def _check_inside(items: list[ItemData], facts: FileFacts, where: str) -> None:
+def _check_inside(items: list[ItemData], facts: FileFacts, where: Path) -> None:
     for k, item in enumerate(items, start=1):
         x1, y1, x2, y2 = item.box
         t = BOX_TOLERANCE_PX
         if x1 < -t or y1 < -t or x2 > facts.width + t or y2 > facts.height + t:
             raise StoreError(f"{where}: item{k} bounding_box {[float(v) for v in item.box]} lies outside the "
-                             f"{facts.width}×{facts.height} image")
+                             f"{facts.width}×{facts.height} image", path=where)
 
 
 def _image_row(stored: str, facts: FileFacts, status: str, source: str | None, pair_id: int | None) -> dict:
@@ -145,12 +139,15 @@ class _Prepared:
 
 
 def _prepare(project: Project, source: SourceImage, taxonomy: Taxonomy, seen: set[str]) -> _Prepared:
-    where = str(source.where)
+    where = source.where
     stored = project.relative_path(source.image_path)
     if stored in seen:
-        raise StoreError(f"{where}: image {stored} appears twice in this import (duplicate file name)")
-    facts = file_facts(source.image_path)
-    items = [checked_item(d, taxonomy, f"{where} item{k}") for k, d in enumerate(source.items, start=1)]
+        raise StoreError(f"{where}: image {stored} appears twice in this import (duplicate file name)", path=where)
+    facts = file_facts(source.image_path)  # a StoreError about the image file names it
+    try:
+        items = [checked_item(d, taxonomy, f"{where} item{k}") for k, d in enumerate(source.items, start=1)]
+    except InvalidValueError as exc:  # names ``where``; the file is the source's
+        raise InvalidValueError(str(exc), path=where) from None
     _check_inside(items, facts, where)
     seen.add(stored)
     return _Prepared(source, stored, facts, items)
@@ -200,7 +197,7 @@ def _import_annotated(project: Project, entries: Sequence, load: Callable[[Any],
             try:
                 prepared.append(_prepare(project, load(entry), taxonomy, seen))
             except StoreError as exc:
-                report.errors.append(_file_error(where_of(entry), exc))
+                report.errors.append(FileError.from_error(exc, where_of(entry)))
 
         def work(session: Session, prepared: list[_Prepared] = prepared) -> dict[str, int]:
             run["pending"] = run["id"]
@@ -250,15 +247,16 @@ def _resolve(project: Project, entry: PredictedImage, images_dir: Path | None, b
             return by_path[stored], None
         if file.is_file():
             return None, file
-        raise StoreError(f"{entry.where}: image file {file} not found")
+        raise StoreError(f"{entry.where}: image file {file} not found", path=entry.where)
     found = by_name.get(name, []) if name is not None else by_number.get(entry.image_number, [])
     label = repr(name) if name is not None else f"number {entry.image_number}"
     if len(found) == 1:
         return found[0], None
     if not found:
         raise StoreError(f"{entry.where}: no image {label} in the project (import the images first, or pass "
-                         "the folder holding them to add them)")
-    raise StoreError(f"{entry.where}: {len(found)} project images match {label}; pass the image folder to choose")
+                         "the folder holding them to add them)", path=entry.where)
+    raise StoreError(f"{entry.where}: {len(found)} project images match {label}; pass the image folder to choose",
+                     path=entry.where)
 
 
 def _image_index(project: Project) -> tuple[dict[str, int], dict[str, list[int]], dict[int, list[int]]]:
@@ -331,11 +329,12 @@ def import_predictions(project: Project, path: str | Path, *, run_name: str | No
                 image_id, file = _resolve(project, entry, folder, by_path, by_name, by_number)
                 stored = project.relative_path(file) if file is not None else None
                 if stored in seen or (image_id is not None and image_id in seen):
-                    raise StoreError(f"{entry.where}: a second prediction file for the same image")
+                    raise StoreError(f"{entry.where}: a second prediction file for the same image",
+                                     path=entry.where)
                 seen.add(stored if stored is not None else image_id)
                 resolved.append((entry, image_id, file, stored, file_facts(file) if file is not None else None))
             except StoreError as exc:
-                report.errors.append(_file_error(entry.where, exc))
+                report.errors.append(FileError.from_error(exc, entry.where))
 
         def work(session: Session, resolved: list = resolved) -> dict[str, int]:
             run["pending"] = run["id"]
@@ -361,7 +360,7 @@ def import_images(project: Project, inputs: Sequence[str | Path], *, status: str
             try:
                 rows.append(_image_row(project.relative_path(file), file_facts(file), status, None, None))
             except StoreError as exc:
-                report.errors.append(_file_error(Path(file), exc))
+                report.errors.append(FileError.from_error(exc, file))
 
         def work(session: Session, rows: list[dict] = rows) -> dict[str, int]:
             known = set(session.scalars(select(Image.path).where(Image.path.in_([r["path"] for r in rows]))))

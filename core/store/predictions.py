@@ -29,7 +29,7 @@ def file_sha256(path: str | Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError as exc:
-        raise StoreError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+        raise StoreError(f"{path}: cannot read model file ({exc.strerror or exc})", path=path) from None
     return digest.hexdigest()
 
 

@@ -77,11 +77,11 @@ class Project:
         url = project_url(target)
         path = sqlite_path(url)
         if not exist_ok and path is not None and path.exists() and path.stat().st_size > 0:
-            raise StoreError(f"{path}: a project file already exists (open it instead)")
+            raise StoreError(f"{path}: a project file already exists (open it instead)", path=path)
         project = cls.open(target, root=root, create=True, **options)
         if not exist_ok and not project.created_now:
             project.close()
-            raise StoreError(f"{display_url(url)}: already holds a DeepMark project (open it instead)")
+            raise StoreError(f"{display_url(url)}: already holds a DeepMark project (open it instead)", path=path)
         return project
 
     @classmethod
@@ -102,10 +102,10 @@ class Project:
         engines = create_engines(url, lock_timeout_s, synchronous)
         try:
             created = retry_locked(lambda: _prepare_schema(engines, where, create, upgrade, root, path),
-                                   lock_timeout_s, where)
+                                   lock_timeout_s, where, path)
         except (DatabaseError, OperationalError) as exc:
             engines.dispose()
-            raise NotAProjectError(f"{where}: cannot be opened as a project ({exc.orig})") from None
+            raise NotAProjectError(f"{where}: cannot be opened as a project ({exc.orig})", path=path) from None
         except BaseException:
             engines.dispose()
             raise
@@ -126,6 +126,11 @@ class Project:
         return display_url(self.engines.url)
 
     @property
+    def file(self) -> Path | None:
+        """The SQLite project file; None for a server database."""
+        return sqlite_path(self.engines.url)
+
+    @property
     def dialect(self) -> str:
         """'sqlite' or 'postgresql'."""
         return self.engines.dialect
@@ -133,11 +138,11 @@ class Project:
     def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in one write transaction (committed on return, rolled back on error),
         retried from the start while the database is locked."""
-        return retry_locked(lambda: _run(self.engines.write, fn), self.lock_timeout_s, self.where)
+        return retry_locked(lambda: _run(self.engines.write, fn), self.lock_timeout_s, self.where, self.file)
 
     def read(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in one read-only snapshot."""
-        return retry_locked(lambda: _run(self.engines.read, fn), self.lock_timeout_s, self.where)
+        return retry_locked(lambda: _run(self.engines.read, fn), self.lock_timeout_s, self.where, self.file)
 
     def close(self) -> None:
         self.engines.dispose()
@@ -179,32 +184,33 @@ def _run(engine: Engine, fn: Callable[[Session], T]) -> T:
 
 def _check_sqlite_file(path: Path, create: bool) -> None:
     if path.is_dir():
-        raise NotAProjectError(f"{path}: is a folder, not a project file")
+        raise NotAProjectError(f"{path}: is a folder, not a project file", path=path)
     if not path.exists():
         if not create:
-            raise NotAProjectError(f"{path}: no such project file (create one with `deepmark project init`)")
+            raise NotAProjectError(f"{path}: no such project file (create one with `deepmark project init`)",
+                                   path=path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return
     with path.open("rb") as handle:
         header = handle.read(len(_SQLITE_HEADER))
     if header and header != _SQLITE_HEADER:
-        raise NotAProjectError(f"{path}: not a DeepMark project (not a SQLite database file)")
+        raise NotAProjectError(f"{path}: not a DeepMark project (not a SQLite database file)", path=path)
 
 
 def _prepare_schema(engines: Engines, where: str, create: bool, upgrade: bool, root, path: Path | None) -> bool:
     """Check (and create or upgrade) the schema in one transaction; True when created now. A project at
     the current revision is only read, so opening one never waits for another program's write."""
     with engines.read.connect() as connection:
-        if schema.check_revision(connection, where) == schema.head_revision():
+        if schema.check_revision(connection, where, path) == schema.head_revision():
             return False
     with engines.write.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INIT_LOCK})
-        revision = schema.check_revision(connection, where)
+        revision = schema.check_revision(connection, where, path)
         if revision is None:
             if not create:
                 raise NotAProjectError(f"{where}: empty database, not a DeepMark project "
-                                       "(create one with `deepmark project init`)")
+                                       "(create one with `deepmark project init`)", path=path)
             schema.upgrade(connection)
             stored = _root_setting(root, path)
             if stored is not None:
@@ -213,7 +219,7 @@ def _prepare_schema(engines: Engines, where: str, create: bool, upgrade: bool, r
         if revision != schema.head_revision():
             if not upgrade:
                 raise SchemaVersionError(f"{where}: schema revision {revision!r} is older than this program's "
-                                         f"{schema.head_revision()!r}; open it with upgrade allowed")
+                                         f"{schema.head_revision()!r}; open it with upgrade allowed", path=path)
             schema.upgrade(connection)
         return False
 

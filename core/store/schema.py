@@ -57,24 +57,26 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def check_revision(connection: Connection, where: str) -> str | None:
+def check_revision(connection: Connection, where: str, path: Path | None = None) -> str | None:
     """The database's revision after checking this program can use it.
 
     Raises SchemaVersionError for an unknown (newer) revision and NotAProjectError for a database that
-    holds tables but no DeepMark revision.
+    holds tables but no DeepMark revision; both name ``where`` (``path``: the SQLite file, None on a server).
     """
     revision = current_revision(connection)
     if revision is None:
         tables = set(inspect(connection).get_table_names())
         if tables - {"alembic_version"}:
             raise NotAProjectError(
-                f"{where}: holds other tables ({', '.join(sorted(tables)[:5])}) but is not a DeepMark project"
+                f"{where}: holds other tables ({', '.join(sorted(tables)[:5])}) but is not a DeepMark project",
+                path=path,
             )
         return None
     if revision not in known_revisions():
         raise SchemaVersionError(
             f"{where}: written by a newer DeepMark Studio (schema revision {revision!r}; this version knows "
-            f"up to {head_revision()!r}). Upgrade DeepMark Studio to open it; the project was not changed."
+            f"up to {head_revision()!r}). Upgrade DeepMark Studio to open it; the project was not changed.",
+            path=path,
         )
     return revision
 

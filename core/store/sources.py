@@ -13,7 +13,6 @@ The parsers are ``deepmark.core.formats.df2``'s; this module adds what the store
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +34,6 @@ from deepmark.core.formats.df2 import (
 from deepmark.core.imaging.read import IMAGE_SUFFIXES
 from deepmark.core.store.errors import StoreError
 from deepmark.core.store.records import ATTRIBUTE_NAMES, ItemData
-
-_ANNOTATION_INDEX = re.compile(r"annotation (\d+)")
 
 
 @dataclass
@@ -69,7 +66,7 @@ def df2_splits(folder: str | Path) -> list[tuple[Path, Path]]:
     or every sub-folder holding ``annos/`` (train, validation, ...). StoreError when there is none."""
     root = Path(folder)
     if not root.is_dir():
-        raise StoreError(f"{root}: not a folder")
+        raise StoreError(f"{root}: not a folder", path=root)
     if (root / "annos").is_dir():
         return [(root / "annos", root / "image")]
     splits = [(sub / "annos", sub / "image") for sub in sorted(root.iterdir()) if (sub / "annos").is_dir()]
@@ -78,7 +75,7 @@ def df2_splits(folder: str | Path) -> list[tuple[Path, Path]]:
     if any(root.glob("*.json")):
         return [(root, root.parent / "image")]
     raise StoreError(f"{root}: no annos/ folder (expected annos/*.json beside image/, or train/ and "
-                     "validation/ folders holding them)")
+                     "validation/ folders holding them)", path=root)
 
 
 def find_image(image_dir: Path, stem: str) -> Path | None:
@@ -132,10 +129,10 @@ def read_df2_file(path: Path, image_dir: Path, taxonomy: Taxonomy) -> SourceImag
     try:
         items, source, pair_id = parse_df2_document(_read_json(path), taxonomy)
     except _Malformed as exc:
-        raise StoreError(f"{path}: {exc}") from None
+        raise StoreError(f"{path}: {exc}", path=path) from None
     image = find_image(image_dir, path.stem)
     if image is None:
-        raise StoreError(f"{path}: image file {image_dir / path.stem}.jpg (or .png, ...) not found")
+        raise StoreError(f"{path}: image file {image_dir / path.stem}.jpg (or .png, ...) not found", path=path)
     return SourceImage(path, image, items, source, pair_id)
 
 
@@ -156,22 +153,24 @@ def read_coco_source(path: str | Path, images_dir: str | Path | None, taxonomy: 
     try:
         items, names, errors = read_coco_keypoints(source, taxonomy)
         raw = json.loads(source.read_text(encoding="utf-8"))
-    except (DeepMarkError, OSError, ValueError) as exc:
-        raise StoreError(str(exc)) from None
+    except DeepMarkError as exc:  # names the file
+        raise StoreError(str(exc), path=source) from None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{source}: cannot read the COCO file ({exc})", path=source) from None
     folder = Path(images_dir) if images_dir else (source.parent / "image" if (source.parent / "image").is_dir()
                                                   else source.parent)
     annotations = raw["annotations"]
     bad_images: dict[int, list[str]] = {}
     for error in errors:
-        match = _ANNOTATION_INDEX.search(error.message)
-        index = int(match.group(1)) if match else -1
-        image_id = annotations[index].get("image_id") if 0 <= index < len(annotations) else None
+        index = error.entry if error.entry is not None else -1
+        ann = annotations[index] if 0 <= index < len(annotations) else None
+        image_id = ann.get("image_id") if isinstance(ann, dict) else None
         bad_images.setdefault(image_id if isinstance(image_id, int) else -1, []).append(error.message)
     out, problems = [], []
     if -1 in bad_images:
         problems += [FileError(source, m) for m in bad_images.pop(-1)]
     extras: dict[int, list[dict]] = {}
-    bad_indices = {int(m.group(1)) for e in errors if (m := _ANNOTATION_INDEX.search(e.message))}
+    bad_indices = {e.entry for e in errors if e.entry is not None}
     for index, ann in enumerate(annotations):
         if index not in bad_indices:
             extras.setdefault(int(ann["image_id"]), []).append(ann)
@@ -215,12 +214,12 @@ def read_prediction_source(path: str | Path, taxonomy: Taxonomy) -> tuple[list[P
     landmarks [x, y, score] × L and ``refined`` flags), or an official results list (by image number)."""
     source = Path(path)
     if not source.exists():
-        raise StoreError(f"{source}: no such file or folder")
+        raise StoreError(f"{source}: no such file or folder", path=source)
     if source.is_file():
         try:
             detections, errors = read_predictions(source, taxonomy)
-        except DeepMarkError as exc:
-            raise StoreError(str(exc)) from None
+        except DeepMarkError as exc:  # names the file
+            raise StoreError(str(exc), path=source) from None
         return [PredictedImage(source, None, image_id, dets) for image_id, dets in detections.items()], errors
     out, errors = [], []
     for file in sorted(source.glob("*.json")):

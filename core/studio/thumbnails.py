@@ -45,11 +45,11 @@ class Thumbnail:
 def _check_file(path: Path) -> None:
     try:
         if not path.is_file():
-            raise ImageError(f"{path}: file not found" if not path.exists() else f"{path}: not a file")
+            raise ImageError(f"{path}: file not found" if not path.exists() else f"{path}: not a file", path=path)
         if path.stat().st_size == 0:
-            raise ImageError(f"{path}: file is empty")
+            raise ImageError(f"{path}: file is empty", path=path)
     except OSError as exc:
-        raise ImageError(f"{path}: cannot access file ({exc})") from None
+        raise ImageError(f"{path}: cannot access file ({exc})", path=path) from None
 
 
 def _fit(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -75,7 +75,7 @@ def make_thumbnail(path: str | Path, size: int = THUMB_SIZE) -> np.ndarray:
     except UnidentifiedImageError:
         rgb = read_image(path)  # formats only OpenCV knows: full decode (rare)
     except _DECODE_ERRORS as exc:
-        raise ImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+        raise ImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})", path=path) from None
     return _fit(rgb, size)
 
 

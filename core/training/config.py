@@ -45,7 +45,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError, path_of
 
 
 class ConfigError(DeepMarkError):
@@ -105,7 +105,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentSection = field(default_factory=AugmentSection)
     output: OutputConfig = field(default_factory=OutputConfig)
-    source: str = ""
+    source: str | Path = ""  # the configuration file (a Path), or a label
 
     def to_dict(self) -> dict:
         return {
@@ -122,43 +122,45 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "au
              "output": OutputConfig}
 
 
-def _coerce(section: str, name: str, default, value, source: str):
+def _coerce(section: str, name: str, default, value, source: str | Path):
     where = f"{source}: [{section}] {name}"
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
+            raise ConfigError(f"{where} must be true or false, got {value!r}", path=path_of(source))
         return value
     if isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
+            raise ConfigError(f"{where} must be an integer, got {value!r}", path=path_of(source))
         return value
     if isinstance(default, float):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
+            raise ConfigError(f"{where} must be a number, got {value!r}", path=path_of(source))
         return float(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or (len(default) and len(value) != len(default) and section != "train"):
-            raise ConfigError(f"{where} must be a list like {list(default)}, got {value!r}")
+            raise ConfigError(f"{where} must be a list like {list(default)}, got {value!r}", path=path_of(source))
         return tuple(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {value!r}")
+        raise ConfigError(f"{where} must be a string, got {value!r}", path=path_of(source))
     return value
 
 
-def parse_config(raw: dict, source: str = "<config>", base_dir: Path | None = None) -> RunConfig:
-    """Build a RunConfig from parsed TOML; relative data and output paths are taken from ``base_dir``."""
+def parse_config(raw: dict, source: str | Path = "<config>", base_dir: Path | None = None) -> RunConfig:
+    """Build a RunConfig from parsed TOML; relative data and output paths are taken from ``base_dir``.
+    ``source`` is named in errors; a ``Path`` is the configuration file (also the errors' ``path``)."""
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}")
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}", path=path_of(source))
     sections = {}
     for name, cls in _SECTIONS.items():
         given = raw.get(name, {})
         if not isinstance(given, dict):
-            raise ConfigError(f"{source}: [{name}] must be a table")
+            raise ConfigError(f"{source}: [{name}] must be a table", path=path_of(source))
         defaults = {f.name: f.default for f in fields(cls)}
         bad = sorted(set(given) - set(defaults))
         if bad:
-            raise ConfigError(f"{source}: unknown key(s) {bad} in [{name}]; known: {sorted(defaults)}")
+            raise ConfigError(f"{source}: unknown key(s) {bad} in [{name}]; known: {sorted(defaults)}",
+                              path=path_of(source))
         values = {k: _coerce(name, k, defaults[k], v, source) for k, v in given.items()}
         sections[name] = cls(**values)
     config = RunConfig(**sections, source=source)
@@ -168,16 +170,17 @@ def parse_config(raw: dict, source: str = "<config>", base_dir: Path | None = No
     return config
 
 
-def _check(config: RunConfig, source: str) -> None:
+def _check(config: RunConfig, source: str | Path) -> None:
     if not config.data.train:
-        raise ConfigError(f"{source}: [data] train is required (a DeepFashion2-layout folder)")
+        raise ConfigError(f"{source}: [data] train is required (a DeepFashion2-layout folder)", path=path_of(source))
     w, h = config.data.input_size
     if w % 32 or h % 32 or w <= 0 or h <= 0:
-        raise ConfigError(f"{source}: [data] input_size {[w, h]} must be positive multiples of 32")
+        raise ConfigError(f"{source}: [data] input_size {[w, h]} must be positive multiples of 32",
+                          path=path_of(source))
     if config.train.epochs < 1 or config.train.batch_size < 1:
-        raise ConfigError(f"{source}: [train] epochs and batch_size must be at least 1")
+        raise ConfigError(f"{source}: [train] epochs and batch_size must be at least 1", path=path_of(source))
     if config.train.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"{source}: [train] device must be auto, cpu or cuda")
+        raise ConfigError(f"{source}: [train] device must be auto, cpu or cuda", path=path_of(source))
 
 
 def _resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
@@ -196,7 +199,7 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raise ConfigError(f"{path}: file not found", path=path) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read TOML ({exc})") from None
-    return parse_config(raw, str(path), base_dir=Path.cwd())
+        raise ConfigError(f"{path}: cannot read TOML ({exc})", path=path) from None
+    return parse_config(raw, path, base_dir=Path.cwd())

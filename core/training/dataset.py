@@ -111,7 +111,8 @@ class DF2Dataset:
         image_dir, annos_dir = root / "image", root / "annos"
         for folder in (image_dir, annos_dir):
             if not folder.is_dir():
-                raise DatasetError(f"{folder}: not a folder (a DeepFashion2 folder holds image/ and annos/)")
+                raise DatasetError(f"{folder}: not a folder (a DeepFashion2 folder holds image/ and annos/)",
+                                   path=folder)
         annotations, errors = read_df2_annotations(annos_dir, self.taxonomy)
         images = _image_index(image_dir)
         self.errors += errors
@@ -215,7 +216,7 @@ class DF2Dataset:
             try:
                 check(entry[1])
             except ImageError as exc:
-                bad.append(FileError(entry[1], str(exc).removeprefix(f"{entry[1]}: ")))
+                bad.append(FileError.from_error(exc, entry[1]))
                 continue
             keep.append(entry)
         if drop:

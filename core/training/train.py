@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.domain.structures import Affine, PostprocessParams, RawHeads
 from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.errors import DeepMarkError, path_of
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
 from deepmark.core.network import ExportWrapper, build_model
 from deepmark.core.network.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
@@ -208,7 +208,7 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
     for error in train_set.errors:
         log.warning("training data: %s", error)
     if len(train_set) == 0:
-        raise TrainingError(f"{config.data.train}: no usable training image")
+        raise TrainingError(f"{config.data.train}: no usable training image", path=config.data.train)
     val_set = None
     if config.data.val:
         val_set = DF2Dataset(config.data.val, taxonomy, grouping, config.data.input_size, augment=None,
@@ -217,7 +217,7 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
     try:
         model = build_model(config.model.arch, grouping, taxonomy.num_classes, head_conv=config.model.head_conv)
     except ValueError as exc:
-        raise TrainingError(f"{config.source}: {exc}") from None
+        raise TrainingError(f"{config.source}: {exc}", path=path_of(config.source)) from None
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
@@ -227,7 +227,7 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
         payload = load_checkpoint(last)
         if payload["arch"] != config.model.arch or payload["grouping"] != grouping.name:
             raise TrainingError(f"{last}: checkpoint is {payload['arch']}/{payload['grouping']}, "
-                                f"config asks {config.model.arch}/{grouping.name}")
+                                f"config asks {config.model.arch}/{grouping.name}", path=last)
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
