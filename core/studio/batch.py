@@ -127,10 +127,7 @@ def run_batch(project: Project, detector: Detector, image_ids: Sequence[int], pa
                 _one(project, detector, record, where, params, report, tta, heads_cache, model, tta_key, grouping)
                 report.processed_ids.append(image_id)
             except DeepMarkError as exc:
-                message = str(exc)
-                prefix = f"{where}: "
-                report.errors.append(FileError(where, message[len(prefix):] if message.startswith(prefix)
-                                               else message))
+                report.errors.append(FileError.from_error(exc, where))
             done += 1
             if progress is not None:
                 progress(BatchProgress(done, len(image_ids), len(report.errors), time.perf_counter() - started,

@@ -199,7 +199,9 @@ class Session:
         try:
             self.model.heads(self.record.id, self.rgb, image_key(self.record))
         except DeepMarkError as exc:
-            self.events.emit("error", f"{self.record.path}: the model failed ({exc})")
+            # an error about a file names it already; otherwise say which image failed
+            message = str(exc) if exc.path is not None else f"{self.record.path}: the model failed ({exc})"
+            self.events.emit("error", message)
             return
         self.redecode()
         try:
