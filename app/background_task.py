@@ -1,6 +1,7 @@
-"""One ``core`` call run in a QThread for the tuning view and the import / export dialogs: progress, the
-result or the error come back through signals (delivered in the GUI thread); cancellable through a
-``threading.Event`` that the call polls, or that its progress callback checks."""
+"""The app's one background-job mechanism: a ``core`` call run in a QThread (batch jobs, adding images, the
+tuning view, the import / export dialogs). Progress, the result or the error come back through signals
+(delivered in the GUI thread); cancellable through a ``threading.Event`` that the call polls, or that its
+progress callback checks."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ TaskFn = Callable[[Callable[[int, int, str], None], threading.Event], Any]
 
 
 class BackgroundTask(QThread):
-    """Runs ``fn`` once in its own thread. ``progressed(done, total, stage)`` while it runs; then exactly one
-    of ``succeeded(result)``, ``failed(message)`` or ``cancelled()``."""
+    """Runs ``fn`` once in its own thread. ``progressed(done, total, stage)`` while it runs (and ``reported``
+    with whatever richer progress value ``fn`` hands to ``report``); then exactly one of ``succeeded(result)``
+    (``fn`` returned: also after a cancel that ``fn`` honoured by returning what it had done), ``failed(message)``
+    or ``cancelled()`` (``fn`` stopped with Cancelled, or failed once cancelled)."""
 
     progressed = Signal(int, int, str)
+    reported = Signal(object)
     succeeded = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -38,6 +42,10 @@ class BackgroundTask(QThread):
         self.cancel_flag.set()
         if self.isRunning():
             self.wait(timeout_ms)
+
+    def report(self, value: object) -> None:
+        """Hand a progress value to the GUI thread (``reported``); callable from ``fn``'s thread."""
+        self.reported.emit(value)
 
     def _progress(self, done: int, total: int, stage: str = "") -> None:
         """Report progress; once cancelled, raise Cancelled to stop a ``core`` call that reports progress but
@@ -59,7 +67,4 @@ class BackgroundTask(QThread):
         except Exception as exc:  # a bug in a task must reach the window, not die silently in the thread
             self.failed.emit(f"{type(exc).__name__}: {exc}")
         else:
-            if self.cancel_flag.is_set():
-                self.cancelled.emit()
-            else:
-                self.succeeded.emit(result)
+            self.succeeded.emit(result)

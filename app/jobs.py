@@ -1,5 +1,5 @@
-"""Background jobs: the detector over a selection or the whole project (``deepmark.core.studio.batch.run_batch``) on a
-worker QThread, with a progress bar, rate, time left and Cancel in the status bar.
+"""Batch jobs: the detector over a selection or the whole project (``deepmark.core.studio.batch.run_batch``) as a
+``BackgroundTask``, with a progress bar, rate, time left and Cancel in the status bar.
 
 The window stays responsive: the worker does the reading, the network, decoding and storing; the GUI
 thread only gets throttled progress (at most every ``PROGRESS_MS``), a signal when the image currently
@@ -9,14 +9,15 @@ processed images are re-read once, the counts updated, failures listed by file n
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from deepmark.app.background_task import BackgroundTask
 from deepmark.core.errors import DeepMarkError
+from deepmark.core.store import Project
 from deepmark.core.studio.batch import BatchProgress, BatchReport, run_batch
 
 if TYPE_CHECKING:
@@ -40,50 +41,6 @@ def progress_text(p: BatchProgress) -> str:
     """"N/M · x img/s · time left" (and the failures so far)."""
     text = f"{p.done:,}/{p.total:,} · {p.rate:.1f} img/s · {format_duration(p.eta_s)} left"
     return text + (f" · {p.errors} failed" if p.errors else "")
-
-
-class BatchWorker(QThread):
-    """Runs ``run_batch`` off the GUI thread. Signals arrive on the GUI thread: ``progressed`` (throttled),
-    ``image_done(id)`` for the ``watched`` image only, ``completed(report)`` or ``failed(message)``."""
-
-    progressed = Signal(object)
-    image_done = Signal(int)
-    completed = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, window: MainWindow, image_ids: list[int], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        live, project = window.session.model, window.session.project
-        params = window.params()
-        self.project, self.detector, self.image_ids, self.params = project, live.detector, image_ids, params
-        # prepared on the GUI thread: the live model is not shared with the worker, only its run and cache
-        self.run_id = live.run_id(project, params)
-        self.tta = live.tta
-        self.heads_cache = live.cache.disk
-        self.model_key = live.model_key if live.cache.disk is not None else None
-        self.cancel_event = threading.Event()
-        self.watched: int | None = window.session.record.id if window.session.record is not None else None
-        self._last_emit = 0.0
-
-    def run(self) -> None:
-        try:
-            report = run_batch(self.project, self.detector, self.image_ids, self.params, run_id=self.run_id,
-                               tta=self.tta, heads_cache=self.heads_cache, model=self.model_key,
-                               progress=self._progress, cancel=self.cancel_event)
-        except DeepMarkError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a bug must end the job visibly, never kill the thread silently
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
-        else:
-            self.completed.emit(report)
-
-    def _progress(self, p: BatchProgress) -> None:
-        if p.image_id is not None and p.image_id == self.watched:
-            self.image_done.emit(p.image_id)
-        now = time.monotonic()
-        if now - self._last_emit >= PROGRESS_MS / 1000 or p.done == p.total:
-            self._last_emit = now
-            self.progressed.emit(p)
 
 
 class JobPanel(QWidget):
@@ -115,7 +72,9 @@ class JobPanel(QWidget):
 
 
 class JobController(QObject):
-    """The window's batch jobs (one at a time): ``start(ids)``, ``cancel()``, ``stop()``."""
+    """The window's batch jobs (one at a time): ``start(ids)``, ``cancel()``, ``stop()``. Each job is a
+    ``BackgroundTask`` running ``run_batch``; ``reported`` carries its BatchProgress (throttled), and the
+    image currently shown is re-decoded as soon as the job has processed it."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -123,77 +82,104 @@ class JobController(QObject):
         self.panel = JobPanel()
         window.statusBar().addPermanentWidget(self.panel)
         self.panel.cancel.clicked.connect(self.cancel)
-        self.worker: BatchWorker | None = None
+        self.task: BackgroundTask | None = None
+        self.project: Project | None = None  # the project the running job writes into
+        self.watched: int | None = None  # the image shown; read by the job's thread
         self.last_report: BatchReport | None = None
+        self._last_emit = 0.0
         window.image_view.selectionModel().currentChanged.connect(self._follow)
 
     def running(self) -> bool:
-        return self.worker is not None and self.worker.isRunning()
+        return self.task is not None and self.task.isRunning()
 
     def start(self, image_ids: list[int]) -> bool:
-        window = self.window
+        window, session = self.window, self.window.session
         if self.running():
             window.show_error("a job is already running (cancel it first)")
             return False
-        if window.session.project is None or window.session.model is None:
+        if session.project is None or session.model is None:
             window.show_error("open a project and choose a model first")
             return False
         if not image_ids:
             window.show_error("no images to run the model on")
             return False
+        # prepared on the GUI thread: the live model is not shared with the job, only its run and disk cache
+        live, project, params, ids = session.model, session.project, window.params(), list(image_ids)
         try:
-            worker = BatchWorker(window, list(image_ids), self)
+            run_id = live.run_id(project, params)
         except DeepMarkError as exc:
             window.show_error(f"the job cannot start: {exc}", dialog=True)
             return False
-        worker.progressed.connect(self.panel.update_progress)
-        worker.image_done.connect(self._image_done)
-        worker.completed.connect(self._completed)
-        worker.failed.connect(self._failed)
-        self.worker = worker
-        self.panel.start(len(image_ids))
-        window.show_info(f"running {window.session.model.path.name} on {len(image_ids):,} images…")
-        worker.start()
+        disk = live.cache.disk
+        model_key = live.model_key if disk is not None else None
+        detector, tta = live.detector, live.tta
+
+        def work(_progress, cancel):
+            return run_batch(project, detector, ids, params, run_id=run_id, tta=tta, heads_cache=disk,
+                             model=model_key, progress=self._forward, cancel=cancel)
+
+        task = BackgroundTask(work, self)
+        task.reported.connect(self._progressed)
+        task.succeeded.connect(self._completed)
+        task.failed.connect(self._failed)
+        self.task, self.project = task, project
+        self.watched = session.record.id if session.record is not None else None
+        self._last_emit = 0.0
+        self.panel.start(len(ids))
+        window.show_info(f"running {live.path.name} on {len(ids):,} images…")
+        task.start()
         return True
 
+    def _forward(self, p: BatchProgress) -> None:
+        """In the job's thread: pass progress on at most every PROGRESS_MS, and always for the shown image."""
+        now = time.monotonic()
+        if p.image_id == self.watched or now - self._last_emit >= PROGRESS_MS / 1000 or p.done == p.total:
+            self._last_emit = now
+            self.task.report(p)
+
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel_event.set()
+        if self.task is not None:
+            self.task.cancel()
             self.panel.cancel.setEnabled(False)
             self.panel.label.setText(self.panel.label.text() + " · cancelling…")
 
     def stop(self, wait_ms: int = 30000) -> None:
-        """Cancel and wait for the worker (before the project closes)."""
-        if self.worker is not None:
-            self.worker.cancel_event.set()
-            self.worker.wait(wait_ms)
+        """Cancel and wait for the job (before the project closes)."""
+        if self.task is not None:
+            self.task.stop(wait_ms)
             self._finish()
 
     def _follow(self, current, _previous) -> None:
-        if self.worker is not None and current.isValid() and current.row() < self.window.image_model.rowCount():
-            self.worker.watched = self.window.image_model.record(current.row()).id
+        if self.task is not None and current.isValid() and current.row() < self.window.image_model.rowCount():
+            self.watched = self.window.image_model.record(current.row()).id
 
-    def _image_done(self, image_id: int) -> None:
-        window = self.window
-        current = window.session.record
-        if current is not None and current.id == image_id and window.session.rgb is not None:
-            window.session.run_model()  # its heads are in the cache now: decoded and shown, no network run
+    def _progressed(self, p: BatchProgress) -> None:
+        self.panel.update_progress(p)
+        session = self.window.session
+        if p.image_id is not None and session.record is not None and session.record.id == p.image_id \
+                and session.rgb is not None:
+            session.run_model()  # its heads are in the cache now: decoded and shown, no network run
 
-    def _finish(self) -> BatchWorker | None:
-        worker, self.worker = self.worker, None
+    def _finish(self) -> Project | None:
+        task, project = self.task, self.project
+        self.task, self.project = None, None
         self.panel.hide()
-        return worker
+        if task is not None:
+            task.wait()
+            task.deleteLater()
+        return project
 
     def _completed(self, report: BatchReport) -> None:
-        worker = self._finish()
+        project = self._finish()
         self.last_report = report
         window = self.window
-        if worker is not None and window.session.project is worker.project:
+        session = window.session
+        if project is not None and session.project is project:
             window.image_model.refresh_ids(report.processed_ids)
-            if window.session.record is not None and window.session.record.id in report.processed_ids:
-                window.refresh_row(window.session.record.id)
+            if session.record is not None and session.record.id in report.processed_ids:
+                window.refresh_row(session.record.id)
             window.update_counts()
-        window.show_info(f"{window.session.model.path.name if window.session.model else 'model'}: {report.summary()}")
+        window.show_info(f"{session.model.path.name if session.model else 'model'}: {report.summary()}")
         if report.errors:
             details = "\n".join(str(e) for e in report.errors[:20])
             more = f"\n… and {len(report.errors) - 20} more" if len(report.errors) > 20 else ""
@@ -206,10 +192,9 @@ class JobController(QObject):
 
 def jobs_of(window: MainWindow) -> JobController:
     """The window's job controller (made on first use)."""
-    controller = getattr(window, "jobs", None)
-    if controller is None:
-        controller = window.jobs = JobController(window)
-    return controller
+    if window.jobs is None:
+        window.jobs = JobController(window)
+    return window.jobs
 
 
 def run_on_selected(window: MainWindow) -> None:
@@ -235,6 +220,6 @@ def run_on_all(window: MainWindow) -> None:
 
 def stop_jobs(window: MainWindow) -> None:
     """Cancel a running job and wait for it (the project is about to close or change)."""
-    controller = getattr(window, "jobs", None)
+    controller = window.jobs
     if controller is not None:
         controller.stop()

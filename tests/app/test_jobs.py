@@ -11,7 +11,7 @@ from deepmark.core.studio.batch import BatchProgress
 
 
 def _wait_done(qtbot, window, timeout=30000):
-    qtbot.waitUntil(lambda: not jobs_of(window).running() and jobs_of(window).worker is None, timeout=timeout)
+    qtbot.waitUntil(lambda: not jobs_of(window).running() and jobs_of(window).task is None, timeout=timeout)
     return jobs_of(window).last_report
 
 
