@@ -37,7 +37,6 @@ ZOOM_STEP = 1.25
 MIN_DRAWN_BOX = 2.0  # image pixels: a smaller drag in draw mode is a slip, not a box
 
 # Called with (annotation id, landmark index, old (x, y), new (x, y)) when one landmark was dragged.
-MoveCallback = Callable[[int, int, tuple[float, float], tuple[float, float]], None]
 
 
 class Canvas(QGraphicsView):
@@ -91,7 +90,6 @@ class Canvas(QGraphicsView):
         self._draw_start: QPointF | None = None
         self._draw_preview: QGraphicsRectItem | None = None
         self._rubber_band = False
-        self._on_moved: MoveCallback | None = None
         self.scene().selectionChanged.connect(self._landmark_selection_changed)
 
     # -- content ---------------------------------------------------------------------------------
@@ -116,18 +114,17 @@ class Canvas(QGraphicsView):
     def heatmap_visible(self) -> bool:
         return self._heat.isVisible()
 
-    def set_items(self, items: Sequence[ItemRecord], on_moved: MoveCallback | None,
+    def set_items(self, items: Sequence[ItemRecord], editable: bool = True,
                   on_pressed: PressCallback | None = None) -> None:
-        """The stored truth: one painted graphic per item and a draggable handle per shown landmark.
-        ``on_moved`` gets a single-landmark drag; several landmarks dragged together go out as one
-        ``landmarks_moved``. Only the items that changed are rebuilt (an edit touches one item of maybe
-        twenty, and the others keep their painted cache); the selection survives by ids."""
-        callbacks = (on_moved, on_pressed)
+        """The stored truth: one painted graphic per item and (``editable``) a draggable handle per shown
+        landmark; a drag of one landmark or of several together goes out as one ``landmarks_moved``. Only
+        the items that changed are rebuilt (an edit touches one item of maybe twenty, and the others keep
+        their painted cache); the selection survives by ids."""
+        callbacks = (editable, on_pressed)
         if not self.show_items or callbacks != self._callbacks:
             for aid in list(self.item_graphics):
                 self._drop_item(aid)
         self._callbacks = callbacks
-        self._on_moved = on_moved
         if not self.show_items:
             self.item_graphics, self.landmark_items, self.selected_id = {}, [], None
             self._kept_selection.clear()
@@ -141,7 +138,7 @@ class Canvas(QGraphicsView):
         for item in items:
             graphic = self.item_graphics.get(item.id)
             if graphic is None:
-                graphic = self._build_item(item, pixel, on_moved is not None, on_pressed)
+                graphic = self._build_item(item, pixel, editable, on_pressed)
             graphic.item = item  # the same drawing; the record may differ in what is not drawn
             graphics[item.id] = graphic
         self.item_graphics = graphics  # in the items' order (Tab follows it)
@@ -290,13 +287,7 @@ class Canvas(QGraphicsView):
         return pressed
 
     def _landmarks_dragged(self, moves: list[tuple[int, int, tuple[float, float]]]) -> None:
-        if len(moves) == 1 and self._on_moved is not None:
-            aid, idx, new = moves[0]
-            graphic = self.item_graphics.get(aid)
-            old = tuple(float(c) for c in graphic.item.landmarks[idx, :2]) if graphic else new
-            self._on_moved(aid, idx, old, new)
-        else:
-            self.landmarks_moved.emit(moves)
+        self.landmarks_moved.emit(moves)
 
     def _box_edited(self, annotation_id: int, box: np.ndarray) -> None:
         self.box_edited.emit(annotation_id, box)

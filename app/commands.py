@@ -99,17 +99,6 @@ class StoreCommand(QUndoCommand):
         self.host.show_error(message)
 
 
-class MoveLandmark(StoreCommand):
-    def __init__(self, project: Project, image_id: int, annotation_id: int, idx: int, new: tuple[float, float],
-                 host: Host) -> None:
-        super().__init__(project, image_id, host, f"move landmark {idx + 1}")
-        self.annotation_id, self.idx, self.new = annotation_id, idx, new
-
-    def _steps(self):
-        aid = item_id(self.project, self.annotation_id)
-        return [lambda: self.project.annotations.set_landmark(aid, self.idx, x=self.new[0], y=self.new[1])]
-
-
 # One landmark change: (annotation id, landmark index, x or None, y or None, v or None); None = unchanged.
 LandmarkChange = tuple[int, int, float | None, float | None, int | None]
 
@@ -147,9 +136,11 @@ class SetLandmarks(StoreCommand):
 
 def move_landmarks(project: Project, image_id: int, moves: Sequence[tuple[int, int, tuple[float, float]]],
                    host: Host) -> SetLandmarks:
-    """A command moving each (annotation id, index) landmark to its new (x, y) pixels."""
+    """A command moving each (annotation id, index) landmark to its new (x, y) pixels: the one path for
+    every landmark drag, of one landmark or several together."""
     changes = [(aid, idx, float(x), float(y), None) for aid, idx, (x, y) in moves]
-    return SetLandmarks(project, image_id, changes, host, f"move {len(changes)} landmarks")
+    what = f"landmark {changes[0][1] + 1}" if len(changes) == 1 else f"{len(changes)} landmarks"
+    return SetLandmarks(project, image_id, changes, host, f"move {what}")
 
 
 def set_visibility(project: Project, image_id: int, targets: Sequence[tuple[int, int]], v: int,

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from deepmark.app.canvas import Canvas
-from deepmark.app.commands import MoveLandmark, SetStatus
+from deepmark.app.commands import SetStatus
 from deepmark.app.filter_bar import FilterBar
 from deepmark.app.heatmap_panel import HeatmapPanel
 from deepmark.app.image_list import ImageListModel, build_image_pane
@@ -174,7 +174,7 @@ class MainWindow(QMainWindow):
         project = self.session.project
         self.undo_stack.clear()
         self.canvas.set_image(None)
-        self.canvas.set_items([], self._landmark_moved, self._landmark_pressed)
+        self.canvas.set_items([], True, self._landmark_pressed)
         self.canvas.set_detections([])
         self.canvas.set_heatmap(None)
         self.side_view.set_heatmap(None)
@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
             self.canvas.zoom_fit()
 
     def _items_changed(self) -> None:
-        self.canvas.set_items(self.session.items, self._landmark_moved, self._landmark_pressed)
+        self.canvas.set_items(self.session.items, True, self._landmark_pressed)
 
     def _detections_changed(self) -> None:
         self.canvas.set_detections(self.session.detections)
@@ -363,11 +363,6 @@ class MainWindow(QMainWindow):
         self.update_counts()
 
     # -- edits -----------------------------------------------------------------------------------
-
-    def _landmark_moved(self, annotation_id: int, idx: int, old: tuple[float, float], new: tuple[float, float]) -> None:
-        if self.session.project is None or self.session.record is None:
-            return
-        self.undo_stack.push(MoveLandmark(self.session.project, self.session.record.id, annotation_id, idx, new, self))
 
     def _landmark_pressed(self, annotation_id: int, idx: int) -> None:
         """While a heatmap is shown, pressing a landmark shows its group's heatmap."""

@@ -144,7 +144,7 @@ def test_a_locked_store_during_edits(own_window, own_demo, tmp_path):
     first = window.session.record.id
     lock = _Lock(tmp_path / "own.deepmark")
     try:
-        window._landmark_moved(aid, idx, (at.x(), at.y()), (at.x() + 10.0, at.y() + 10.0))
+        window.canvas.landmarks_moved.emit([(aid, idx, (at.x() + 10.0, at.y() + 10.0))])
         message = window.statusBar().currentMessage()
         assert "move landmark" in message and "locked by another program" in message
         assert window.undo_stack.count() == 0  # nothing half-done is left to undo

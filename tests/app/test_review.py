@@ -38,7 +38,7 @@ def test_next_and_previous_unreviewed_by_key(window, demo_project, qtbot):
 def test_status_bar_counts_corrections(window, demo_project, qtbot):
     assert "0 reviewed · 8 remaining · 0 corrected landmarks (0 items)" in window.counts_label.text()
     aid, idx, at = _first_landmark(window)
-    window._landmark_moved(aid, idx, (at.x(), at.y()), (at.x() + 3.0, at.y() + 4.0))
+    window.canvas.landmarks_moved.emit([(aid, idx, (at.x() + 3.0, at.y() + 4.0))])
     assert "1 corrected landmark (1 item)" in window.counts_label.text()
     window.undo_stack.undo()
     assert "0 corrected landmarks (0 items)" in window.counts_label.text()
@@ -47,7 +47,7 @@ def test_status_bar_counts_corrections(window, demo_project, qtbot):
 def test_summary_by_category(window, demo_project, qtbot, taxonomy):
     aid, idx, at = _first_landmark(window)
     category = demo_project.annotations.get(aid).category_id
-    window._landmark_moved(aid, idx, (at.x(), at.y()), (at.x() + 3.0, at.y() + 4.0))  # 5 px
+    window.canvas.landmarks_moved.emit([(aid, idx, (at.x() + 3.0, at.y() + 4.0))])  # 5 px
     window.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_F9)
     dialog = window.summary_dialog
@@ -67,7 +67,7 @@ def test_summary_by_category(window, demo_project, qtbot, taxonomy):
 def test_predictions_never_overwrite_a_human_correction(window, demo_project, tiny_model):
     aid, idx, at = _first_landmark(window)
     image_id = window.session.record.id
-    window._landmark_moved(aid, idx, (at.x(), at.y()), (at.x() + 6.0, at.y() - 2.0))
+    window.canvas.landmarks_moved.emit([(aid, idx, (at.x() + 6.0, at.y() - 2.0))])
     window.set_status("accepted", advance=False)
     corrected = demo_project.annotations.for_image(image_id)
     assert corrected[[i.id for i in corrected].index(aid)].origin == "corrected"
