@@ -20,7 +20,6 @@ from PySide6.QtGui import QColor, QPainter, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
 from deepmark.app.overlay_items import (
-    VISIBILITY_NAMES,
     DetectionGraphic,
     ItemGraphic,
     LandmarkHandle,
@@ -28,7 +27,7 @@ from deepmark.app.overlay_items import (
     cosmetic_pen,
 )
 from deepmark.app.qt_convert import category_color, map_pixels_transform, rgb_to_pixmap, rgba_to_pixmap
-from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.structures import VISIBILITY_NAMES, Detection
 from deepmark.core.domain.taxonomy import Taxonomy
 from deepmark.core.store import ItemRecord
 from deepmark.core.studio.display import HeatmapView, colorize

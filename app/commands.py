@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
+from deepmark.core.domain.structures import VISIBILITY_NAMES
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import EditReceipt, ItemData, Project
 
@@ -147,10 +148,9 @@ def set_visibility(project: Project, image_id: int, targets: Sequence[tuple[int,
                    host: Host) -> SetLandmarks:
     """A command setting visibility ``v`` (0 not present, 1 occluded, 2 visible) of (annotation id, index)
     landmarks."""
-    names = {0: "not present", 1: "occluded", 2: "visible"}
     what = f"landmark {targets[0][1] + 1}" if len(targets) == 1 else f"{len(targets)} landmarks"
     return SetLandmarks(project, image_id, [(aid, idx, None, None, v) for aid, idx in targets], host,
-                        f"mark {what} {names[v]}")
+                        f"mark {what} {VISIBILITY_NAMES[v]}")
 
 
 class SetBox(StoreCommand):

@@ -30,7 +30,7 @@ from deepmark.app.commands import (
     set_visibility,
 )
 from deepmark.app.overlay_items import DetectionGraphic, ItemGraphic, LandmarkHandle
-from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.structures import VISIBILITY_NAMES, Detection
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import ItemData, ItemRecord
 from deepmark.core.store.bulk import item_from_detection
@@ -39,7 +39,7 @@ from deepmark.core.studio.templates import derive_landmarks, template_landmarks
 if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
-VISIBILITY_LABELS = {2: "Visible\tV", 1: "Occluded\tO", 0: "Not present\tX"}
+VISIBILITY_KEYS = {2: "V", 1: "O", 0: "X"}  # a key per visibility (names: core VISIBILITY_NAMES)
 
 
 class Editor(QObject):
@@ -62,9 +62,8 @@ class Editor(QObject):
         for text, slot, key in [
             ("Draw new item", self.toggle_draw, "B"),
             ("Change category…", self.change_selected_category, "C"),
-            ("Landmark visible", lambda: self.set_visibility(2), "V"),
-            ("Landmark occluded", lambda: self.set_visibility(1), "O"),
-            ("Landmark not present", lambda: self.set_visibility(0), "X"),
+            *((f"Landmark {VISIBILITY_NAMES[v]}", lambda v=v: self.set_visibility(v), key)
+              for v, key in VISIBILITY_KEYS.items()),
         ]:
             action = QAction(text, window)
             action.setShortcut(QKeySequence(key))
@@ -291,7 +290,8 @@ class Editor(QObject):
             targets = self.canvas.selected_landmarks()
             if (hit.annotation_id, hit.idx) not in targets:
                 targets = [(hit.annotation_id, hit.idx)]
-            for v, label in VISIBILITY_LABELS.items():
+            for v, key in VISIBILITY_KEYS.items():
+                label = f"{VISIBILITY_NAMES[v].capitalize()}\t{key}"
                 action = menu.addAction(label, lambda v=v, t=targets: self.set_visibility(v, t))
                 action.setCheckable(True)
                 action.setChecked(len(targets) == 1 and hit.v == v)

@@ -32,7 +32,6 @@ PREDICTION_HALF = 3.0  # screen px: half the side of a predicted landmark's squa
 HANDLE_HALF = 4.0  # screen px: half the side of a box handle
 HIT_PX = 6.0  # screen px: how near the cursor must come to a point or line to hit it
 LABEL_PAD = (3.0, 1.0)  # screen px around a label's text
-VISIBILITY_NAMES = {0: "not present", 1: "occluded", 2: "visible"}
 SCORE_LEVELS = 5  # predicted squares are drawn with this many opacity levels (one brush, one call each)
 
 # Called with [(annotation id, landmark index, (x, y) new position in pixels), ...] when a drag ends.

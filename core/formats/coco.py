@@ -12,12 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from deepmark.core.domain.structures import Detection, Item
+from deepmark.core.domain.structures import VISIBILITIES, Detection, Item
 from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
 from deepmark.core.errors import EvaluationError, TaxonomyError
-
-_GT_VISIBILITY = (0.0, 1.0, 2.0)
-
 
 # ---------------------------------------------------------------------------------------------
 # Input checks
@@ -101,7 +98,7 @@ def _gt_annotation(item: Item, image_id: int, ann_id: int, taxonomy: Taxonomy, w
     cat = _category(taxonomy, item.category_id, where)
     box = checked_box(item.box, where)
     lm = checked_landmarks(item.landmarks, cat, where).copy()
-    if not np.isin(lm[:, 2], _GT_VISIBILITY).all():
+    if not np.isin(lm[:, 2], VISIBILITIES).all():
         raise EvaluationError(f"{where}: landmark visibility must be 0, 1 or 2; got {np.unique(lm[:, 2]).tolist()}")
     lm[lm[:, 2] == 0] = 0.0  # the dataset stores unlabelled points as 0, 0, 0
     keypoints = np.zeros((taxonomy.num_landmarks, 3))

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmark.core.domain.structures import Detection, Item
+from deepmark.core.domain.structures import VISIBILITIES, Detection, Item
 from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
 from deepmark.core.errors import EvaluationError, TaxonomyError
 from deepmark.core.formats.coco import checked_box, checked_landmarks, detections_to_coco
 from deepmark.core.util.atomic import write_atomically
 
 _ITEM_KEY = re.compile(r"item(\d+)")
-_GT_VISIBILITY = (0.0, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def _parse_item(raw: dict, key: str, taxonomy: Taxonomy) -> Item:
     cat = _category(taxonomy, raw.get("category_id"), key)
     box = _checked(checked_box, _numbers(raw.get("bounding_box"), f"{key} bounding_box", 4), key)
     landmarks = _flat_landmarks(raw.get("landmarks"), cat, key)
-    if not np.isin(landmarks[:, 2], _GT_VISIBILITY).all():
+    if not np.isin(landmarks[:, 2], VISIBILITIES).all():
         raise _Malformed(f"{key} landmark visibility must be 0, 1 or 2")
     return Item(category_id=cat.id, box=box, landmarks=landmarks)
 

@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from deepmark.core.domain.structures import VISIBILITIES
 from deepmark.core.domain.taxonomy import load_taxonomy
 from deepmark.core.store.bulk import checked_item, insert_items, item_from_detection
 from deepmark.core.store.editlog import apply_state, bump_version, item_state, landmark_state, log_edit
@@ -104,7 +105,7 @@ class AnnotationRepository:
                      expected_version: int | None = None) -> EditReceipt:
         """Move landmark ``idx`` (0-based, of the item's category) to ``x, y`` pixels and/or set its
         visibility ``v`` (0, 1, 2); unchanged where None. One transaction, logged."""
-        if v is not None and v not in (0, 1, 2):
+        if v is not None and v not in VISIBILITIES:
             raise InvalidValueError(f"item {annotation_id} landmark {idx}: visibility must be 0, 1 or 2, got {v!r}")
         for name, value in (("x", x), ("y", y)):
             if value is not None and not np.isfinite(value):
