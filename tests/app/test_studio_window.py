@@ -113,11 +113,16 @@ def test_drag_a_landmark_then_undo_and_redo(window, demo_project, qtbot):
 
 
 def test_pressing_a_landmark_shows_its_group_heatmap(window, taxonomy, semantic62):
-    marker = window.canvas.landmark_items[0]
+    canvas = window.canvas
+    marker = next(h for h in canvas.landmark_items if canvas.hit(canvas.mapFromScene(h.pos())) is h)
     item = next(i for i in window.session.items if i.id == marker.annotation_id)
     group = int(semantic62.landmark_to_group[taxonomy.category(item.category_id).offset + marker.idx])
     window.heatmap_panel.select("center")
-    window._landmark_pressed(marker.annotation_id, marker.idx)
+    viewport, at = canvas.viewport(), QPointF(canvas.mapFromScene(marker.pos()))
+    for kind, buttons in ((QEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton),
+                          (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
+        QApplication.sendEvent(viewport, QMouseEvent(kind, at, viewport.mapToGlobal(at), Qt.MouseButton.LeftButton,
+                                                     buttons, Qt.KeyboardModifier.NoModifier))
     assert window.heatmap_panel.choice() == ("group", group) and window.canvas.heatmap_visible()
 
 
