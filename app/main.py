@@ -107,7 +107,7 @@ def build_window(args: argparse.Namespace, use_settings: bool = True):
     # before the first image, so it is detected at once
     window.set_model_path(args.model or (saved_model_path() if use_settings else None))
     if saved is None and window.session.model is not None:
-        window.params_panel.apply(window.params_panel.defaults())  # no earlier session: the model's recommendation
+        window.params_panel.set_params(window.params_panel.defaults())  # no earlier session: the model's recommendation
     demo = DemoFolder() if args.demo else None
     if demo is not None:
         window.demo_folder = demo

@@ -113,7 +113,7 @@ class ParamsPanel(QWidget):
         self.numbers: dict[str, NumberRow] = {}
         self.switches: dict[str, QCheckBox] = {}
         self.presets = PresetsBar(self.params)
-        self.presets.applied.connect(self.apply)
+        self.presets.applied.connect(self.set_params)
         self.presets.error.connect(self.error)
         self.presets.info.connect(self.info)
         form = QFormLayout()
@@ -146,7 +146,7 @@ class ParamsPanel(QWidget):
         layout.addWidget(self.reset_button)
         layout.addWidget(tta)
         layout.addStretch(1)
-        self.set_params(params)
+        self._show(params)
 
     def params(self) -> PostprocessParams:
         return self._params
@@ -167,12 +167,13 @@ class ParamsPanel(QWidget):
     def defaults(self) -> PostprocessParams:
         return self._defaults
 
-    def apply(self, params: PostprocessParams) -> None:
-        """Load ``params`` and emit ``changed`` (a preset, the tuning view's best, a reset)."""
-        self.set_params(params)
+    def set_params(self, params: PostprocessParams) -> None:
+        """Show ``params`` and emit ``changed`` (a preset, the tuning view's best, a reset, a script): what the
+        panel shows is always what the window decodes with."""
+        self._show(params)
         self.changed.emit(self._params)
 
-    def set_params(self, params: PostprocessParams) -> None:
+    def _show(self, params: PostprocessParams) -> None:
         self._params = params
         values = asdict(params)
         for name, row in self.numbers.items():
@@ -185,7 +186,7 @@ class ParamsPanel(QWidget):
         self.presets.sync(params)
 
     def reset(self) -> None:
-        self.apply(self._defaults)
+        self.set_params(self._defaults)
         self.info.emit("post-processing reset to the model's defaults")
 
     def _update(self, name: str, value) -> None:

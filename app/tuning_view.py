@@ -386,7 +386,7 @@ class TuningView(QWidget):
         """Load the best measured parameters into the post-processing panel (the canvas re-decodes)."""
         if self.report is None:
             return
-        self.window_.params_panel.apply(self.report.best)
+        self.window_.params_panel.set_params(self.report.best)
         self.window_.show_info("best tuned parameters applied")
 
     def _compared(self, comparison: Comparison) -> None:

@@ -6,6 +6,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
+from deepmark.core.domain.structures import PostprocessParams
+
 
 def test_demo_opens_with_its_labels(window, demo_project):
     assert window.image_model.rowCount() == 8
@@ -187,3 +189,13 @@ def test_cancelling_an_add_keeps_the_committed_batches(window, qtbot, tmp_path):
     window.open_paths([folder])  # adding again finishes the job
     qtbot.waitUntil(lambda: window.adding.task is None, timeout=30000)
     assert window.session.project.images.count() == 8 + 450
+
+
+def test_parameters_set_on_the_panel_are_what_the_session_decodes_with(window, qtbot):
+    """A preset, a reset or the tuning view's best goes through the panel: the next image is decoded with it."""
+    wanted = PostprocessParams.centernet(score_threshold=0.9)
+    window.params_panel.set_params(wanted)
+    qtbot.waitUntil(lambda: window.session.params == wanted, timeout=2000)
+    window.step(1)
+    assert window.session.params == wanted == window.params()
+    assert all(d.score >= 0.9 for d in window.session.detections)

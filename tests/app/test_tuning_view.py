@@ -53,7 +53,7 @@ def test_the_menu_opens_the_tuning_view(window):
 def test_run_plots_every_sweep_and_applying_the_best_sets_the_panel(window, view, demo_project, qtbot, taxonomy,
                                                                    semantic62):
     _biased_heads_in_cache(window, demo_project, taxonomy, semantic62)
-    window.params_panel.apply(PostprocessParams.all_techniques(gamma=1.0, score_threshold=0.0))
+    window.params_panel.set_params(PostprocessParams.all_techniques(gamma=1.0, score_threshold=0.0))
     runs = window.session.model.runs
     view.run_button.click()
     assert view.busy() and not view.run_button.isEnabled() and view.cancel_button.isEnabled()
@@ -98,9 +98,9 @@ def test_tuning_runs_the_network_once_per_labelled_image(window, view, qtbot):
 
 def test_compare_two_presets_side_by_side(window, view, demo_project, qtbot, taxonomy, semantic62):
     _biased_heads_in_cache(window, demo_project, taxonomy, semantic62)
-    window.params_panel.apply(PostprocessParams.all_techniques(gamma=0.0))
+    window.params_panel.set_params(PostprocessParams.all_techniques(gamma=0.0))
     assert window.params_panel.presets.save_as("trust regression")
-    window.params_panel.apply(PostprocessParams.all_techniques(gamma=1.0))
+    window.params_panel.set_params(PostprocessParams.all_techniques(gamma=1.0))
     assert view.compare_a.findText("trust regression") >= 0  # the combos follow the saved presets
     view.compare_a.setCurrentText("trust regression")
     view.compare_b.setCurrentText("current")
