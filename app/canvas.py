@@ -168,6 +168,13 @@ class Canvas(QGraphicsView):
         self._handles[item.id] = handles
         return graphic
 
+    def discard_items(self) -> None:
+        """Take every item graphic off, so that the next ``set_items`` draws all of them anew from the
+        records (after a refused edit: a dragged handle goes back to the stored position)."""
+        for aid in list(self.item_graphics):
+            self._drop_item(aid)
+        self.item_graphics, self.landmark_items = {}, []
+
     def _drop_item(self, annotation_id: int) -> None:
         """Take an item's graphic and handles off the scene, remembering which landmarks were selected
         (the item comes back rebuilt when it changed)."""

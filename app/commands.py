@@ -5,6 +5,11 @@ A command may make several store edits (a move of landmarks of two items, a dele
 are applied in order and undone in reverse, and a failure half-way takes back the ones already made, so
 one command is one undo step and all or nothing.
 
+Two annotators: every edit passes the version of the image the user saw (``Host.image_version``); when
+someone else changed the image since, the store refuses it (ConflictError), the command leaves no undo
+entry and the window reloads the stored state and says so. Any other refusal (read-only file, full disk,
+lost connection, a lock held too long) ends the same way: nothing half-done looks saved.
+
 Re-adding: undoing an added item deletes it; redoing adds it again, and the store gives it a new id.
 Commands made later refer to the first id, so the project remembers the alias (``item_id``).
 """
@@ -20,7 +25,7 @@ from PySide6.QtGui import QUndoCommand
 
 from deepmark.core.domain.structures import VISIBILITY_NAMES
 from deepmark.core.errors import DeepMarkError
-from deepmark.core.store import EditReceipt, ItemData, Project
+from deepmark.core.store import ConflictError, EditReceipt, ItemData, Project
 
 # project → {an item id that an undone-then-redone addition had: the id it has now}
 _ALIASES: weakref.WeakKeyDictionary[Project, dict[int, int]] = weakref.WeakKeyDictionary()
@@ -39,12 +44,24 @@ def _alias(project: Project, old: int, new: int) -> None:
         _ALIASES.setdefault(project, {})[old] = new
 
 
+Step = Callable[[int | None], EditReceipt]
+"""One store edit: called with the image version it expects (None: unchecked), returns the receipt."""
+
+
 class Host(Protocol):
-    """What a command needs from the window: re-read an image's view, and show an error."""
+    """What a command needs from the window."""
 
-    def refresh_image(self, image_id: int) -> None: ...
+    def image_version(self, image_id: int) -> int | None:
+        """The version of the image as the user sees it (None when it is not shown: unchecked)."""
 
-    def show_error(self, message: str) -> None: ...
+    def edit_saved(self, image_id: int, version: int) -> None:
+        """The store took the command's edits; the image is at ``version`` now."""
+
+    def edit_refused(self, image_id: int, message: str) -> None:
+        """The store refused (or a failure took back) the command: show ``message`` and the stored state."""
+
+    def refresh_image(self, image_id: int) -> None:
+        """Re-read the image's row and, when shown, its items."""
 
 
 class StoreCommand(QUndoCommand):
@@ -61,15 +78,18 @@ class StoreCommand(QUndoCommand):
         """The last store edit of this command (None before it ran or when it failed)."""
         return self.edit_ids[-1] if self.edit_ids else None
 
-    def _steps(self) -> list[Callable[[], EditReceipt]]:  # pragma: no cover - overridden
+    def _steps(self) -> list[Step]:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def _apply(self) -> list[EditReceipt]:
-        """Run the steps in order; on a failure undo the ones made and raise."""
+        """Run the steps in order, each expecting the version the previous one left; on a failure undo the
+        ones made and raise."""
         done: list[EditReceipt] = []
+        version = self.host.image_version(self.image_id)
         try:
             for step in self._steps():
-                done.append(step())
+                done.append(step(version))
+                version = done[-1].image_version
         except DeepMarkError:
             for receipt in reversed(done):
                 self.project.history.undo(self.image_id, edit_id=receipt.edit_id)
@@ -82,22 +102,34 @@ class StoreCommand(QUndoCommand):
         try:
             self.receipts = self._apply()
             self.edit_ids = [r.edit_id for r in self.receipts]
+        except ConflictError as exc:
+            self.receipts, self.edit_ids = [], []
+            self._failed(f"{self.text()} not saved: someone else changed this image since you opened it; "
+                         f"reloaded to show what is stored ({exc})")
         except DeepMarkError as exc:
             self.receipts, self.edit_ids = [], []
-            self._failed(f"{self.text()}: {exc}")
+            self._failed(f"{self.text()} not saved: {exc}")
+        else:
+            if self.receipts:
+                self.host.edit_saved(self.image_id, self.receipts[-1].image_version)
         self.host.refresh_image(self.image_id)
 
     def undo(self) -> None:
+        # the store refuses to undo an edit whose target changed since, so no version is needed here
         try:
+            receipt = None
             for edit_id in reversed(self.edit_ids):
-                self.project.history.undo(self.image_id, edit_id=edit_id)
+                receipt = self.project.history.undo(self.image_id, edit_id=edit_id)
         except DeepMarkError as exc:
-            self._failed(f"undo {self.text()}: {exc}")
+            self._failed(f"undo {self.text()} not saved: {exc}")
+        else:
+            if receipt is not None:
+                self.host.edit_saved(self.image_id, receipt.image_version)
         self.host.refresh_image(self.image_id)
 
     def _failed(self, message: str) -> None:
         self.setObsolete(True)  # the stack drops it: nothing half-done stays undoable
-        self.host.show_error(message)
+        self.host.edit_refused(self.image_id, message)
 
 
 # One landmark change: (annotation id, landmark index, x or None, y or None, v or None); None = unchanged.
@@ -123,15 +155,16 @@ class SetLandmarks(StoreCommand):
         annotations = self.project.annotations
         if len(changes) == 1:
             _, idx, x, y, v = changes[0]
-            return lambda: annotations.set_landmark(aid, idx, x=x, y=y, v=v)
+            return lambda version: annotations.set_landmark(aid, idx, x=x, y=y, v=v, expected_version=version)
 
-        def step() -> EditReceipt:
+        def step(version: int | None) -> EditReceipt:
             landmarks = annotations.get(aid).landmarks.copy()  # read at apply time: a redo sees the present
             for _, idx, x, y, v in changes:
                 for column, value in ((0, x), (1, y), (2, v)):
                     if value is not None:
                         landmarks[idx, column] = value
-            return annotations.update_item(aid, landmarks=landmarks, action="set_landmarks")
+            return annotations.update_item(aid, landmarks=landmarks, action="set_landmarks",
+                                           expected_version=version)
         return step
 
 
@@ -160,7 +193,7 @@ class SetBox(StoreCommand):
 
     def _steps(self):
         aid = item_id(self.project, self.annotation_id)
-        return [lambda: self.project.annotations.set_box(aid, self.box)]
+        return [lambda version: self.project.annotations.set_box(aid, self.box, expected_version=version)]
 
 
 class SetCategory(StoreCommand):
@@ -174,7 +207,8 @@ class SetCategory(StoreCommand):
 
     def _steps(self):
         aid = item_id(self.project, self.annotation_id)
-        return [lambda: self.project.annotations.set_category(aid, self.category_id, landmarks=self.landmarks)]
+        set_category = self.project.annotations.set_category
+        return [lambda version: set_category(aid, self.category_id, landmarks=self.landmarks, expected_version=version)]
 
 
 class AddItem(StoreCommand):
@@ -187,9 +221,9 @@ class AddItem(StoreCommand):
         self.data, self.origin, self.prediction_id = data, origin, prediction_id
         self.annotation_id: int | None = None
 
-    def _add(self) -> EditReceipt:
+    def _add(self, version: int | None) -> EditReceipt:
         return self.project.annotations.add_item(self.image_id, self.data, origin=self.origin,
-                                                 prediction_id=self.prediction_id)
+                                                 prediction_id=self.prediction_id, expected_version=version)
 
     def _steps(self):
         return [self._add]
@@ -211,8 +245,8 @@ class AcceptPrediction(AddItem):
         super().__init__(project, image_id, None, host, origin="predicted", prediction_id=prediction_id,
                          text="accept prediction")
 
-    def _add(self) -> EditReceipt:
-        return self.project.annotations.accept_prediction(self.prediction_id)
+    def _add(self, version: int | None) -> EditReceipt:
+        return self.project.annotations.accept_prediction(self.prediction_id, expected_version=version)
 
 
 class DeleteItems(StoreCommand):
@@ -226,7 +260,7 @@ class DeleteItems(StoreCommand):
     def _steps(self):
         delete = self.project.annotations.delete_item
         ids = [item_id(self.project, a) for a in self.annotation_ids]
-        return [lambda aid=aid: delete(aid) for aid in ids]
+        return [lambda version, aid=aid: delete(aid, expected_version=version) for aid in ids]
 
 
 class SetStatus(StoreCommand):
@@ -235,4 +269,4 @@ class SetStatus(StoreCommand):
         self.status = status
 
     def _steps(self):
-        return [lambda: self.project.images.set_status(self.image_id, self.status)]
+        return [lambda version: self.project.images.set_status(self.image_id, self.status, expected_version=version)]

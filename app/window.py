@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.tuning_view: TuningView | None = None
         self.tuning_dock: QDockWidget | None = None
         self.recent_menu: QMenu | None = None
+        self._redraw_items = False  # after a refused edit: every item graphic is drawn anew from the store
 
         self.canvas = Canvas(self.taxonomy)
         # the heatmap alone beside the image ("side by side" in the heatmap panel), zoom and pan synchronised
@@ -205,6 +206,9 @@ class MainWindow(QMainWindow):
             self.canvas.zoom_fit()
 
     def _items_changed(self) -> None:
+        if self._redraw_items:
+            self._redraw_items = False
+            self.canvas.discard_items()
         self.canvas.set_items(self.session.items, True, self._landmark_pressed)
 
     def _detections_changed(self) -> None:
@@ -353,6 +357,20 @@ class MainWindow(QMainWindow):
 
     def refresh_row(self, image_id: int) -> None:
         self.session.refresh_record(self.image_model.refresh(image_id))
+
+    # -- what the undo commands need (app.commands.Host) ------------------------------------------
+
+    def image_version(self, image_id: int) -> int | None:
+        record = self.session.record
+        return self.session.version if record is not None and record.id == image_id else None
+
+    def edit_saved(self, image_id: int, version: int) -> None:
+        self.session.edit_saved(image_id, version)
+
+    def edit_refused(self, image_id: int, message: str) -> None:
+        """Say the edit was not saved, and draw the stored state anew (a dragged marker goes back)."""
+        self.show_error(message)
+        self._redraw_items = True
 
     def refresh_image(self, image_id: int) -> None:
         """After an edit or its undo: re-read the image's row, its items when shown, and the counts."""

@@ -73,6 +73,7 @@ class Session:
         self.record: ImageRecord | None = None
         self.rgb: np.ndarray | None = None  # (H, W, 3) uint8 RGB of the current image
         self.items: list[ItemRecord] = []
+        self.version: int | None = None  # the current image's version when its items were read
         self.detections: list[Detection] = []
         self.params = params or PostprocessParams.all_techniques()
         self.tta = TestTimeAugmentation()
@@ -104,7 +105,7 @@ class Session:
         self._clear_image()
 
     def _clear_image(self) -> None:
-        self.record, self.rgb, self.items, self.detections = None, None, [], []
+        self.record, self.rgb, self.items, self.detections, self.version = None, None, [], [], None
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ class Session:
     def show_image(self, record: ImageRecord) -> None:
         """Make ``record`` the current image: read it, its stored items, then its detections."""
         self.record = record
-        self.detections = []
+        self.detections, self.items, self.version = [], [], None
         try:
             self.rgb = read_image(self.project.absolute_path(record.path)) if self.project else None
         except DeepMarkError as exc:
@@ -164,15 +165,24 @@ class Session:
             self.run_model()
 
     def reload_items(self) -> None:
-        """Re-read the current image's stored items (after an edit, an undo or an import)."""
+        """Re-read the current image's stored items (after an edit, an undo or an import), and its version
+        first: an edit made on what is shown passes that version, so a change by someone else in between
+        is refused rather than overwritten."""
         if self.record is None or self.project is None:
             return
         try:
+            version = self.project.images.get(self.record.id).version
             self.items = self.project.annotations.for_image(self.record.id)
+            self.version = version
         except DeepMarkError as exc:
-            self.items = []
+            self.items, self.version = [], None
             self.events.emit("error", str(exc))
         self.events.emit("items")
+
+    def edit_saved(self, image_id: int, version: int) -> None:
+        """An edit of ours moved the image to ``version`` (what is shown is that version once re-read)."""
+        if self.record is not None and self.record.id == image_id:
+            self.version = version
 
     def refresh_record(self, record: ImageRecord | None) -> None:
         """The current image's row as the store now has it (``record`` None: not the current image)."""
