@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from deepmark.core.domain.structures import VISIBILITIES
@@ -20,7 +20,7 @@ from deepmark.core.domain.taxonomy import load_taxonomy
 from deepmark.core.store.bulk import checked_item, insert_items, item_from_detection
 from deepmark.core.store.editlog import apply_state, bump_version, item_state, landmark_state, log_edit
 from deepmark.core.store.errors import InvalidValueError, NotFoundError
-from deepmark.core.store.models import Annotation, Landmark
+from deepmark.core.store.models import Annotation, Image, Landmark
 from deepmark.core.store.records import ATTRIBUTE_NAMES, EditReceipt, ItemData, ItemRecord
 
 if TYPE_CHECKING:
@@ -188,6 +188,9 @@ class AnnotationRepository:
             last = session.scalar(select(func.max(Annotation.item_index)).where(Annotation.image_id == image_id))
             (new_id,) = insert_items(session, [(image_id, 0 if last is None else last + 1, data, origin,
                                                 prediction_id)])
+            # a garment on it: no longer "no garments" (the image is exported with its items)
+            session.execute(update(Image).where(Image.id == image_id, Image.no_garments).values(no_garments=False),
+                            execution_options={"synchronize_session": False})
             after = item_state(session, new_id)
             edit_id = log_edit(session, image_id=image_id, version=version, author=author or self._project.author,
                                action="add_item", target="item", before=None, after=after, annotation_id=new_id)

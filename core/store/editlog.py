@@ -110,11 +110,13 @@ def item_state(session: Session, annotation_id: int) -> dict[str, Any] | None:
 
 
 def image_state(session: Session, image_id: int) -> dict[str, Any] | None:
-    row = session.execute(select(Image.status, Image.reviewer, Image.reviewed_at).where(Image.id == image_id)).first()
+    row = session.execute(select(Image.status, Image.reviewer, Image.reviewed_at, Image.no_garments)
+                          .where(Image.id == image_id)).first()
     if row is None:
         return None
     return {"status": row.status, "reviewer": row.reviewer,
-            "reviewed_at": row.reviewed_at.isoformat() if row.reviewed_at else None}
+            "reviewed_at": row.reviewed_at.isoformat() if row.reviewed_at else None,
+            "no_garments": bool(row.no_garments)}
 
 
 def current_state(session: Session, edit: Edit) -> dict[str, Any] | None:
@@ -139,7 +141,8 @@ def apply_state(session: Session, target: str, image_id: int, annotation_id: int
     elif target == "image":
         reviewed = datetime.fromisoformat(state["reviewed_at"]) if state["reviewed_at"] else None
         session.execute(update(Image).where(Image.id == image_id)
-                        .values(status=state["status"], reviewer=state["reviewer"], reviewed_at=reviewed),
+                        .values(status=state["status"], reviewer=state["reviewer"], reviewed_at=reviewed,
+                                no_garments=bool(state.get("no_garments", False))),  # older log entries lack it
                         execution_options={"synchronize_session": False})
     elif state is None:
         session.execute(delete(Annotation).where(Annotation.id == annotation_id),

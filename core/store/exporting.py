@@ -49,7 +49,8 @@ CHUNK = 500
 
 @dataclass
 class ExportReport:
-    """Images and items written per split; images skipped (their file is missing) in ``errors``."""
+    """Images and items written per split; images skipped in ``errors`` (their file is missing, or they have
+    no items without being marked as holding no garments)."""
 
     out_dir: Path
     images: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
@@ -187,8 +188,9 @@ def export_dataset(project, out_dir: str | Path, *, statuses: tuple[str, ...] = 
     ``images``: 'copy', 'hardlink' (falls back to a copy across file systems), 'symlink' or 'none'.
     ``progress(done, total)`` is called before each image and once at the end (``total``: images with
     those statuses); an exception it raises aborts the export and leaves nothing behind.
-    An image whose file is missing is reported and left out. StoreError when ``out_dir`` exists and is
-    not empty and ``overwrite`` is False.
+    An image whose file is missing, or that has no items and is not marked as holding no garments (an
+    empty label would teach the model "nothing here"), is reported and left out. StoreError when
+    ``out_dir`` exists and is not empty and ``overwrite`` is False.
     """
     taxonomy = taxonomy or load_taxonomy()
     if images not in IMAGE_MODES:
@@ -227,6 +229,12 @@ def _write_all(session: Session, project, staging: Path, statuses, val_fraction:
             number, name = names[image.id]
             split = split_of(image.content_hash or image.path, seed, val_fraction)
             source = project.absolute_path(image.path)
+            if not items[image.id] and not image.no_garments:
+                # an empty label says "no garments here": written only when someone said so
+                report.errors.append(FileError(source, f"image {image.id} ({image.status}) has no labelled garments "
+                                               "and is not marked 'no garments'; left out of the export (label its "
+                                               "garments, or mark it: Review → No garments here)"))
+                continue
             if mode != "none" and not source.is_file():
                 report.errors.append(FileError(source, f"image {image.id}: file missing; left out of the export"))
                 continue

@@ -115,7 +115,7 @@ def file_facts(path: str | Path) -> FileFacts:
 def image_record(row: Image) -> ImageRecord:
     return ImageRecord(row.id, row.path, row.content_hash, row.size_bytes, row.width, row.height, row.source,
                        row.pair_id, row.status, row.reviewer, row.created_at, row.updated_at, row.reviewed_at,
-                       row.version)
+                       row.version, bool(row.no_garments))
 
 
 def check_status(status: str) -> str:
@@ -209,18 +209,29 @@ class ImageRepository:
         return {status: int(found.get(status, 0)) for status in STATUSES}
 
     def set_status(self, image_id: int, status: str, *, reviewer: str | None = None, author: str | None = None,
-                   expected_version: int | None = None) -> EditReceipt:
+                   expected_version: int | None = None, no_garments: bool = False) -> EditReceipt:
         """Change the review status (logged). Accepted / rejected / skipped record the reviewer (default:
-        the author) and the time. ConflictError when the image moved past ``expected_version``."""
+        the author) and the time. ``no_garments`` (with 'accepted' only): the image holds no garments, a
+        true negative, which lets it be exported without items; InvalidValueError when it has items.
+        ConflictError when the image moved past ``expected_version``."""
         check_status(status)
+        if no_garments and status != "accepted":
+            raise InvalidValueError(f"image {image_id}: only an accepted image can be marked as having no garments")
         author = author or self._project.author
 
         def work(session: Session) -> EditReceipt:
             version = bump_version(session, image_id, expected_version)
             before = image_state(session, image_id)
+            if no_garments:
+                count = session.scalar(select(func.count()).select_from(Annotation)
+                                       .where(Annotation.image_id == image_id))
+                if count:
+                    raise InvalidValueError(f"image {image_id} has {count} garments labelled; delete them before "
+                                            "marking it as having none")
             reviewed = status in REVIEWED
             after = {"status": status, "reviewer": (reviewer or author) if reviewed else before["reviewer"],
-                     "reviewed_at": utc_now().isoformat() if reviewed else before["reviewed_at"]}
+                     "reviewed_at": utc_now().isoformat() if reviewed else before["reviewed_at"],
+                     "no_garments": no_garments}
             apply_state(session, "image", image_id, None, None, after)
             after = image_state(session, image_id)  # as stored (the time's exact representation)
             edit_id = log_edit(session, image_id=image_id, version=version, author=author, action="set_status",

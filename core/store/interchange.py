@@ -103,11 +103,12 @@ def _check_inside(items: list[ItemData], facts: FileFacts, where: Path) -> None:
                              f"{facts.width}×{facts.height} image", path=where)
 
 
-def _image_row(stored: str, facts: FileFacts, status: str, source: str | None, pair_id: int | None) -> dict:
+def _image_row(stored: str, facts: FileFacts, status: str, source: str | None, pair_id: int | None,
+               no_garments: bool = False) -> dict:
     now = utc_now()
     return {"path": stored, "content_hash": facts.content_hash, "size_bytes": facts.size_bytes,
             "width": facts.width, "height": facts.height, "source": source, "pair_id": pair_id, "status": status,
-            "created_at": now, "updated_at": now, "version": 1}
+            "created_at": now, "updated_at": now, "version": 1, "no_garments": no_garments}
 
 
 def _insert_images(session: Session, rows: list[dict]) -> list[int]:
@@ -159,8 +160,9 @@ def _write_annotated(session: Session, batch: list[_Prepared], status: str, run:
     existing = dict(session.execute(select(Image.path, Image.id).where(Image.path.in_([p.stored for p in batch]))
                                     ).all())
     new = [p for p in batch if p.stored not in existing]
-    ids = _insert_images(session, [_image_row(p.stored, p.facts, status, p.source.source, p.source.pair_id)
-                                   for p in new])
+    # an annotation file with no item, imported as accepted, is someone's "no garments here"
+    ids = _insert_images(session, [_image_row(p.stored, p.facts, status, p.source.source, p.source.pair_id,
+                                              no_garments=status == "accepted" and not p.items) for p in new])
     rows = [(image_id, k, item, "imported", None) for image_id, p in zip(ids, new, strict=True)
             for k, item in enumerate(p.items)]
     insert_items(session, rows)

@@ -95,6 +95,7 @@ class ImageRecord:
     updated_at: datetime
     reviewed_at: datetime | None
     version: int
+    no_garments: bool = False  # accepted as holding no garments (a true negative)
 
 
 @dataclass(frozen=True, eq=False)

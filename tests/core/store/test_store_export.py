@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepmark.core.formats.df2 import read_coco_keypoints, read_df2_annotations
-from deepmark.core.store import Project, StoreError
+from deepmark.core.store import ItemData, Project, StoreError
 from deepmark.core.store import exporting as exporting_module
 from deepmark.core.store.exporting import split_of
 from deepmark.core.store.interchange import export_dataset, import_df2
@@ -121,3 +121,47 @@ def test_missing_image_file_is_reported_and_left_out(sqlite_project, df2, tmp_pa
     report = export_dataset(sqlite_project, tmp_path / "out", val_fraction=0.0)
     assert len(report.errors) == 1 and "000004.jpg" in str(report.errors[0].path)
     assert report.images["train"] == 11 and not (tmp_path / "out" / "train" / "annos" / "000004.json").exists()
+
+
+def _empty_image(project: Project, df2) -> int:
+    """An image of the project with its items deleted (as if nobody labelled it)."""
+    image = project.images.page(limit=1)[0]
+    for item in project.annotations.for_image(image.id):
+        project.annotations.delete_item(item.id)
+    return image.id
+
+
+def test_an_image_without_items_is_exported_only_when_marked_no_garments(project, df2, tmp_path):
+    import_df2(project, df2 / "train", status="accepted")
+    image_id = _empty_image(project, df2)
+    report = export_dataset(project, tmp_path / "unmarked", val_fraction=0.0)
+    assert [e.message for e in report.errors if f"image {image_id} " in e.message]
+    assert "not marked 'no garments'" in report.errors[0].message and report.images["train"] == 11
+
+    receipt = project.images.set_status(image_id, "accepted", no_garments=True)
+    assert project.images.get(image_id).no_garments
+    report = export_dataset(project, tmp_path / "marked", val_fraction=0.0)
+    assert report.errors == [] and report.images["train"] == 12
+    number = [f for f in json.loads((tmp_path / "marked" / "export.json").read_text())["splits"]["train"]
+              if f["image_id"] == image_id][0]["file"].split(".")[0]
+    doc = json.loads((tmp_path / "marked" / "train" / "annos" / f"{number}.json").read_text())
+    assert not [k for k in doc if k.startswith("item")]  # an empty label, because someone said so
+
+    project.history.undo(image_id, edit_id=receipt.edit_id)  # undo takes the mark back
+    assert not project.images.get(image_id).no_garments
+
+
+def test_the_no_garments_mark_follows_the_labels(project, df2):
+    import_df2(project, df2 / "train", status="accepted")
+    labelled = project.images.page(limit=2)[1]
+    with pytest.raises(StoreError, match="garments labelled"):
+        project.images.set_status(labelled.id, "accepted", no_garments=True)
+    with pytest.raises(StoreError, match="only an accepted image"):
+        project.images.set_status(labelled.id, "rejected", no_garments=True)
+    image_id = _empty_image(project, df2)
+    project.images.set_status(image_id, "accepted", no_garments=True)
+    item = project.annotations.for_image(labelled.id)[0]
+    project.annotations.add_item(image_id, ItemData.from_item(item.to_item()))  # a garment after all: unmarked
+    assert not project.images.get(image_id).no_garments
+    project.images.set_status(image_id, "rejected")
+    assert not project.images.get(image_id).no_garments

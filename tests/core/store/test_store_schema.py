@@ -113,3 +113,26 @@ def test_postgres_fixture_explains_why_it_skips(monkeypatch):
     monkeypatch.setattr(store_pg, "find_binaries", lambda: None)
     reason = store_pg.start_server()
     assert isinstance(reason, str) and "initdb" in reason and ".ci/postgres.sh" in reason
+
+
+def test_a_project_of_the_first_schema_is_upgraded_on_open(project_url, tmp_path):
+    """Schema 0001 (before the 'no garments' mark): opened by this version, upgraded in place, data kept."""
+    from alembic import command
+
+    from deepmark.core.store.schema import alembic_config
+
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
+    with Project.create(project_url, root=tmp_path) as project:
+        image_id = project.images.add(tmp_path / "a.jpg", status="accepted").id
+    url = project_url if "://" in project_url else f"sqlite:///{project_url}"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    engine.dispose()
+    with Project.open(project_url) as project:
+        assert project.schema_revision() == head_revision()
+        image = project.images.get(image_id)
+        assert image.status == "accepted" and image.no_garments is False
