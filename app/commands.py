@@ -23,9 +23,10 @@ from typing import Protocol
 import numpy as np
 from PySide6.QtGui import QUndoCommand
 
-from deepmark.core.domain.structures import VISIBILITY_NAMES
+from deepmark.core.domain.structures import VISIBILITY_NAMES, Detection
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import ConflictError, EditReceipt, ItemData, Project
+from deepmark.core.store.bulk import item_from_detection
 
 # project → {an item id that an undone-then-redone addition had: the id it has now}
 _ALIASES: weakref.WeakKeyDictionary[Project, dict[int, int]] = weakref.WeakKeyDictionary()
@@ -249,6 +250,28 @@ class AcceptPrediction(AddItem):
         return self.project.annotations.accept_prediction(self.prediction_id, expected_version=version)
 
 
+class AcceptPredictions(StoreCommand):
+    """Take several detections as items at once (one undo step): each linked to its stored prediction
+    when it has one (``prediction_id``), else added from the detection as it is."""
+
+    def __init__(self, project: Project, image_id: int, chosen: Sequence[tuple[Detection, int | None]],
+                 host: Host) -> None:
+        n = len(chosen)
+        super().__init__(project, image_id, host, "accept prediction" if n == 1 else f"accept {n} predictions")
+        self.chosen = list(chosen)
+
+    def _steps(self):
+        annotations = self.project.annotations
+
+        def step(detection: Detection, prediction_id: int | None) -> Step:
+            if prediction_id is not None:
+                return lambda version: annotations.accept_prediction(prediction_id, expected_version=version)
+            data = item_from_detection(detection)
+            return lambda version: annotations.add_item(self.image_id, data, origin="predicted",
+                                                        expected_version=version)
+        return [step(d, p) for d, p in self.chosen]
+
+
 class DeleteItems(StoreCommand):
     """Delete items (undo brings each back with its id, landmarks and flags)."""
 
@@ -264,9 +287,13 @@ class DeleteItems(StoreCommand):
 
 
 class SetStatus(StoreCommand):
-    def __init__(self, project: Project, image_id: int, status: str, host: Host) -> None:
-        super().__init__(project, image_id, host, f"mark {status}")
-        self.status = status
+    """The image's review status; ``no_garments``: accepted as holding no garments (a true negative)."""
+
+    def __init__(self, project: Project, image_id: int, status: str, host: Host, no_garments: bool = False) -> None:
+        super().__init__(project, image_id, host, "mark no garments" if no_garments else f"mark {status}")
+        self.status, self.no_garments = status, no_garments
 
     def _steps(self):
-        return [lambda version: self.project.images.set_status(self.image_id, self.status, expected_version=version)]
+        set_status = self.project.images.set_status
+        return [lambda version: set_status(self.image_id, self.status, expected_version=version,
+                                           no_garments=self.no_garments)]

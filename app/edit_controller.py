@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, QPoint, Qt
-from PySide6.QtGui import QAction, QCursor, QKeySequence
+from PySide6.QtGui import QAction, QCursor
 from PySide6.QtWidgets import QMenu
 
 from deepmark.app.commands import (
     AcceptPrediction,
+    AcceptPredictions,
     AddItem,
     DeleteItems,
     SetBox,
@@ -29,6 +30,7 @@ from deepmark.app.commands import (
     move_landmarks,
     set_visibility,
 )
+from deepmark.app.keymap import default_sequences
 from deepmark.app.overlay_items import DetectionGraphic, ItemGraphic, LandmarkHandle
 from deepmark.core.domain.structures import VISIBILITY_NAMES, Detection
 from deepmark.core.errors import DeepMarkError
@@ -39,7 +41,7 @@ from deepmark.core.studio.templates import derive_landmarks, template_landmarks
 if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
-VISIBILITY_KEYS = {2: "V", 1: "O", 0: "X"}  # a key per visibility (names: core VISIBILITY_NAMES)
+VISIBILITY_KEY_IDS = {2: "landmark.visible", 1: "landmark.occluded", 0: "landmark.absent"}  # keymap ids
 
 
 class Editor(QObject):
@@ -59,21 +61,24 @@ class Editor(QObject):
         # are listed in the shortcut help. Delete, Enter, Tab and Escape mean something in text fields and
         # dialogs, so only the focused canvas takes them.
         self.actions: list[QAction] = []
-        for text, slot, key in [
-            ("Draw new item", self.toggle_draw, "B"),
-            ("Change category…", self.change_selected_category, "C"),
-            *((f"Landmark {VISIBILITY_NAMES[v]}", lambda v=v: self.set_visibility(v), key)
-              for v, key in VISIBILITY_KEYS.items()),
+        for text, slot, key_id in [
+            ("Draw new item", self.toggle_draw, "edit.draw"),
+            ("Change category…", self.change_selected_category, "edit.category"),
+            *((f"Landmark {VISIBILITY_NAMES[v]}", lambda v=v: self.set_visibility(v), key_id)
+              for v, key_id in VISIBILITY_KEY_IDS.items()),
         ]:
             action = QAction(text, window)
-            action.setShortcut(QKeySequence(key))
+            action.setObjectName(key_id)
+            action.setShortcuts(default_sequences(key_id))
             action.triggered.connect(lambda *_, slot=slot: slot())
             window.addAction(action)
             self.actions.append(action)
         # shown in the menu with their key, handled by the canvas
         for text, slot in [("Delete item\tDel", self.delete_selected),
                            ("Accept selected prediction\tEnter", self.accept_selected),
-                           ("Next item\tTab", lambda: self.canvas.cycle_selection(1))]:
+                           ("Next item\tTab", lambda: self.canvas.cycle_selection(1)),
+                           ("Previous item\tShift+Tab", lambda: self.canvas.cycle_selection(-1)),
+                           ("Cancel drawing, clear the selection\tEsc", self.cancel)]:
             action = QAction(text, window)
             action.triggered.connect(lambda *_, slot=slot: slot())
             self.actions.append(action)
@@ -263,6 +268,31 @@ class Editor(QObject):
             self.canvas.selected_id = command.annotation_id
         return command.annotation_id
 
+    def accept_all_detections(self) -> None:
+        """Take every shown detection not accepted yet as an item, in one undo step."""
+        image_id = self._image_id()
+        if image_id is None:
+            return
+        session = self.window.session
+        if not session.detections or not self.canvas.show_detections:
+            self.window.show_info("no predictions shown to accept (is the model loaded, are detections shown?)")
+            return
+        try:
+            stored = [self._stored_prediction(image_id, d) for d in session.detections]
+        except DeepMarkError as exc:
+            self.window.show_error(f"accept predictions: {exc}")
+            return
+        taken = {i.prediction_id for i in session.items if i.prediction_id is not None}
+
+        def accepted(d: Detection, prediction_id: int | None) -> bool:  # linked, or taken as it was before
+            return prediction_id in taken or any(i.category_id == d.category_id
+                                                 and np.allclose(i.box, d.box, atol=1e-3) for i in session.items)
+        chosen = [(d, p) for d, p in zip(session.detections, stored, strict=True) if not accepted(d, p)]
+        if not chosen:
+            self.window.show_info("every shown prediction is already accepted")
+            return
+        self._push(AcceptPredictions(session.project, image_id, chosen, self.window))
+
     def _stored_prediction(self, image_id: int, detection: Detection) -> int | None:
         for stored in self.window.session.project.predictions.for_image(image_id):
             if (stored.category_id == detection.category_id
@@ -290,8 +320,9 @@ class Editor(QObject):
             targets = self.canvas.selected_landmarks()
             if (hit.annotation_id, hit.idx) not in targets:
                 targets = [(hit.annotation_id, hit.idx)]
-            for v, key in VISIBILITY_KEYS.items():
-                label = f"{VISIBILITY_NAMES[v].capitalize()}\t{key}"
+            for v, key_id in VISIBILITY_KEY_IDS.items():
+                keys = next((a.shortcut().toString() for a in self.actions if a.objectName() == key_id), "")
+                label = f"{VISIBILITY_NAMES[v].capitalize()}\t{keys}"
                 action = menu.addAction(label, lambda v=v, t=targets: self.set_visibility(v, t))
                 action.setCheckable(True)
                 action.setChecked(len(targets) == 1 and hit.v == v)

@@ -35,6 +35,9 @@ MOUSE_GESTURES = (
     ("Zoom around the cursor", "wheel (on the image or the side-by-side heatmap)"),
     ("Pan", "drag an empty part of the image (or of the side-by-side heatmap)"),
     ("Move a landmark", "drag it (stored at once; Ctrl+Z undoes)"),
+    ("Select several landmarks", "Ctrl+click each, or Shift+drag a rubber band; then drag one to move all"),
+    ("Resize a box", "select its item, then drag a corner or an edge handle"),
+    ("Select a prediction", "click its box or its label"),
     ("Show a landmark's group heatmap", "press the landmark while a heatmap is shown"),
     ("Landmark name, visibility, score", "hover it"),
     ("Add images or folders", "drop them on the window"),
@@ -165,5 +168,5 @@ def show_about(window: MainWindow) -> QMessageBox:
 
 def build_help_menu(window: MainWindow, menu: QMenu, add_action: Callable[..., QAction]) -> None:
     """Fill the Help menu; ``add_action`` is the menus module's helper (menu entry + window shortcut)."""
-    add_action(window, menu, "Keyboard shortcuts", lambda: show_shortcuts(window), "F1")
+    add_action(window, menu, "Keyboard shortcuts", lambda: show_shortcuts(window), "help.shortcuts")
     add_action(window, menu, "About DeepMark Studio", lambda: show_about(window))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
 
 from deepmark.app.help_dialog import build_help_menu
 from deepmark.app.jobs import run_on_all, run_on_selected
+from deepmark.app.keymap import default_sequences, user_keys
 from deepmark.app.model_dialog import show_model_info
 from deepmark.app.recent import fill_menu as fill_recent
+from deepmark.app.settings import studio_settings
 from deepmark.app.summary_view import show_summary
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import Project
@@ -22,11 +24,13 @@ if TYPE_CHECKING:
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)"
 
 
-def _action(window: MainWindow, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,
+def _action(window: MainWindow, menu, text: str, slot, key_id: str | None = None,
             checkable: bool = False, checked: bool = False) -> QAction:
+    """A menu entry and window shortcut; ``key_id``: its entry in the keymap (``deepmark.app.keymap``)."""
     action = QAction(text, window)
-    if shortcut is not None:
-        action.setShortcut(QKeySequence(shortcut))
+    if key_id is not None:
+        action.setObjectName(key_id)
+        action.setShortcuts(default_sequences(key_id))
     if checkable:
         action.setCheckable(True)
         action.setChecked(checked)
@@ -41,65 +45,82 @@ def _action(window: MainWindow, menu, text: str, slot, shortcut: str | QKeySeque
 def build_menus(window: MainWindow) -> None:
     bar = window.menuBar()
     file = bar.addMenu("&File")
-    _action(window, file, "New project…", lambda: new_project(window), QKeySequence.StandardKey.New)
-    _action(window, file, "Open project…", lambda: open_project(window), QKeySequence.StandardKey.Open)
+    _action(window, file, "New project…", lambda: new_project(window), "file.new")
+    _action(window, file, "Open project…", lambda: open_project(window), "file.open")
     recent = file.addMenu("Open recent")  # deepmark.app.recent: rebuilt, missing files pruned, each time it opens
     recent.aboutToShow.connect(lambda: fill_recent(window, recent))
     window.recent_menu = recent
-    _action(window, file, "Add folder…", lambda: add_folder(window), "Ctrl+Shift+O")
-    _action(window, file, "Add images…", lambda: add_images(window), "Ctrl+I")
+    _action(window, file, "Add folder…", lambda: add_folder(window), "file.add_folder")
+    _action(window, file, "Add images…", lambda: add_images(window), "file.add_images")
     file.addSeparator()
     _action(window, file, "Import annotations (DeepFashion2 / COCO)…", lambda: _exchange(window, "import"),
-            "Ctrl+Shift+I")
-    _action(window, file, "Export dataset…", lambda: _exchange(window, "export"), "Ctrl+E")
+            "file.import")
+    _action(window, file, "Export dataset…", lambda: _exchange(window, "export"), "file.export")
     file.addSeparator()
-    _action(window, file, "Quit", window.close, "Ctrl+Q")  # StandardKey.Quit is empty on some platforms
+    _action(window, file, "Quit", window.close, "file.quit")  # StandardKey.Quit is empty on some platforms
 
     model = bar.addMenu("&Model")
-    _action(window, model, "Choose model file…", lambda: choose_model(window), "Ctrl+M")
-    _action(window, model, "Run on current image", window.session.run_model, "Ctrl+R")
-    _action(window, model, "Run on selected images", lambda: run_on_selected(window), "Ctrl+Shift+R")
-    _action(window, model, "Run on all images", lambda: run_on_all(window), "Ctrl+Alt+R")
+    _action(window, model, "Choose model file…", lambda: choose_model(window), "model.choose")
+    _action(window, model, "Run on current image", window.session.run_model, "model.run_current")
+    _action(window, model, "Run on selected images", lambda: run_on_selected(window), "model.run_selected")
+    _action(window, model, "Run on all images", lambda: run_on_all(window), "model.run_all")
     model.addSeparator()
-    _action(window, model, "Model information…", lambda: show_model_info(window), "Ctrl+Shift+M")
+    _action(window, model, "Model information…", lambda: show_model_info(window), "model.info")
 
     edit = bar.addMenu("&Edit")
     undo = window.undo_stack.createUndoAction(window, "Undo")
-    undo.setShortcut(QKeySequence.StandardKey.Undo)
     redo = window.undo_stack.createRedoAction(window, "Redo")
-    redo.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Y")])
-    for action in (undo, redo):
+    for action, key_id in ((undo, "edit.undo"), (redo, "edit.redo")):
+        action.setObjectName(key_id)
+        action.setShortcuts(default_sequences(key_id))
         edit.addAction(action)
         window.addAction(action)
     edit.addSeparator()
     window.editor.add_menu_actions(edit)
 
     view = bar.addMenu("&View")
-    _action(window, view, "Fit to window", window.canvas.zoom_fit, "F")
-    _action(window, view, "Actual size (1:1)", window.canvas.zoom_actual, "1")
-    _action(window, view, "Zoom in", lambda: window.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn)
-    _action(window, view, "Zoom out", lambda: window.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut)
+    _action(window, view, "Fit to window", window.canvas.zoom_fit, "view.fit")
+    _action(window, view, "Actual size (1:1)", window.canvas.zoom_actual, "view.actual")
+    _action(window, view, "Zoom in", lambda: window.canvas.zoom_by(1.25), "view.zoom_in")
+    _action(window, view, "Zoom out", lambda: window.canvas.zoom_by(0.8), "view.zoom_out")
     view.addSeparator()
-    _action(window, view, "Show labels", lambda on: _toggle(window, "show_items", on), "L", True, True)
-    _action(window, view, "Show detections", lambda on: _toggle(window, "show_detections", on), "D", True, True)
-    _action(window, view, "Heatmap on/off", lambda: _toggle_heatmap(window), "H")
-    _action(window, view, "Heatmap side by side", lambda: _toggle_side_by_side(window), "Shift+H")
+    _action(window, view, "Show labels", lambda on: _toggle(window, "show_items", on), "view.labels", True, True)
+    _action(window, view, "Show detections", lambda on: _toggle(window, "show_detections", on), "view.detections",
+            True, True)
+    _action(window, view, "Heatmap on/off", lambda: _toggle_heatmap(window), "view.heatmap")
+    _action(window, view, "Heatmap side by side", lambda: _toggle_side_by_side(window), "view.side_by_side")
     view.addSeparator()
-    _action(window, view, "Tuning…", lambda: _tuning(window), "Ctrl+T")
+    _action(window, view, "Tuning…", lambda: _tuning(window), "view.tuning")
 
     review = bar.addMenu("&Review")
-    _action(window, review, "Accept", lambda: window.set_status("accepted"), "A")
-    _action(window, review, "Reject", lambda: window.set_status("rejected"), "R")
-    _action(window, review, "Skip", lambda: window.set_status("skipped"), "S")
-    _action(window, review, "Next image", lambda: window.step(1), "N")
-    _action(window, review, "Previous image", lambda: window.step(-1), "P")
-    _action(window, review, "Next unreviewed image", lambda: window.step_unreviewed(1), "Shift+N")
-    _action(window, review, "Previous unreviewed image", lambda: window.step_unreviewed(-1), "Shift+P")
+    _action(window, review, "Accept image", lambda: window.set_status("accepted"), "review.accept")
+    _action(window, review, "Reject image", lambda: window.set_status("rejected"), "review.reject")
+    _action(window, review, "Skip image", lambda: window.set_status("skipped"), "review.skip")
+    _action(window, review, "No garments here (accept as empty)", window.mark_no_garments, "review.no_garments")
+    _action(window, review, "Accept all shown predictions", window.editor.accept_all_detections,
+            "review.accept_all_predictions")
     review.addSeparator()
-    _action(window, review, "Summary by category…", lambda: show_summary(window), "F9")
+    _action(window, review, "Next image", lambda: window.step(1), "image.next")
+    _action(window, review, "Previous image", lambda: window.step(-1), "image.previous")
+    _action(window, review, "Next unreviewed image", lambda: window.step_unreviewed(1), "image.next_unreviewed")
+    _action(window, review, "Previous unreviewed image", lambda: window.step_unreviewed(-1),
+            "image.previous_unreviewed")
+    review.addSeparator()
+    _action(window, review, "Summary by category…", lambda: show_summary(window), "review.summary")
 
     # last: the shortcut list is built from window.actions() when it opens, so later actions appear too
     build_help_menu(window, bar.addMenu("&Help"), _action)
+    apply_user_keys(window)
+
+
+def apply_user_keys(window: MainWindow) -> None:
+    """Give the actions the keys the user set in the settings file ([keys]; ``deepmark.app.keymap``)."""
+    found, problems = user_keys(studio_settings())
+    for action in window.actions():
+        if action.objectName() in found:
+            action.setShortcuts(found[action.objectName()])
+    if problems:
+        window.show_error(f"{studio_settings().fileName()}: " + "; ".join(problems), dialog=True)
 
 
 def _toggle(window: MainWindow, flag: str, on: bool) -> None:

@@ -126,8 +126,9 @@ class MainWindow(QMainWindow):
         self.params_panel.error.connect(self.show_error)
         self.params_panel.info.connect(self.show_info)
         # owned by the window (dies with it), unlike a bare singleShot that could fire on a closed window
-        self._reload_timer = QTimer(self, singleShot=True, interval=0)
-        self._reload_timer.timeout.connect(self.reload_items)
+        self._draw_items_timer = QTimer(self, singleShot=True, interval=0)
+        self._draw_items_timer.timeout.connect(self._draw_items)
+        self._draw_later = False  # while an edit's handler runs: the canvas is redrawn once it has returned
         self.heatmap_panel.changed.connect(self.update_heatmap)
 
         self.model_label = QLabel("no model")
@@ -206,6 +207,12 @@ class MainWindow(QMainWindow):
             self.canvas.zoom_fit()
 
     def _items_changed(self) -> None:
+        if self._draw_later:
+            self._draw_items_timer.start()
+        else:
+            self._draw_items()
+
+    def _draw_items(self) -> None:
         if self._redraw_items:
             self._redraw_items = False
             self.canvas.discard_items()
@@ -376,8 +383,13 @@ class MainWindow(QMainWindow):
         """After an edit or its undo: re-read the image's row, its items when shown, and the counts."""
         self.refresh_row(image_id)
         if self.session.record is not None and self.session.record.id == image_id:
-            # a drag handler is still on the stack: rebuild the items once it has returned
-            self._reload_timer.start()
+            # the items are re-read now (the next key acts on them); the canvas is redrawn once the drag
+            # handler that may still be on the stack has returned
+            self._draw_later = True
+            try:
+                self.session.reload_items()
+            finally:
+                self._draw_later = False
         self.update_counts()
 
     # -- edits -----------------------------------------------------------------------------------
@@ -391,16 +403,30 @@ class MainWindow(QMainWindow):
             slot = self.taxonomy.category(item.category_id).offset + idx
             self.heatmap_panel.select("group", int(self.session.model.detector.grouping.landmark_to_group[slot]))
 
-    def set_status(self, status: str, advance: bool = True) -> None:
+    def set_status(self, status: str, advance: bool = True, no_garments: bool = False) -> None:
+        """Review the current image (one undo step) and go to the next. Accepting an image with no labelled
+        garment is refused: its empty label would say "nothing here" to the next training run; accept the
+        predictions first, or say so explicitly (``mark_no_garments``)."""
         session = self.session
         if session.project is None or session.record is None:
             return
-        self.undo_stack.push(SetStatus(session.project, session.record.id, status, self))
-        if session.record.status != status:  # the store refused (locked, conflict): its error shows, stay here
+        if status == "accepted" and not no_garments and not session.items:
+            keys = {a.objectName(): a.shortcut().toString() for a in self.actions()}
+            self.show_error(f"{session.record.path}: not accepted — it has no labelled garments. Accept the shown "
+                            f"predictions first ({keys.get('review.accept_all_predictions', '')}), or mark it "
+                            f"'no garments here' ({keys.get('review.no_garments', '')}) if it truly has none")
             return
-        self.show_info(f"{session.record.path}: {status}")
+        self.undo_stack.push(SetStatus(session.project, session.record.id, status, self, no_garments))
+        record = session.record
+        if record.status != status or record.no_garments != no_garments:  # refused: its error shows, stay here
+            return
+        self.show_info(f"{record.path}: {'no garments' if no_garments else status}")
         if advance:
             self.step(1)
+
+    def mark_no_garments(self) -> None:
+        """Accept the current image as holding no garments (a true negative, exported with an empty label)."""
+        self.set_status("accepted", no_garments=True)
 
     def step(self, delta: int) -> None:
         row = self.current_row() + delta

@@ -402,10 +402,12 @@ def test_tab_cycles_items_and_clicking_an_outline_selects(window, canvas, qtbot)
 def test_the_edit_menu_lists_the_editing_actions(window):
     edit = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Edit")
     keys = {a.text(): a.shortcut().toString() for a in edit.actions()}
-    assert keys["Draw new item"] == "B" and keys["Landmark occluded"] == "O" and keys["Change category…"] == "C"
-    assert "Delete item\tDel" in keys
+    assert keys["Draw new item"] == "W" and keys["Landmark occluded"] == "O" and keys["Change category…"] == "C"
+    draw = next(a for a in edit.actions() if a.text() == "Draw new item")
+    assert [k.toString() for k in draw.shortcuts()] == ["W", "R", "B"]  # labelImg's, X-AnyLabeling's, ours
+    assert {"Delete item\tDel", "Previous item\tShift+Tab", "Cancel drawing, clear the selection\tEsc"} <= set(keys)
     # the letter keys are window shortcuts (listed by the shortcut help, working from any dock)
-    assert {"B", "C", "V", "O", "X"} <= {a.shortcut().toString() for a in window.actions()}
+    assert {"W", "C", "V", "O", "X"} <= {a.shortcut().toString() for a in window.actions()}
 
 
 def test_keys_without_a_target_say_what_to_do(window, canvas, demo_project, qtbot):

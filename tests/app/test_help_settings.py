@@ -17,12 +17,18 @@ def test_help_lists_every_shortcut_by_menu(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_F1)
     dialog = window.shortcuts_dialog
     assert dialog.isVisible()
-    assert dialog.keys_for("Accept") == "A"
-    assert dialog.keys_for("Next unreviewed image") == QKeySequence("Shift+N").toString(
-        QKeySequence.SequenceFormat.NativeText)
+    native = lambda k: QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText)  # noqa: E731
+    assert dialog.keys_for("Accept image") == native("Space")
+    assert dialog.keys_for("Next image") == f"D, {native('PgDown')}"
+    assert dialog.keys_for("Previous image") == f"A, {native('PgUp')}"
+    assert dialog.keys_for("Next unreviewed image") == "U"
+    assert dialog.keys_for("Zoom in").endswith(native("Ctrl+="))
+    for listed in ("Previous item", "Cancel drawing, clear the selection", "Select several landmarks",
+                   "Resize a box", "No garments here (accept as empty)", "Accept all shown predictions"):
+        assert dialog.keys_for(listed), listed
     groups = {group for group, _, _ in dialog.rows}
     assert {"File", "Review", "View", "Help", MOUSE} <= groups
-    assert ("Review", "Accept", "A") in dialog.rows
+    assert ("Review", "Accept image", native("Space")) in dialog.rows
     assert dialog.rows[-1][0] == MOUSE and any("landmark" in what for _, what, _ in dialog.rows)
     # built from window.actions() when opened: an action registered later by any part of the app is listed
     extra = QAction("Frobnicate", window)

@@ -18,20 +18,20 @@ def test_next_and_previous_unreviewed_by_key(window, demo_project, qtbot):
     for row in (1, 2, 6, 7):
         demo_project.images.set_status(ids[row], "accepted")
     window.setFocus()
-    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_U)
     assert window.current_row() == 3
-    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
-    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_U)
+    qtbot.keyClick(window, Qt.Key.Key_U)
     assert window.current_row() == 5
-    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_U)
     assert window.current_row() == 0  # wrapped
-    qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_U, Qt.KeyboardModifier.ShiftModifier)
     assert window.current_row() == 5  # wrapped backwards
-    qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_U, Qt.KeyboardModifier.ShiftModifier)
     assert window.current_row() == 4
     for row in (0, 3, 5):
         demo_project.images.set_status(ids[row], "skipped")
-    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_U)
     assert window.current_row() == 4 and "no other image needs review" in window.statusBar().currentMessage()
 
 

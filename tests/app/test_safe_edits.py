@@ -109,10 +109,10 @@ def test_a_status_set_by_a_is_not_overwritten_by_b(two_windows, qtbot, demo_proj
     a, b = two_windows
     image_id = a.session.record.id
     _activate(qtbot, a)
-    qtbot.keyClick(a, Qt.Key.Key_A)  # accept
+    qtbot.keyClick(a, Qt.Key.Key_Space)  # accept
     assert demo_project.images.get(image_id).status == "accepted"
     _activate(qtbot, b)
-    qtbot.keyClick(b, Qt.Key.Key_R)  # reject, on the version B read before A's accept
+    qtbot.keyClick(b, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)  # reject, on the version B read before
     assert demo_project.images.get(image_id).status == "accepted"
     assert "not saved" in b.statusBar().currentMessage() and b.undo_stack.count() == 0
     assert b.session.record.id == image_id  # B stays on the image, which now shows its stored status

@@ -131,16 +131,18 @@ def test_pressing_a_landmark_shows_its_group_heatmap(window, taxonomy, semantic6
 def test_review_keys_set_the_status_and_advance(window, demo_project, qtbot):
     first = window.session.record.id
     window.setFocus()
-    qtbot.keyClick(window, Qt.Key.Key_A)
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # accept (labelImg's "verify")
     assert demo_project.images.get(first).status == "accepted"
     assert window.current_row() == 1 and window.session.record.id != first
     assert "1 reviewed · 7 remaining" in window.counts_label.text()
-    qtbot.keyClick(window, Qt.Key.Key_R)
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
     assert demo_project.images.get(window.image_model.record(1).id).status == "rejected"
     window.undo_stack.undo()
     assert demo_project.images.get(window.image_model.record(1).id).status == "predicted"
-    qtbot.keyClick(window, Qt.Key.Key_P)
+    qtbot.keyClick(window, Qt.Key.Key_A)  # previous image, as in labelme and X-AnyLabeling
     assert window.current_row() == 1
+    qtbot.keyClick(window, Qt.Key.Key_D)  # next image
+    assert window.current_row() == 2
 
 
 def test_a_broken_image_is_reported_and_the_rest_works(window, demo_project, tmp_path, qtbot):

@@ -118,10 +118,9 @@ def test_postgres_fixture_explains_why_it_skips(monkeypatch):
 def test_a_project_of_the_first_schema_is_upgraded_on_open(project_url, tmp_path):
     """Schema 0001 (before the 'no garments' mark): opened by this version, upgraded in place, data kept."""
     from alembic import command
+    from PIL import Image as PILImage
 
     from deepmark.core.store.schema import alembic_config
-
-    from PIL import Image as PILImage
 
     PILImage.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
     with Project.create(project_url, root=tmp_path) as project:
