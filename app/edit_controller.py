@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject, QPoint, Qt
+from PySide6.QtCore import QObject, QPoint, Qt, QTimer
 from PySide6.QtGui import QAction, QCursor
 from PySide6.QtWidgets import QMenu
 
@@ -42,6 +42,45 @@ if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
 VISIBILITY_KEY_IDS = {2: "landmark.visible", 1: "landmark.occluded", 0: "landmark.absent"}  # keymap ids
+
+
+class CategoryMenu(QMenu):
+    """The category pop-up: each entry shows its number, and typing the number chooses it ("7", or "1" then
+    "2" for 12; a lone "1" waits ``DIGIT_WAIT_MS`` for a second digit, then means 1)."""
+
+    DIGIT_WAIT_MS = 600
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._typed = ""
+        self._timer = QTimer(self, singleShot=True, interval=self.DIGIT_WAIT_MS)
+        self._timer.timeout.connect(self._choose_typed)
+
+    def _by_number(self) -> dict[int, QAction]:
+        return {a.data(): a for a in self.actions() if isinstance(a.data(), int)}
+
+    def keyPressEvent(self, event) -> None:
+        text = event.text()
+        if not (text.isdigit() and len(text) == 1):
+            super().keyPressEvent(event)
+            return
+        self._typed += text
+        numbers = self._by_number()
+        longer = any(str(n).startswith(self._typed) and str(n) != self._typed for n in numbers)
+        if not longer:
+            self._choose_typed()
+        elif int(self._typed) in numbers:
+            self._timer.start()  # "1" may be 1, or the start of 10..13
+
+    def _choose_typed(self) -> None:
+        self._timer.stop()
+        typed, self._typed = self._typed, ""
+        action = self._by_number().get(int(typed)) if typed else None
+        if action is None:
+            return
+        self.setActiveAction(action)
+        action.trigger()
+        self.close()
 
 
 class Editor(QObject):
@@ -177,7 +216,7 @@ class Editor(QObject):
 
     def choose_category(self, on_chosen: Callable[[int], None], at: QPoint | None = None) -> QMenu:
         """Pop up the 13 categories (without waiting); choosing one calls ``on_chosen(category id)``."""
-        menu = self._category_menu(QMenu(self.window), on_chosen)
+        menu = self._category_menu(CategoryMenu(self.window), on_chosen)
         self._popup(menu, at)
         return menu
 
@@ -340,6 +379,9 @@ class Editor(QObject):
 
     def _item_entries(self, menu: QMenu, annotation_id: int) -> None:
         self.canvas.select_item(annotation_id)
-        self._category_menu(menu.addMenu("Change category"), lambda cid: self.change_category(annotation_id, cid))
+        submenu = CategoryMenu(menu)
+        submenu.setTitle("Change category")
+        menu.addMenu(submenu)
+        self._category_menu(submenu, lambda cid: self.change_category(annotation_id, cid))
         menu.addAction("Delete item\tDel", lambda: self._push(
             DeleteItems(self.window.session.project, self.window.session.record.id, [annotation_id], self.window)))

@@ -418,3 +418,19 @@ def test_keys_without_a_target_say_what_to_do(window, canvas, demo_project, qtbo
     qtbot.keyClick(canvas, Qt.Key.Key_Return)
     assert "prediction" in window.statusBar().currentMessage()
     assert window.undo_stack.count() == count
+
+
+@pytest.mark.parametrize(("typed", "category"), [("7", 7), ("12", 12), ("1", 1)])
+def test_the_category_popup_takes_its_number_keys(window, canvas, demo_project, qtbot, typed, category):
+    image_id = window.session.record.id
+    before = {i.id for i in demo_project.annotations.for_image(image_id)}
+    qtbot.keyClick(canvas, Qt.Key.Key_W)  # draw (labelImg's key)
+    _drag(canvas, QPointF(40.0, 60.0), QPointF(140.0, 200.0))
+    menu = window.editor.last_menu
+    assert menu.actions()[6].text().startswith("7")  # each entry shows its number
+    for digit in typed:
+        qtbot.keyClick(menu, digit)
+    if typed == "1":  # could be the start of 10..13: chosen after a short wait
+        qtbot.waitUntil(lambda: len(demo_project.annotations.for_image(image_id)) > len(before), timeout=2000)
+    (new,) = [i for i in demo_project.annotations.for_image(image_id) if i.id not in before]
+    assert new.category_id == category
