@@ -143,6 +143,7 @@ class Canvas(QGraphicsView):
         self.item_graphics = graphics  # in the items' order (Tab follows it)
         self.landmark_items = [h for aid in graphics for h in self._handles[aid]]
         self._kept_selection.clear()  # what was selected on items now gone
+        self._landmark_selection_changed()  # ring the landmarks still selected on rebuilt items
         if self.selected_id not in self.item_graphics:
             self.selected_id = None
         elif self.selected_id is not None:

@@ -152,8 +152,13 @@ class Editor(QObject):
         return next((i for i in self.window.session.items if i.id == annotation_id), None)
 
     def landmark_targets(self) -> list[tuple[int, int]]:
-        """The landmarks a visibility key acts on: the selected ones, else the one under the cursor."""
-        return self.canvas.selected_landmarks() or ([self.canvas.hovered] if self.canvas.hovered else [])
+        """The landmarks a visibility key acts on, as the user sees them: the one under the cursor (all the
+        selected ones when it is one of them), else the selected (ringed) ones."""
+        selected = self.canvas.selected_landmarks()
+        hovered = self.canvas.hovered
+        if hovered is not None and hovered not in selected:
+            return [hovered]
+        return selected
 
     def target_items(self) -> list[int]:
         """The items an item action acts on: the selected item, else the items of the selected landmarks."""

@@ -434,3 +434,24 @@ def test_the_category_popup_takes_its_number_keys(window, canvas, demo_project, 
         qtbot.waitUntil(lambda: len(demo_project.annotations.for_image(image_id)) > len(before), timeout=2000)
     (new,) = [i for i in demo_project.annotations.for_image(image_id) if i.id not in before]
     assert new.category_id == category
+
+
+def test_visibility_keys_act_on_what_the_user_sees(window, canvas, demo_project, qtbot):
+    """After a drag, the dragged landmark is visibly selected (ringed); a key pressed while another landmark
+    is under the cursor acts on that one, never on the earlier drag's."""
+    first, second = window.session.items[0], window.session.items[1]
+    a = _free_handle(canvas, first.id)
+    a_id, a_idx, start = a.annotation_id, a.idx, QPointF(a.pos())
+    _drag(canvas, start, start + QPointF(6, 4))
+    _settled(qtbot, window)
+    assert (a_id, a_idx) in canvas.selected_landmarks()
+    assert a_idx in canvas.item_graphics[a_id].selected_landmarks  # ringed: the selection shows
+    b = _free_handle(canvas, second.id)
+    _send(canvas, QEvent.Type.MouseMove, b.pos(), Qt.MouseButton.NoButton)  # hover another landmark
+    assert canvas.hovered == (b.annotation_id, b.idx)
+    qtbot.keyClick(canvas, Qt.Key.Key_O)
+    assert demo_project.annotations.get(b.annotation_id).landmarks[b.idx, 2] == 1
+    assert demo_project.annotations.get(a_id).landmarks[a_idx, 2] == 2  # the dragged one is untouched
+    _send(canvas, QEvent.Type.MouseMove, QPointF(2, 2), Qt.MouseButton.NoButton)  # over nothing
+    qtbot.keyClick(canvas, Qt.Key.Key_X)  # now the ringed selection is what the key acts on
+    assert demo_project.annotations.get(a_id).landmarks[a_idx, 2] == 0
