@@ -168,9 +168,15 @@ class Editor(QObject):
 
     # -- landmarks -------------------------------------------------------------------------------
 
+    def _inside(self, x: float, y: float) -> tuple[float, float]:
+        """(x, y) pixels moved into the current image (what the user edits never leaves it)."""
+        h, w = self.window.session.rgb.shape[:2] if self.window.session.rgb is not None else (np.inf, np.inf)
+        return float(min(max(x, 0.0), w)), float(min(max(y, 0.0), h))
+
     def move_landmarks(self, moves: list[tuple[int, int, tuple[float, float]]]) -> None:
-        """Several landmarks dragged together: one command, one undo step."""
+        """One landmark or several dragged together: one command, one undo step."""
         image_id = self._image_id()
+        moves = [(aid, idx, self._inside(*xy)) for aid, idx, xy in moves]
         if image_id is not None and moves:
             self._push(move_landmarks(self.window.session.project, image_id, moves, self.window))
 
@@ -188,6 +194,7 @@ class Editor(QObject):
 
     def set_box(self, annotation_id: int, box: np.ndarray) -> None:
         image_id = self._image_id()
+        box = np.array([*self._inside(box[0], box[1]), *self._inside(box[2], box[3])])
         if image_id is not None:
             self._push(SetBox(self.window.session.project, image_id, annotation_id, box, self.window))
 
@@ -255,6 +262,7 @@ class Editor(QObject):
         if image_id is None:
             return None
         category = self.window.taxonomy.category(category_id)
+        box = np.array([*self._inside(box[0], box[1]), *self._inside(box[2], box[3])])
         try:
             landmarks = template_landmarks(category, box)
         except DeepMarkError as exc:

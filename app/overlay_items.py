@@ -427,10 +427,11 @@ class ItemGraphic(OverlayGraphic):
             return
         ix, iy = self._drag
         self.prepareGeometryChange()
+        at = self.mapFromScene(clamped_to_scene(self, self.mapToScene(event.pos())))  # the box stays on the image
         if ix is not None:
-            self.box[ix] = event.pos().x()
+            self.box[ix] = at.x()
         if iy is not None:
-            self.box[iy] = event.pos().y()
+            self.box[iy] = at.y()
         self.update()
 
     def mouseReleaseEvent(self, event) -> None:
@@ -486,6 +487,15 @@ class ItemGraphic(OverlayGraphic):
             painter.setPen(self._index_pen)
             painter.drawStaticText(at, text)
         painter.restore()
+
+
+def clamped_to_scene(item: QGraphicsItem, point: QPointF) -> QPointF:
+    """``point`` (scene pixels) moved into the item's scene rectangle, the image: nothing is dragged off it."""
+    scene = item.scene()
+    if scene is None:
+        return point
+    rect = scene.sceneRect()
+    return QPointF(min(max(point.x(), rect.left()), rect.right()), min(max(point.y(), rect.top()), rect.bottom()))
 
 
 class LandmarkHandle(QGraphicsItem):
@@ -548,6 +558,9 @@ class LandmarkHandle(QGraphicsItem):
     def mouseMoveEvent(self, event) -> None:
         super().mouseMoveEvent(event)  # moves every selected movable item
         for handle in self._starts:
+            inside = clamped_to_scene(handle, handle.pos())  # landmarks stay on the image
+            if inside != handle.pos():
+                handle.setPos(inside)
             handle.graphic.move_landmark(handle.idx, handle.pos())  # skeleton and number follow
 
     def mouseReleaseEvent(self, event) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
 Index = QModelIndex | QPersistentModelIndex
-COLUMNS = ("category", "items", "corrected landmarks", "mean displacement (px)")
+COLUMNS = ("category", "items", "corrected landmarks", "mean displacement (px)", "outside the image")
 
 
 class SummaryModel(QAbstractTableModel):
@@ -57,6 +57,8 @@ class SummaryModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 3:
             return "mean distance of the corrected landmarks from where the model or the import put them"
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 4:
+            return "items whose box or a labelled landmark lies outside their image (listed above the table)"
         return None
 
     def cell(self, row: int, column: int) -> str:
@@ -68,6 +70,8 @@ class SummaryModel(QAbstractTableModel):
             return str(r.items)
         if column == 2:
             return str(r.corrected_landmarks)
+        if column == 4:
+            return str(r.outside) if r.outside else ""
         return "–" if r.mean_displacement is None else f"{r.mean_displacement:.1f}"
 
 
@@ -111,8 +115,13 @@ class SummaryDialog(QDialog):
             return
         self.model.set_summary(summary)
         counts = summary.images_by_status
-        self.statuses.setText(f"{sum(counts.values())} images: "
-                              + ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items()))
+        text = (f"{sum(counts.values())} images: "
+                + ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items()))
+        if summary.outside:
+            listed = "; ".join(f"{o.path} item {o.item_index + 1} ({o.what})" for o in summary.outside[:10])
+            more = f"; … {len(summary.outside) - 10} more" if len(summary.outside) > 10 else ""
+            text += f"\n⚠ {len(summary.outside)} items lie partly outside their image: {listed}{more}"
+        self.statuses.setText(text)
 
     def showEvent(self, event) -> None:
         self.refresh()

@@ -86,6 +86,18 @@ class CategoryRow:
     items: int
     corrected_landmarks: int
     mean_displacement: float | None
+    outside: int = 0  # items whose box or a labelled landmark lies outside their image
+
+
+@dataclass(frozen=True)
+class OutsideItem:
+    """An item that lies partly outside its image (an import's, or an older version's): ``what`` says how."""
+
+    image_id: int
+    path: str
+    item_index: int
+    category_id: int
+    what: str
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,32 @@ class ReviewSummary:
     rows: list[CategoryRow]
     total: CategoryRow
     images_by_status: dict[str, int]
+    outside: list[OutsideItem]
+
+
+OUTSIDE_TOLERANCE_PX = 1.0  # rounding at the border is not "outside"
+
+
+def outside_items(session: Session, limit: int = 1000) -> list[OutsideItem]:
+    """Items whose box, or a labelled (v > 0) landmark, lies more than ``OUTSIDE_TOLERANCE_PX`` outside their
+    image (images of unknown size are not checked), at most ``limit``, by image then item."""
+    t = OUTSIDE_TOLERANCE_PX
+    w, h = Image.width, Image.height
+    box_out = (Annotation.x1 < -t) | (Annotation.y1 < -t) | (Annotation.x2 > w + t) | (Annotation.y2 > h + t)
+    point_out = (Landmark.v > 0) & ((Landmark.x < -t) | (Landmark.y < -t) | (Landmark.x > w + t) | (Landmark.y > h + t))
+    points = (select(Landmark.annotation_id, func.count().label("n")).join(Annotation).join(Image)
+              .where(point_out, Image.width.is_not(None)).group_by(Landmark.annotation_id).subquery())
+    rows = session.execute(
+        select(Image.id, Image.path, Annotation.item_index, Annotation.category_id, box_out, points.c.n)
+        .join(Image, Annotation.image_id == Image.id)
+        .outerjoin(points, points.c.annotation_id == Annotation.id)
+        .where(Image.width.is_not(None), box_out | points.c.n.is_not(None))
+        .order_by(Image.id, Annotation.item_index).limit(limit)).all()
+    found = []
+    for image_id, path, index, category_id, box, n in rows:
+        what = " and ".join(part for part in ("its box" if box else "", f"{n} landmarks" if n else "") if part)
+        found.append(OutsideItem(image_id, path, index, category_id, what))
+    return found
 
 
 def review_summary(project: Project, taxonomy: Taxonomy | None = None) -> ReviewSummary:
@@ -106,13 +144,15 @@ def review_summary(project: Project, taxonomy: Taxonomy | None = None) -> Review
         by_status = dict(session.execute(select(Image.status, func.count()).group_by(Image.status)).all())
         items = dict(session.execute(select(Annotation.category_id, func.count())
                                      .group_by(Annotation.category_id)).all())
-        return by_status, items, corrected_displacements(session)
+        return by_status, items, corrected_displacements(session), outside_items(session)
 
-    by_status, items, moved = project.read(work)
+    by_status, items, moved, outside = project.read(work)
     corrected = {category_id: len(values) for category_id, values in moved.items()}
-
-    rows = [CategoryRow(c.id, c.name, int(items.get(c.id, 0)), corrected.get(c.id, 0), mean_known(moved.get(c.id, [])))
-            for c in taxonomy.categories]
+    out_by_category: dict[int, int] = {}
+    for o in outside:
+        out_by_category[o.category_id] = out_by_category.get(o.category_id, 0) + 1
+    rows = [CategoryRow(c.id, c.name, int(items.get(c.id, 0)), corrected.get(c.id, 0), mean_known(moved.get(c.id, [])),
+                        out_by_category.get(c.id, 0)) for c in taxonomy.categories]
     total = CategoryRow(0, "all categories", sum(r.items for r in rows), sum(r.corrected_landmarks for r in rows),
-                        mean_known([d for values in moved.values() for d in values]))
-    return ReviewSummary(rows, total, {s: int(by_status.get(s, 0)) for s in STATUSES})
+                        mean_known([d for values in moved.values() for d in values]), len(outside))
+    return ReviewSummary(rows, total, {s: int(by_status.get(s, 0)) for s in STATUSES}, outside)

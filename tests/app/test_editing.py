@@ -455,3 +455,40 @@ def test_visibility_keys_act_on_what_the_user_sees(window, canvas, demo_project,
     _send(canvas, QEvent.Type.MouseMove, QPointF(2, 2), Qt.MouseButton.NoButton)  # over nothing
     qtbot.keyClick(canvas, Qt.Key.Key_X)  # now the ringed selection is what the key acts on
     assert demo_project.annotations.get(a_id).landmarks[a_idx, 2] == 0
+
+
+def test_nothing_is_dragged_off_the_image(window, canvas, demo_project, qtbot):
+    h, w = window.session.rgb.shape[:2]
+    handle = _free_handle(canvas, window.session.items[0].id)
+    aid, idx = handle.annotation_id, handle.idx
+    _drag(canvas, QPointF(handle.pos()), QPointF(w + 500.0, -300.0))  # far past the top-right corner
+    x, y = demo_project.annotations.get(aid).landmarks[idx, :2]
+    assert 0.0 <= x <= w and 0.0 <= y <= h and x == pytest.approx(w, abs=1.0) and y == pytest.approx(0, abs=1.0)
+    _settled(qtbot, window)
+
+    item = window.session.items[1]
+    canvas.select_item(item.id)
+    graphic = canvas.item_graphics[item.id]
+    handle = next(k for k, (x, y) in enumerate(graphic.handle_points()) if _hits(canvas, QPointF(x, y), graphic))
+    start = QPointF(*graphic.handle_points()[handle])
+    _drag(canvas, start, QPointF(-400.0, h + 400.0))
+    box = demo_project.annotations.get(item.id).box
+    assert box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h
+
+
+def test_items_outside_their_image_are_flagged_in_the_summary(window, demo_project, qtbot):
+    from deepmark.app.summary_view import show_summary
+    from deepmark.core.store import ItemData
+
+    record = window.session.record
+    item = window.session.items[0]
+    landmarks = item.landmarks.copy()
+    landmarks[0] = [record.width + 50.0, -20.0, 2.0]  # an import's labelled landmark off the image
+    demo_project.annotations.add_item(record.id, ItemData(category_id=item.category_id, box=item.box.copy(),
+                                                          landmarks=landmarks))
+    dialog = show_summary(window)
+    assert "1 items lie partly outside their image" in dialog.statuses.text()
+    assert record.path in dialog.statuses.text() and "1 landmarks" in dialog.statuses.text()
+    column = 4
+    total = dialog.model.rowCount() - 1
+    assert dialog.model.cell(total, column) == "1"

@@ -53,7 +53,7 @@ def test_summary_by_category(window, demo_project, qtbot, taxonomy):
     dialog = window.summary_dialog
     assert dialog.isVisible()
     model = dialog.model
-    assert model.rowCount() == 14 and model.columnCount() == 4
+    assert model.rowCount() == 14 and model.columnCount() == 5
     row = category - 1
     assert model.cell(row, 0).endswith(taxonomy.category(category).name)
     assert model.cell(row, 2) == "1" and model.cell(row, 3) == "5.0"

@@ -62,3 +62,23 @@ def test_corrections_and_the_per_category_summary(project, images, taxonomy):
     project.history.undo(images[1])  # the skirt's correction: the counts follow
     assert correction_counts(project).landmarks == 2
     assert {r.category_id: r for r in review_summary(project, taxonomy).rows}[9].corrected_landmarks == 0
+
+
+def test_items_outside_their_image_are_listed(project, images):
+    a, b = images[:2]
+    width, height = project.images.get(a).width, project.images.get(a).height
+    inside = _item(1, 25)
+    project.annotations.add_item(a, inside)
+    box_out = ItemData(category_id=2, box=np.array([-30.0, 6.0, 90.0, 91.0]), landmarks=_item(2, 33).landmarks)
+    project.annotations.add_item(a, box_out)
+    points = _item(1, 25).landmarks.copy()
+    points[3] = [width + 40.0, 10.0, 2.0]
+    points[4] = [10.0, height + 40.0, 1.0]
+    points[5] = [width + 99.0, height + 99.0, 0.0]  # not labelled: its place does not count
+    project.annotations.add_item(b, ItemData(category_id=1, box=inside.box, landmarks=points))
+    edge = _item(1, 25).landmarks.copy()
+    edge[0] = [width + 0.5, -0.5, 2.0]  # within the tolerance of the border
+    project.annotations.add_item(b, ItemData(category_id=1, box=inside.box, landmarks=edge))
+    summary = review_summary(project)
+    assert [(o.image_id, o.item_index, o.what) for o in summary.outside] == [(a, 1, "its box"), (b, 0, "2 landmarks")]
+    assert summary.rows[0].outside == 1 and summary.rows[1].outside == 1 and summary.total.outside == 2
