@@ -169,9 +169,10 @@ def open_project_file(window: MainWindow, path: str, create: bool) -> None:
     try:
         project = Project.create(path) if create else Project.open(path)
     except DeepMarkError as exc:
-        window.show_error(str(exc), dialog=True)
+        window.show_error(str(exc), dialog=True)  # the project open before stays open
         return
     window.set_project(project)
+    window.show_info(f"{'created' if create else 'opened'} {project.where}")
 
 
 def add_folder(window: MainWindow) -> None:

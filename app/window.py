@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
     def _project_changed(self) -> None:
         project = self.session.project
         self.undo_stack.clear()
+        self.statusBar().clearMessage()  # nothing said about the previous project stays on screen
         self.canvas.set_image(None)
         self.canvas.set_items([], True, self._landmark_pressed)
         self.canvas.set_detections([])

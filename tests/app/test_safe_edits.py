@@ -148,3 +148,28 @@ def _refused_drag_reverts(window, qtbot, demo_project, break_the_store) -> None:
     back = _handle(canvas, aid, idx).pos()
     assert (back.x(), back.y()) == (start.x(), start.y())  # the marker is back where the store has it
     np.testing.assert_allclose(demo_project.annotations.get(aid).landmarks[idx], before)
+
+
+def test_a_new_project_starts_clean(window, qtbot, demo_project, tmp_path, monkeypatch):
+    """Creating a project (File → New) clears the canvas, the panels and the undo stack; nothing shown belongs
+    to the previous project and no key claims a write."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from deepmark.app import menus
+
+    handle = _free_handle(window.canvas)
+    _drag(window.canvas, QPointF(handle.pos()), QPointF(handle.pos()) + QPointF(5, 5))
+    assert window.undo_stack.count() == 1
+    target = tmp_path / "fresh.deepmark"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    menus.new_project(window)
+    session = window.session
+    assert session.project is not demo_project and session.project.where.endswith("fresh.deepmark")
+    assert session.record is None and session.items == [] and session.detections == []
+    assert window.canvas.item_graphics == {} and window.canvas.landmark_items == []
+    assert window.canvas.detection_graphics() == [] and not window.canvas.heatmap_visible()
+    assert window.undo_stack.count() == 0 and window.image_model.rowCount() == 0
+    assert window.statusBar().currentMessage() == f"created {session.project.where}"
+    _activate(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_Space)  # accept: there is no image, nothing happens, nothing claimed
+    assert window.undo_stack.count() == 0 and "accepted" not in window.statusBar().currentMessage()
