@@ -132,6 +132,11 @@ class MainWindow(QMainWindow):
         self.heatmap_panel.changed.connect(self.update_heatmap)
 
         self.model_label = QLabel("no model")
+        # the model's output on this image is unusable: said here until a decode succeeds
+        self.problem_label = QLabel("")
+        self.problem_label.setStyleSheet("color: #b00020; font-weight: bold")
+        self.problem_label.hide()
+        self.statusBar().addPermanentWidget(self.problem_label)
         self.counts_label = QLabel("")
         self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.model_label)
@@ -139,7 +144,8 @@ class MainWindow(QMainWindow):
         for name, slot in (("project", self._project_changed), ("model", self._model_changed),
                            ("image", self._image_changed), ("items", self._items_changed),
                            ("detections", self._detections_changed), ("record", self._record_changed),
-                           ("error", self.show_error), ("info", self.show_info)):
+                           ("model_problem", self._model_problem), ("error", self.show_error),
+                           ("info", self.show_info)):
             self.session.events.connect(name, slot)
         from deepmark.app.edit_controller import Editor
         from deepmark.app.menus import build_menus  # after the widgets it connects to exist
@@ -222,6 +228,15 @@ class MainWindow(QMainWindow):
     def _detections_changed(self) -> None:
         self.canvas.set_detections(self.session.detections)
         self.update_heatmap()
+
+    def _model_problem(self, message: str | None) -> None:
+        if message is None:
+            self.problem_label.hide()
+            return
+        self.problem_label.setText("⚠ model output unusable — nothing stored")
+        self.problem_label.setToolTip(message)
+        self.problem_label.show()
+        self.show_error(message)
 
     def _record_changed(self) -> None:
         if self.session.record is not None:

@@ -10,11 +10,14 @@ Listeners subscribe to named events with ``session.events.connect(name, callback
 - ``items`` — the current image's stored items were re-read;
 - ``detections`` — the current image's detections were decoded again (``heads`` may have changed too);
 - ``record`` — the current image's row changed in the store (status, counts);
+- ``model_problem`` — the model's output on the current image is unusable (the message), or usable again
+  (None): nothing is stored for such an image, and the message stays until a decode succeeds;
 - ``error`` / ``info`` — a message for the user (one line; the session never raises for a user action).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from deepmark.core.store import ImageRecord, ItemRecord, Project
 from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.live import LiveModel
 
-EVENTS = ("project", "model", "image", "items", "detections", "record", "error", "info")
+EVENTS = ("project", "model", "image", "items", "detections", "record", "model_problem", "error", "info")
 
 
 class Events:
@@ -77,6 +80,7 @@ class Session:
         self.detections: list[Detection] = []
         self.params = params or PostprocessParams.all_techniques()
         self.tta = TestTimeAugmentation()
+        self.model_problem: str | None = None  # why the model's output on the current image is unusable
 
     # -- project -------------------------------------------------------------------------------
 
@@ -211,31 +215,35 @@ class Session:
         except DeepMarkError as exc:
             # an error about a file names it already; otherwise say which image failed
             message = str(exc) if exc.path is not None else f"{self.record.path}: the model failed ({exc})"
-            self.events.emit("error", message)
+            self._set_problem(message)
             return
-        self.redecode()
+        if self.redecode() is None:
+            return  # no usable detections: nothing is stored, the image is not marked predicted
         try:
             if self.model.store_predictions(self.project, self.record.id, self.detections, self.params):
                 self.refresh_record(self.project.images.get(self.record.id))
         except DeepMarkError as exc:
             self.events.emit("error", f"predictions not stored: {exc}")
 
+    def _set_problem(self, message: str | None) -> None:
+        if message != self.model_problem:
+            self.model_problem = message
+            self.events.emit("model_problem", message)
+
     def redecode(self) -> float | None:
         """Decode the cached heads with the parameters (``detections`` follows); the decode time in ms, None
-        when there were no heads."""
-        import time
-
+        when there were no heads or the decode failed (``model_problem`` says why)."""
         heads = self.heads()
         elapsed = None
-        if heads is None:
-            self.detections = []
-        else:
+        self.detections = []
+        if heads is not None:
             start = time.perf_counter()
             try:
                 self.detections = self.model.decode(heads, self.params)
             except DeepMarkError as exc:
-                self.events.emit("error", f"decode failed: {exc}")
-                self.detections = []
-            elapsed = (time.perf_counter() - start) * 1000
+                self._set_problem(f"{self.record.path}: the model's output cannot be used ({exc})")
+            else:
+                elapsed = (time.perf_counter() - start) * 1000
+                self._set_problem(None)
         self.events.emit("detections")
         return elapsed

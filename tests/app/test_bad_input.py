@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from deepmark.app import menus
@@ -183,3 +183,23 @@ def test_an_unexpected_error_in_a_slot_is_shown_and_logged(window, qtbot, monkey
     assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
     window.step(1)  # and the app keeps working
     assert window.current_row() == 1 and window.session.rgb is not None
+
+
+def test_a_model_giving_nan_marks_nothing_and_says_so(window, demo_project, qtbot):
+    from dataclasses import replace as dc_replace
+
+    import numpy as np
+
+    detector = window.session.model.detector
+    real = detector.heads
+    detector.heads = lambda rgb, tta: dc_replace(real(rgb, tta), hm=np.full_like(real(rgb, tta).hm, np.nan))
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_D)  # the next image, never seen: the network runs
+    record = window.session.record
+    assert window.problem_label.isVisible() and record.path in window.problem_label.toolTip()
+    assert demo_project.images.get(record.id).status == "new"
+    assert demo_project.predictions.for_image(record.id) == []
+    assert window.session.detections == [] and window.canvas.detection_graphics() == []
+    detector.heads = real
+    qtbot.keyClick(window, Qt.Key.Key_D)  # a working model again: the warning goes
+    assert not window.problem_label.isVisible()

@@ -101,3 +101,31 @@ def test_problems_are_events_never_exceptions(session, heard, tiny_onnx, tmp_pat
 def test_unknown_event_names_are_refused(session):
     with pytest.raises(DeepMarkError, match="no session event"):
         session.events.connect("imagee", lambda: None)
+
+
+@pytest.mark.parametrize("broken", ["nan", "shape"])
+def test_a_broken_model_output_marks_nothing(session, heard, tiny_onnx, tmp_path, broken):
+    """NaN heads or heads of the wrong shape: the problem is said (and stays), nothing is stored, the image
+    is not marked predicted under an empty model run."""
+    import numpy as np
+
+    project, _ = open_demo_project(tmp_path / "demo")
+    session.open_project(project)
+    session.load_model(tiny_onnx)
+    real = session.model.detector.heads
+
+    def bad_heads(rgb, tta):
+        heads = real(rgb, tta)
+        if broken == "nan":
+            return replace(heads, hm=np.full_like(heads.hm, np.nan))
+        return replace(heads, hm_hp=heads.hm_hp[:5])
+
+    session.model.detector.heads = bad_heads
+    record = project.images.get(project.images.ids()[1])
+    heard.clear()
+    session.show_image(record)
+    problems = [entry for entry in heard if entry[0] == "model_problem"]
+    assert problems and problems[-1][1] is not None and record.path in problems[-1][1]
+    assert session.model_problem is not None and session.detections == []
+    assert project.images.get(record.id).status == "new"
+    assert project.predictions.for_image(record.id) == [] and project.model_runs.list() == []
