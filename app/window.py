@@ -44,7 +44,7 @@ from deepmark.core.store.engine import PROJECT_SUFFIX
 from deepmark.core.store.interchange import ImportReport
 from deepmark.core.store.presets import model_default_params
 from deepmark.core.studio.cache import heads_dir
-from deepmark.core.studio.display import group_labels, heatmap_view
+from deepmark.core.studio.display import demo_folder, group_labels, heatmap_view
 from deepmark.core.studio.review import correction_counts, next_unreviewed, previous_unreviewed
 from deepmark.core.studio.session import Session
 
@@ -94,7 +94,18 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.canvas)
         self.splitter.addWidget(self.side_view)
-        self.setCentralWidget(self.splitter)
+        # a plain notice above the image when the model's results there are not meaningful
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("background: #fff4ce; color: #3b2f00; padding: 6px; border: 1px solid #e0c060")
+        self.notice.hide()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.notice)
+        central_layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
         self.image_model = ImageListModel()
         self.image_view = QListView()
         self.image_view.setModel(self.image_model)
@@ -187,6 +198,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_detections([])
         self.canvas.set_heatmap(None)
         self.side_view.set_heatmap(None)
+        self._update_notice()
         if project is None:
             return
         remember(project.where)  # File → Open recent
@@ -204,6 +216,20 @@ class MainWindow(QMainWindow):
         self.model_label.setText(model.describe())
         self.model_label.setToolTip("")
         self.heatmap_panel.set_groups(group_labels(self.taxonomy, model.detector.grouping))
+        self._update_notice()
+
+    def _update_notice(self) -> None:
+        """Say so while a model trained on synthetic garments only is used on images that are not the demo's."""
+        model, project = self.session.model, self.session.project
+        demo = demo_folder().resolve()
+        show = (model is not None and model.detector.info.synthetic_only and project is not None
+                and project.root.resolve() != demo)
+        if show:
+            self.notice.setText(
+                f"The model {model.path.name} learned from synthetic garments only "
+                f"({model.detector.info.training_data}): its detections on photographs are not meaningful. "
+                "Load a model trained on real images with Model → Choose model file… (Ctrl+M).")
+        self.notice.setVisible(show)
 
     def _image_changed(self) -> None:
         self.canvas.set_image(self.session.rgb)

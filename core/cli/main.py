@@ -209,10 +209,13 @@ def _run_ablation(gt, heads, grouping_name: str, args) -> None:
 def cmd_model_params(args) -> int:
     from deepmark.core.formats.model_file import set_recommended_params
 
-    params = _params_from_args(args)
-    set_recommended_params(args.model, asdict(params))
-    listed = ", ".join(f"{k}={v}" for k, v in asdict(params).items())
-    print(f"{args.model}: recommended post-processing stored ({listed})")
+    params = _params_from_args(args) if (args.params or args.set or args.training_data is None) else None
+    set_recommended_params(args.model, None if params is None else asdict(params), args.training_data)
+    if params is not None:
+        listed = ", ".join(f"{k}={v}" for k, v in asdict(params).items())
+        print(f"{args.model}: recommended post-processing stored ({listed})")
+    if args.training_data is not None:
+        print(f"{args.model}: trained on: {args.training_data}")
     return EXIT_OK
 
 
@@ -410,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a DeepMark ONNX model (rewritten in place, weights untouched)")
     p.add_argument("--params", help="JSON file of PostprocessParams fields (e.g. an ablation --best-params file)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter")
+    p.add_argument("--training-data", help="what images the model learned from, in words (e.g. 'synthetic "
+                                           "garments'): the app warns when a synthetic-only model meets photographs")
     p.set_defaults(func=cmd_model_params)
 
     p = sub.add_parser("simulate", help="labelled scenes + simulated network heads, for trying the tools")

@@ -43,6 +43,13 @@ class ModelInfo:
     output_stride: int = OUTPUT_STRIDE
     precision: str = "fp32"
     training: dict | None = None
+    # what images it learned from, in words (e.g. "synthetic garments"); "" when the file does not say
+    training_data: str = ""
+
+    @property
+    def synthetic_only(self) -> bool:
+        """Trained on synthetic images only: its results on photographs are not meaningful."""
+        return self.training_data.lower().startswith("synthetic")
 
     def to_json(self) -> str:
         data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -62,6 +69,8 @@ class ModelInfo:
                       "output_names")
             for key in tuples:
                 data[key] = tuple(data[key])
+            if not isinstance(data.get("training_data", ""), str):
+                raise TypeError(f"training_data must be text, got {data['training_data']!r}")
             return ModelInfo(**data)
         except ModelFileError:
             raise
@@ -96,15 +105,19 @@ def model_info(arch: str, grouping: Grouping, taxonomy: Taxonomy, input_size: Se
 RECOMMENDED_PARAMS_KEY = "postprocess"
 
 
-def set_recommended_params(path: str | Path, params: Mapping[str, object]) -> ModelInfo:
-    """Store post-processing parameters (``PostprocessParams`` fields) in an ONNX model's metadata,
-    replacing earlier ones; the weights are untouched and the file is rewritten atomically."""
+def set_recommended_params(path: str | Path, params: Mapping[str, object] | None = None,
+                           training_data: str | None = None) -> ModelInfo:
+    """Store post-processing parameters (``PostprocessParams`` fields) and/or what the model was trained on in
+    an ONNX model's metadata, replacing earlier ones; the weights are untouched and the file is rewritten
+    atomically."""
     import onnx
 
     info = read_model_info(path)
     training = dict(info.training or {})
-    training[RECOMMENDED_PARAMS_KEY] = dict(params)
-    updated = replace(info, training=training)
+    if params is not None:
+        training[RECOMMENDED_PARAMS_KEY] = dict(params)
+    updated = replace(info, training=training,
+                      training_data=info.training_data if training_data is None else training_data)
     model = onnx.load(str(path))
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:

@@ -36,7 +36,8 @@ for precision in fp32 int8; do
     $DEEPMARK ablation data/synth-val/annos runs/default/val-$precision/heads --step 0.05 \
         --best-params runs/default/best-params-$precision.json | tee runs/default/ablation-$precision.md
     # the tuned parameters travel in the model: the app starts from them and "Reset" returns to them
-    $DEEPMARK model-params $MODELS/deepmark-default-$precision.onnx --params runs/default/best-params-$precision.json
+    $DEEPMARK model-params $MODELS/deepmark-default-$precision.onnx --params runs/default/best-params-$precision.json \
+        --training-data "synthetic garments (deepmark synth), no photographs"
 done
 
 # 4. Speed: pre-processing + inference + decode at 256² and 512².

@@ -203,3 +203,17 @@ def test_bad_tune_values_are_one_line_and_exit_2(tmp_path, dataset, capsys):
     assert main(["tune", str(dataset / "validation" / "annos"), str(dataset / "heads"), "--param", "alpha",
                  "--values", "0,half,1", "--quiet", "--workers", "1"]) == 2
     _one_error_line(capsys.readouterr().err, "--values '0,half,1': expected comma-separated numbers")
+
+
+def test_model_params_records_what_the_model_learned_from(tiny_onnx, tmp_path):
+    import shutil
+
+    from deepmark.core.formats.model_file import read_model_info
+
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_onnx, model)
+    assert main(["model-params", str(model), "--set", "alpha=0.7"]) == 0
+    assert main(["model-params", str(model), "--training-data", "synthetic garments (test)"]) == 0
+    info = read_model_info(model)
+    assert info.training_data == "synthetic garments (test)" and info.synthetic_only
+    assert info.training["postprocess"]["alpha"] == 0.7  # the recommended parameters are kept
