@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from deepmark.app import file_dialogs
 from deepmark.app.background_task import BackgroundTask
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import STATUSES, Project
@@ -202,7 +202,7 @@ class ExportDialog(_JobDialog):
         self.count_label.setText(f"{n} images will be exported")
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export into folder", self.destination.text())
+        folder = file_dialogs.folder(self, "Export into folder", self.destination.text())
         if folder:
             self.destination.setText(folder)
 
@@ -271,14 +271,14 @@ class ImportDialog(_JobDialog):
 
     def _browse_source(self) -> None:
         if self.kind.currentData() == COCO:
-            path, _ = QFileDialog.getOpenFileName(self, "COCO json", "", "COCO json (*.json);;All (*)")
+            path = file_dialogs.open_file(self, "COCO json", "COCO json (*.json);;All (*)")
         else:
-            path = QFileDialog.getExistingDirectory(self, "DeepFashion2 folder")
+            path = file_dialogs.folder(self, "DeepFashion2 folder")
         if path:
             self.source.setText(path)
 
     def _browse_images(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Images folder")
+        folder = file_dialogs.folder(self, "Images folder")
         if folder:
             self.images_dir.setText(folder)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -57,44 +55,28 @@ def app_icon():
     return icon
 
 
-class DemoFolder:
-    """The demo's temporary project folder, removed when the window closes or the app exits (whichever
-    comes first; the second call does nothing). The demo project is closed before its file goes."""
-
-    def __init__(self) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="deepmark-demo-"))
-        self.project = None
-
-    def remove(self, window=None) -> None:
-        if self.project is not None:
-            if window is not None and window.session.project is self.project:
-                window.session.shutdown()
-            self.project.close()  # idempotent: the window may have closed it already
-            self.project = None
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def open_project(args: argparse.Namespace, demo: DemoFolder | None = None):
-    """The project the arguments name: the demo's (in ``demo``'s folder, else a fresh temporary one),
-    ``--project``, or the user's default project."""
+def open_project(args: argparse.Namespace):
+    """The project the arguments name (``--project``, created when absent), else the last project used when
+    it is still there, else (paths to add given) the user's default project; None: nothing to open, the
+    window shows its start screen. ``--demo`` is opened by the window itself."""
+    from deepmark.app.recent import recent_projects
     from deepmark.core.store import Project
-    from deepmark.core.studio.display import open_demo_project
 
-    if args.demo:
-        project = open_demo_project(demo.path if demo is not None else None)[0]
-        if demo is not None:
-            demo.project = project
-        return project
-    return Project.open(args.project, create=True)  # None: the default project in the user data folder
+    if args.project:
+        return Project.open(args.project, create=True)
+    for where in recent_projects():
+        if "://" in where or Path(where).is_file():
+            return Project.open(where)
+    if args.paths:
+        return Project.open(None, create=True)  # the default project in the user data folder
+    return None
 
 
 def build_window(args: argparse.Namespace, use_settings: bool = True):
     """The main window for the arguments (errors are shown in the window, never raised). With
     ``use_settings`` the last session's layout, post-processing parameters, heatmap opacity and model
     file are restored (``--model`` wins over the remembered model)."""
-    from PySide6.QtCore import QObject
-    from PySide6.QtWidgets import QApplication
-
+    from deepmark.app.demo import open_demo
     from deepmark.app.settings import restore_window, saved_model_path, saved_params
     from deepmark.app.window import MainWindow
 
@@ -108,23 +90,16 @@ def build_window(args: argparse.Namespace, use_settings: bool = True):
     window.set_model_path(args.model or (saved_model_path() if use_settings else None))
     if saved is None and window.session.model is not None:
         window.params_panel.set_params(window.params_panel.defaults())  # no earlier session: the model's recommendation
-    demo = DemoFolder() if args.demo else None
-    if demo is not None:
-        window.demo_folder = demo
-        app = QApplication.instance()
-        at_exit = app.aboutToQuit.connect(lambda: demo.remove(window)) if app is not None else None
-
-        def on_closed() -> None:
-            demo.remove(window)
-            if at_exit is not None:
-                QObject.disconnect(at_exit)  # nothing left to do at exit; and the window can be freed
-
-        window.closed.connect(on_closed)
-    try:
-        window.set_project(open_project(args, demo))
-    except DeepMarkError as exc:
-        window.show_error(f"cannot open the project: {exc}", dialog=True)
-        return window
+    if args.demo:
+        open_demo(window)
+    else:
+        try:
+            project = open_project(args)
+        except DeepMarkError as exc:
+            window.show_error(f"cannot open the project: {exc}", dialog=True)
+            return window
+        if project is not None:
+            window.set_project(project)
     if args.paths:
         window.open_paths(args.paths)
     return window

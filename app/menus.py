@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog
 
+from deepmark.app import file_dialogs
 from deepmark.app.help_dialog import build_help_menu
 from deepmark.app.jobs import run_on_all, run_on_selected
 from deepmark.app.keymap import default_sequences, user_keys
@@ -91,6 +91,7 @@ def build_menus(window: MainWindow) -> None:
     _action(window, view, "Heatmap side by side", lambda: _toggle_side_by_side(window), "view.side_by_side")
     view.addSeparator()
     _action(window, view, "Tuning…", lambda: _tuning(window), "view.tuning")
+    _action(window, view, "Reset layout", window.reset_layout, "view.reset_layout")
 
     review = bar.addMenu("&Review")
     _action(window, review, "Accept image", lambda: window.set_status("accepted"), "review.accept")
@@ -154,13 +155,13 @@ def _exchange(window: MainWindow, which: str) -> None:
 
 
 def new_project(window: MainWindow) -> None:
-    path, _ = QFileDialog.getSaveFileName(window, "New project", "", f"DeepMark project (*{PROJECT_SUFFIX})")
+    path = file_dialogs.save_file(window, "New project", f"DeepMark project (*{PROJECT_SUFFIX})")
     if path:
         open_project_file(window, path if path.endswith(PROJECT_SUFFIX) else path + PROJECT_SUFFIX, create=True)
 
 
 def open_project(window: MainWindow) -> None:
-    path, _ = QFileDialog.getOpenFileName(window, "Open project", "", f"DeepMark project (*{PROJECT_SUFFIX});;All (*)")
+    path = file_dialogs.open_file(window, "Open project", f"DeepMark project (*{PROJECT_SUFFIX});;All (*)")
     if path:
         open_project_file(window, path, create=False)
 
@@ -175,20 +176,28 @@ def open_project_file(window: MainWindow, path: str, create: bool) -> None:
     window.show_info(f"{'created' if create else 'opened'} {project.where}")
 
 
-def add_folder(window: MainWindow) -> None:
-    folder = QFileDialog.getExistingDirectory(window, "Add a folder of images (or a DeepFashion2 folder)")
-    if folder:
-        window.open_paths([folder])
+def add_folder(window: MainWindow, default_project: bool = False) -> None:
+    """Add a folder of images (a DeepFashion2 folder with its labels) to the open project; with
+    ``default_project`` (the start screen) into the user's default project, opened first."""
+    folder = file_dialogs.folder(window, "Add a folder of images (or a DeepFashion2 folder)")
+    if not folder:
+        return
+    if default_project and window.session.project is None:
+        try:
+            window.set_project(Project.open(None, create=True))
+        except DeepMarkError as exc:
+            window.show_error(str(exc), dialog=True)
+            return
+    window.open_paths([folder])
 
 
 def add_images(window: MainWindow) -> None:
-    paths, _ = QFileDialog.getOpenFileNames(window, "Add images", "", IMAGE_FILTER)
+    paths = file_dialogs.open_files(window, "Add images", IMAGE_FILTER)
     if paths:
         window.open_paths(paths)
 
 
 def choose_model(window: MainWindow) -> None:
-    path, _ = QFileDialog.getOpenFileName(window, "Choose a model file", "",
-                                          "DeepMark models (*.onnx *.pt);;All (*)")
+    path = file_dialogs.open_file(window, "Choose a model file", "DeepMark models (*.onnx *.pt);;All (*)")
     if path and not window.set_model_path(path):
         window.show_error(window.statusBar().currentMessage(), dialog=True)

@@ -355,11 +355,17 @@ class TuningView(QWidget):
 
     def _ran(self, report: TuningReport) -> None:
         self._done()
+        metric = METRIC_LABELS[report.metric]
+        if math.isnan(getattr(report.base_result, report.metric)):
+            # pycocotools' "no ground truth to match": nothing to plot, and "nan" would say nothing
+            what = "labelled landmarks" if report.metric == "map_pt" else "labelled garments"
+            self._say(f"nothing to measure {metric} on: the {report.num_images} labelled images have no {what}"
+                      + (" (choose mAP_box, or label landmarks)" if report.metric == "map_pt" else ""), error=True)
+            return
         self.report = report
         self.show_report(report)
         skipped = self._session.errors if self._session is not None else []
         best = " · ".join(f"{LABELS[n]} {getattr(report.best, n):g}" for n in LABELS)
-        metric = METRIC_LABELS[report.metric]
         text = (f"{report.num_images} images: {metric} {getattr(report.best_result, report.metric):.3f} at best "
                 f"({best}), {getattr(report.base_result, report.metric):.3f} now")
         if skipped:

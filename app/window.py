@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -33,9 +34,10 @@ from deepmark.app.image_list import ImageListModel, build_image_pane
 from deepmark.app.jobs import stop_jobs
 from deepmark.app.open_task import AddImagesController
 from deepmark.app.params_panel import ParamsPanel
-from deepmark.app.recent import remember
+from deepmark.app.recent import prune_missing, recent_projects, remember
 from deepmark.app.settings import save_window
 from deepmark.app.side_view import SideView
+from deepmark.app.start_screen import StartScreen
 from deepmark.core.domain.structures import PostprocessParams
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.inference.detector import TestTimeAugmentation
@@ -49,10 +51,10 @@ from deepmark.core.studio.review import correction_counts, next_unreviewed, prev
 from deepmark.core.studio.session import Session
 
 if TYPE_CHECKING:
+    from deepmark.app.demo import DemoFolder
     from deepmark.app.exchange_dialogs import ExportDialog, ImportDialog
     from deepmark.app.help_dialog import ShortcutsDialog
     from deepmark.app.jobs import JobController
-    from deepmark.app.main import DemoFolder
     from deepmark.app.model_dialog import ModelInfoDialog
     from deepmark.app.summary_view import SummaryDialog
     from deepmark.app.tuning_view import TuningView
@@ -99,13 +101,18 @@ class MainWindow(QMainWindow):
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("background: #fff4ce; color: #3b2f00; padding: 6px; border: 1px solid #e0c060")
         self.notice.hide()
-        central = QWidget()
-        central_layout = QVBoxLayout(central)
-        central_layout.setContentsMargins(0, 0, 0, 0)
-        central_layout.setSpacing(0)
-        central_layout.addWidget(self.notice)
-        central_layout.addWidget(self.splitter, 1)
-        self.setCentralWidget(central)
+        work = QWidget()
+        work_layout = QVBoxLayout(work)
+        work_layout.setContentsMargins(0, 0, 0, 0)
+        work_layout.setSpacing(0)
+        work_layout.addWidget(self.notice)
+        work_layout.addWidget(self.splitter, 1)
+        # no project open: the start screen instead of the canvas
+        self.start_screen = StartScreen(self)
+        self.central = QStackedWidget()
+        self.central.addWidget(self.start_screen)
+        self.central.addWidget(work)
+        self.setCentralWidget(self.central)
         self.image_model = ImageListModel()
         self.image_view = QListView()
         self.image_view.setModel(self.image_model)
@@ -164,6 +171,8 @@ class MainWindow(QMainWindow):
         self.editor = Editor(self)  # canvas gestures and editing keys → undoable store commands
         build_menus(self)
         self.resize(1400, 860)
+        self.default_layout = self.saveState()  # View → Reset layout returns to it
+        self._show_start_screen()
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -192,16 +201,17 @@ class MainWindow(QMainWindow):
     def _project_changed(self) -> None:
         project = self.session.project
         self.undo_stack.clear()
-        self.statusBar().clearMessage()  # nothing said about the previous project stays on screen
         self.canvas.set_image(None)
         self.canvas.set_items([], True, self._landmark_pressed)
         self.canvas.set_detections([])
         self.canvas.set_heatmap(None)
         self.side_view.set_heatmap(None)
         self._update_notice()
+        self._show_start_screen()
         if project is None:
             return
-        remember(project.where)  # File → Open recent
+        if self.demo_folder is None or project is not self.demo_folder.project:  # the demo's goes with it
+            remember(project.where)  # File → Open recent, and reopened on the next start
         self.params_panel.set_project(project)
         self.image_model.set_project(project)
         self.image_model.fetchMore()
@@ -209,6 +219,24 @@ class MainWindow(QMainWindow):
         self.update_counts()
         if self.image_model.rowCount():
             self.select_row(0)
+
+    def _show_start_screen(self) -> None:
+        """The start screen while no project is open, the canvas otherwise."""
+        if self.session.project is None:
+            prune_missing()
+            self.start_screen.refresh(recent_projects())
+            self.central.setCurrentWidget(self.start_screen)
+        else:
+            self.central.setCurrentIndex(1)
+
+    def reset_layout(self) -> None:
+        """The docks and panels as on first start (View → Reset layout)."""
+        self.restoreState(self.default_layout)
+        for dock in self.findChildren(QDockWidget):
+            if dock is not self.tuning_dock:
+                dock.show()
+        self.side_view.hide()
+        self.heatmap_panel.side_by_side.setChecked(False)
 
     def _model_changed(self) -> None:
         model = self.session.model

@@ -2,6 +2,7 @@
 and the model card fits a laptop screen."""
 
 import pytest
+from PySide6.QtCore import Qt
 
 from deepmark.app.model_dialog import show_model_info
 from deepmark.core.store import Project
@@ -47,3 +48,70 @@ def test_the_model_card_fits_a_laptop_screen(default_model_window):
     assert texts["Training"].startswith("19 epochs") and "mAP_pt" in texts["Training"]
     assert "α 0.6" in texts["Recommended"]
     assert not any("{" in text for text in texts.values())  # read as a card, not a JSON dump
+
+
+def test_with_nothing_open_the_start_screen_offers_the_ways_in(qtbot, tiny_model, isolated_settings, tmp_path):
+    from deepmark.app.main import build_window, parse_args
+
+    window = build_window(parse_args(["--model", str(tiny_model)]))  # first start: nothing to reopen
+    qtbot.addWidget(window)
+    window.show()
+    screen = window.start_screen
+    assert window.session.project is None and window.central.currentWidget() is screen
+    assert not screen.recent.isVisible()
+    screen.demo.click()  # one click: the demo with its labels
+    assert window.central.currentWidget() is not screen and window.image_model.rowCount() == 8
+    demo_where = window.session.project.where
+    window.close()
+
+    again = build_window(parse_args(["--model", str(tiny_model)]))  # the demo is temporary: not reopened
+    qtbot.addWidget(again)
+    assert again.session.project is None
+    assert not again.start_screen.recent.findItems(demo_where, Qt.MatchFlag.MatchContains)
+    again.close()
+
+
+def test_the_last_project_reopens_and_recent_ones_are_listed(qtbot, tiny_model, isolated_settings, tmp_path):
+    from deepmark.app.main import build_window, parse_args
+
+    first = build_window(parse_args(["--project", str(tmp_path / "a.deepmark"), "--model", str(tiny_model)]))
+    qtbot.addWidget(first)
+    first.close()
+    window = build_window(parse_args(["--model", str(tiny_model)]))
+    qtbot.addWidget(window)
+    assert window.session.project is not None and window.session.project.where.endswith("a.deepmark")
+    (tmp_path / "a.deepmark").unlink()  # gone: the next start shows the start screen, without it
+    window.close()
+    later = build_window(parse_args(["--model", str(tiny_model)]))
+    qtbot.addWidget(later)
+    later.show()
+    assert later.session.project is None and later.central.currentWidget() is later.start_screen
+
+
+def test_file_dialogs_start_in_the_last_folder(window, tmp_path, monkeypatch, isolated_settings):
+    from PySide6.QtWidgets import QFileDialog
+
+    from deepmark.app import menus
+
+    seen = []
+    chosen = tmp_path / "models" / "m.onnx"
+    chosen.parent.mkdir()
+
+    def ask(parent, title, start, filt):
+        seen.append(start)
+        return str(chosen), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", ask)
+    menus.choose_model(window)  # the file does not load; its folder is remembered all the same
+    menus.open_project(window)
+    assert seen[0] == str(__import__("pathlib").Path.home()) and seen[1] == str(chosen.parent)
+
+
+def test_view_reset_layout_brings_the_docks_back(window, qtbot):
+    from PySide6.QtWidgets import QDockWidget
+
+    images = window.findChild(QDockWidget, "Images")
+    images.hide()
+    window.heatmap_panel.side_by_side.setChecked(True)
+    next(a for a in window.actions() if a.text() == "Reset layout").trigger()
+    assert not images.isHidden() and window.side_view.isHidden()

@@ -129,3 +129,16 @@ def test_without_labelled_images_the_view_says_so(window, view, demo_project):
         demo_project.images.set_status(record.id, "rejected")
     view.run_button.click()
     assert view.job is None and "no labelled image" in window.statusBar().currentMessage()
+
+
+def test_labelled_images_without_landmarks_say_so_instead_of_nan(window, view, demo_project, qtbot):
+    """Garments labelled, but none of their landmarks: mAP_pt has nothing to measure."""
+    for record in demo_project.images.page(limit=100):
+        for item in demo_project.annotations.for_image(record.id):
+            landmarks = item.landmarks.copy()
+            landmarks[:, 2] = 0
+            demo_project.annotations.update_item(item.id, landmarks=landmarks)
+    view.run_button.click()
+    _wait(view, qtbot)
+    assert "nothing to measure mAP_pt" in view.status.text() and "no labelled landmarks" in view.status.text()
+    assert "nan" not in view.status.text() and view.report is None
