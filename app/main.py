@@ -77,19 +77,16 @@ def build_window(args: argparse.Namespace, use_settings: bool = True):
     ``use_settings`` the last session's layout, post-processing parameters, heatmap opacity and model
     file are restored (``--model`` wins over the remembered model)."""
     from deepmark.app.demo import open_demo
-    from deepmark.app.settings import restore_window, saved_model_path, saved_params
+    from deepmark.app.settings import restore_window, saved_model_path
     from deepmark.app.window import MainWindow
 
-    saved = saved_params() if use_settings else None
-    window = MainWindow(saved)
+    window = MainWindow()
     window.remember_settings = use_settings  # nor saved on close (deepmark.app.settings.save_window)
     window.setWindowIcon(app_icon())
     if use_settings:
         restore_window(window)
     # before the first image, so it is detected at once
     window.set_model_path(args.model or (saved_model_path() if use_settings else None))
-    if saved is None and window.session.model is not None:
-        window.params_panel.set_params(window.params_panel.defaults())  # no earlier session: the model's recommendation
     if args.demo:
         open_demo(window)
     else:

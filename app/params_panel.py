@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSlider,
     QVBoxLayout,
@@ -117,6 +118,7 @@ class ParamsPanel(QWidget):
         self.presets.error.connect(self.error)
         self.presets.info.connect(self.info)
         form = QFormLayout()
+        self.labels: dict[str, QLabel] = {}  # the number rows' labels (marked when off the model's values)
         for name, label in SWITCHES.items():
             box = QCheckBox(label)
             box.toggled.connect(lambda on, name=name: self._update(name, bool(on)))
@@ -126,7 +128,8 @@ class ParamsPanel(QWidget):
             row = NumberRow(low, high, step)
             row.valueChanged.connect(lambda value, name=name: self._update(name, value))
             self.numbers[name] = row
-            form.addRow(label, row)
+            self.labels[name] = QLabel(label)
+            form.addRow(self.labels[name], row)
         self.reset_button = QPushButton("Reset to model defaults")
         self.reset_button.setToolTip("The parameters the model recommends (the paper's values when it names none)")
         self.reset_button.clicked.connect(self.reset)
@@ -143,6 +146,10 @@ class ParamsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.presets)
         layout.addLayout(form)
+        # how the values stand against the model's recommendation (the marked fields differ)
+        self.differs = QLabel("")
+        self.differs.setWordWrap(True)
+        layout.addWidget(self.differs)
         layout.addWidget(self.reset_button)
         layout.addWidget(tta)
         layout.addStretch(1)
@@ -163,6 +170,26 @@ class ParamsPanel(QWidget):
     def set_defaults(self, params: PostprocessParams) -> None:
         """What "Reset to model defaults" applies (the window passes the loaded model's)."""
         self._defaults = params
+        self._mark_differences()
+
+    def differing(self) -> list[str]:
+        """The fields whose value is not the model's recommended one."""
+        now, model = asdict(self._params), asdict(self._defaults)
+        return [name for name in (*SWITCHES, *NUMBERS) if abs(float(now[name]) - float(model[name])) > 1e-9]
+
+    def _mark_differences(self) -> None:
+        """Mark (•, bold) the fields that differ from the model's recommendation, and say how many."""
+        off = set(self.differing())
+        model = asdict(self._defaults)
+        for name, widget in [*self.labels.items(), *self.switches.items()]:
+            text = NUMBERS[name][0] if name in NUMBERS else SWITCHES[name]
+            widget.setText(f"• {text}" if name in off else text)
+            font = widget.font()
+            font.setBold(name in off)
+            widget.setFont(font)
+            widget.setToolTip(f"the model recommends {model[name]:g}" if name in off else "")
+        counted = "1 value differs" if len(off) == 1 else f"{len(off)} values differ"
+        self.differs.setText(f"• {counted} from the model's recommendation" if off else "the model's recommended values")
 
     def defaults(self) -> PostprocessParams:
         return self._defaults
@@ -183,6 +210,7 @@ class ParamsPanel(QWidget):
             box.setChecked(bool(values[name]))
             box.blockSignals(False)
         self._enable()
+        self._mark_differences()
         self.presets.sync(params)
 
     def reset(self) -> None:
@@ -192,6 +220,7 @@ class ParamsPanel(QWidget):
     def _update(self, name: str, value) -> None:
         self._params = replace(self._params, **{name: value})
         self._enable()
+        self._mark_differences()
         self.presets.sync(self._params)
         self.changed.emit(self._params)
 

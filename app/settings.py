@@ -9,23 +9,18 @@ Anything unreadable in it (an older program's keys, hand edits) is ignored, neve
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings
-
-from deepmark.core.domain.structures import PostprocessParams
-from deepmark.core.errors import DeepMarkError
 
 if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
 ORGANIZATION = "DeepMark"
 APPLICATION = "DeepMark Studio"
-GEOMETRY, STATE, PARAMS, OPACITY, MODEL = ("window/geometry", "window/state", "postprocess/params",
-                                           "heatmap/opacity", "model/path")
+# the post-processing parameters belong to the project (deepmark.core.store.presets.project_params), not here
+GEOMETRY, STATE, OPACITY, MODEL = ("window/geometry", "window/state", "heatmap/opacity", "model/path")
 
 
 def studio_settings() -> QSettings:
@@ -40,7 +35,6 @@ def save_window(window: MainWindow) -> None:
     settings = studio_settings()
     settings.setValue(GEOMETRY, window.saveGeometry())
     settings.setValue(STATE, window.saveState())
-    settings.setValue(PARAMS, json.dumps(asdict(window.params())))
     settings.setValue(OPACITY, window.heatmap_panel.opacity.value())
     if window.session.model is not None:
         settings.setValue(MODEL, str(window.session.model.path))
@@ -58,26 +52,6 @@ def restore_window(window: MainWindow) -> None:
     opacity = _int(settings.value(OPACITY))
     if opacity is not None and 0 <= opacity <= 100:
         window.heatmap_panel.opacity.setValue(opacity)
-
-
-def saved_params() -> PostprocessParams | None:
-    """The post-processing parameters of the last session, None when none are saved or they are not
-    valid any more (keys of another version are dropped, invalid values reject the whole set)."""
-    text = studio_settings().value(PARAMS)
-    if not isinstance(text, str):
-        return None
-    try:
-        stored = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(stored, dict):
-        return None
-    known = PostprocessParams.field_names()
-    try:
-        return PostprocessParams.from_mapping({k: v for k, v in stored.items() if k in known},
-                                              source=f"saved settings {PARAMS}")
-    except DeepMarkError:
-        return None
 
 
 def saved_model_path() -> Path | None:

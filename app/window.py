@@ -139,6 +139,9 @@ class MainWindow(QMainWindow):
 
         self._decode_timer = QTimer(self, singleShot=True, interval=DECODE_DELAY_MS)
         self._decode_timer.timeout.connect(self.redecode)
+        # the parameters are kept in the project once a burst of changes has ended
+        self._save_params_timer = QTimer(self, singleShot=True, interval=800)
+        self._save_params_timer.timeout.connect(self.session.save_params)
         self.params_panel.changed.connect(self._params_changed)
         self.params_panel.tta_changed.connect(self.set_tta)
         self.params_panel.error.connect(self.show_error)
@@ -162,6 +165,7 @@ class MainWindow(QMainWindow):
         for name, slot in (("project", self._project_changed), ("model", self._model_changed),
                            ("image", self._image_changed), ("items", self._items_changed),
                            ("detections", self._detections_changed), ("record", self._record_changed),
+                           ("params", self._params_chosen), ("params_offer", self._offer_params),
                            ("model_problem", self._model_problem), ("error", self.show_error),
                            ("info", self.show_info)):
             self.session.events.connect(name, slot)
@@ -300,6 +304,7 @@ class MainWindow(QMainWindow):
 
     def set_project(self, project: Project) -> None:
         stop_jobs(self)  # a batch job writes into the project being replaced
+        self._keep_params_now()
         self.session.open_project(project)
 
     def open_paths(self, paths: list[str | Path]) -> None:
@@ -377,6 +382,30 @@ class MainWindow(QMainWindow):
     def _params_changed(self, params: PostprocessParams) -> None:
         self.session.params = params  # at once, for jobs and tuning; the decode waits for the burst to end
         self._decode_timer.start()
+        self._save_params_timer.start()
+
+    def _params_chosen(self) -> None:
+        """The session chose the parameters (the project's own, or the model's): show and decode with them."""
+        self.params_panel.set_params(self.session.params)
+
+    def _offer_params(self, recommended: PostprocessParams) -> None:
+        """A model whose recommended parameters differ from the project's: ask, without waiting."""
+        model = self.session.model
+        box = QMessageBox(QMessageBox.Icon.Question, "DeepMark Studio",
+                          f"{model.path.name} recommends other post-processing values than this project uses. "
+                          "Use the model's values?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                          self)
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.accepted.connect(lambda: self.params_panel.set_params(recommended))
+        box.open()
+        self.last_message_box = box
+
+    def _keep_params_now(self) -> None:
+        """Write pending parameter changes into the project before it closes or changes."""
+        if self._save_params_timer.isActive():
+            self._save_params_timer.stop()
+            self.session.save_params()
 
     def redecode(self) -> None:
         """Decode the cached heads with the panel's parameters and repaint (never runs the network)."""
@@ -543,6 +572,7 @@ class MainWindow(QMainWindow):
         if self.adding is not None:
             self.adding.stop()
         self.image_model.shutdown()
+        self._keep_params_now()
         self.session.shutdown()
         self.closed.emit()
         super().closeEvent(event)

@@ -88,3 +88,34 @@ class PresetRepository:
     def delete(self, name: str) -> None:
         self.get(name)
         self._project.write(lambda s: s.execute(delete(Preset).where(Preset.name == name)))
+
+
+PROJECT_PARAMS_KEY = "postprocess_params"  # the project's own parameters (project settings table)
+
+
+def model_recommends_params(info: ModelInfo | None) -> bool:
+    """Whether the model file names recommended post-processing parameters of its own."""
+    return info is not None and isinstance((info.training or {}).get(RECOMMENDED_PARAMS_KEY), Mapping)
+
+
+def project_params(project: Project) -> PostprocessParams | None:
+    """The post-processing parameters last used on ``project`` (None: never set, or unreadable now)."""
+    import json
+
+    text = project.setting(PROJECT_PARAMS_KEY)
+    if not text:
+        return None
+    try:
+        values = json.loads(text)
+        return PostprocessParams.from_mapping({k: v for k, v in values.items()
+                                               if k in PostprocessParams.field_names()},
+                                              source=f"{project.where} parameters")
+    except (ValueError, AttributeError, DecodeError):
+        return None  # written by another version: the model's recommendation applies again
+
+
+def set_project_params(project: Project, params: PostprocessParams) -> None:
+    """Keep ``params`` as the project's post-processing parameters (one small write)."""
+    import json
+
+    project.set_setting(PROJECT_PARAMS_KEY, json.dumps(asdict(params)))

@@ -10,6 +10,10 @@ Listeners subscribe to named events with ``session.events.connect(name, callback
 - ``items`` — the current image's stored items were re-read;
 - ``detections`` — the current image's detections were decoded again (``heads`` may have changed too);
 - ``record`` — the current image's row changed in the store (status, counts);
+- ``params`` — the session chose the parameters itself (the project's own on open, else the model's
+  recommendation): show them;
+- ``params_offer`` — a model was loaded whose recommended parameters differ from the project's (those
+  values): offer them;
 - ``model_problem`` — the model's output on the current image is unusable (the message), or usable again
   (None): nothing is stored for such an image, and the message stays until a decode succeeds;
 - ``error`` / ``info`` — a message for the user (one line; the session never raises for a user action).
@@ -29,10 +33,17 @@ from deepmark.core.errors import DeepMarkError
 from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import TestTimeAugmentation, default_model_path
 from deepmark.core.store import ImageRecord, ItemRecord, Project
+from deepmark.core.store.presets import (
+    model_default_params,
+    model_recommends_params,
+    project_params,
+    set_project_params,
+)
 from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.live import LiveModel
 
-EVENTS = ("project", "model", "image", "items", "detections", "record", "model_problem", "error", "info")
+EVENTS = ("project", "model", "image", "items", "detections", "record", "params", "params_offer", "model_problem",
+          "error", "info")
 
 
 class Events:
@@ -93,6 +104,32 @@ class Session:
         self.project = project
         self._clear_image()
         self.events.emit("project")
+        self._params_for_project()
+
+    def _params_for_project(self) -> None:
+        """The project's own parameters; for a project that has none, the model's recommendation (when it
+        names one) — never what another project left behind."""
+        try:
+            stored = project_params(self.project)
+        except DeepMarkError as exc:
+            self.events.emit("error", f"cannot read the project's parameters: {exc}")
+            stored = None
+        chosen = stored
+        if chosen is None and self.model is not None and model_recommends_params(self.model.detector.info):
+            chosen = model_default_params(self.model.detector.info)
+        if chosen is not None and chosen != self.params:
+            self.params = chosen
+            self.events.emit("params")
+
+    def save_params(self) -> None:
+        """Keep the parameters in the open project (the window calls this once a burst of changes ends)."""
+        if self.project is None:
+            return
+        try:
+            if project_params(self.project) != self.params:
+                set_project_params(self.project, self.params)
+        except DeepMarkError as exc:
+            self.events.emit("error", f"parameters not kept in the project: {exc}")
 
     def close_project(self) -> None:
         if self.project is not None:
@@ -132,6 +169,18 @@ class Session:
         self.model = model
         self.events.emit("model")
         self.events.emit("info", f"model loaded: {model.describe()}")
+        if model_recommends_params(model.detector.info):
+            recommended = model_default_params(model.detector.info)
+            try:
+                own = project_params(self.project) if self.project is not None else None
+            except DeepMarkError:
+                own = None
+            if own is None:
+                if recommended != self.params:
+                    self.params = recommended
+                    self.events.emit("params")
+            elif recommended != own:
+                self.events.emit("params_offer", recommended)
         self.run_model()
         return True
 

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QDockWidget
 
 from deepmark.app.help_dialog import MOUSE, OTHER, show_about, show_shortcuts
 from deepmark.app.main import build_window, parse_args
-from deepmark.app.settings import PARAMS, studio_settings
+from deepmark.app.settings import studio_settings
 
 
 def test_help_lists_every_shortcut_by_menu(window, qtbot):
@@ -49,7 +49,8 @@ def test_about_names_the_model_and_project(window):
 
 
 def test_layout_and_parameters_survive_a_restart(qtbot, tiny_model, isolated_settings):
-    first = build_window(parse_args(["--demo", "--model", str(tiny_model)]))
+    project = str(isolated_settings / "work.deepmark")  # parameters live in the project, layout in the settings
+    first = build_window(parse_args(["--project", project, "--model", str(tiny_model)]))
     qtbot.addWidget(first)
     first.show()
     first.resize(710, 520)
@@ -61,7 +62,7 @@ def test_layout_and_parameters_survive_a_restart(qtbot, tiny_model, isolated_set
     first.close()
     assert (isolated_settings / "DeepMark" / "DeepMark Studio.ini").is_file()  # the tests' folder, not the user's
 
-    second = build_window(parse_args(["--demo"]))  # no --model: the last one used
+    second = build_window(parse_args(["--project", project]))  # no --model: the last one used
     qtbot.addWidget(second)
     second.show()
     assert (second.width(), second.height()) == size != (1400, 860)
@@ -76,7 +77,6 @@ def test_layout_and_parameters_survive_a_restart(qtbot, tiny_model, isolated_set
 def test_unusable_saved_settings_are_ignored(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr("deepmark.core.studio.session.default_model_path", lambda: tmp_path / "absent.onnx")
     settings = studio_settings()
-    settings.setValue(PARAMS, '{"alpha": 7, "not_a_param": 1}')
     settings.setValue("window/geometry", "garbage")
     settings.setValue("model/path", str(tmp_path / "gone.onnx"))
     settings.sync()
@@ -115,25 +115,8 @@ def test_smoke_option(tiny_model, tmp_path, capsys, isolated_settings):
     out = capsys.readouterr().out
     assert out.startswith("smoke ok: 8 demo images, model tiny.onnx") and out.count("\n") == 1
     saved = studio_settings().allKeys()
-    assert "window/geometry" not in saved and PARAMS not in saved  # a check: the session is not remembered
+    assert "window/geometry" not in saved  # a check: the session is not remembered
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"nope")
     assert main(["--smoke", "--model", str(garbage)]) == 1
     assert "smoke FAILED: no model" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(("stored", "expected"), [
-    ('{"alpha": 0.6, "top_k": 7, "from_an_older_version": 1}', {"alpha": 0.6, "top_k": 7}),  # old keys dropped
-    ('{"top_k": 2.5}', None),  # never rounded to 2
-    ('{"nms": "perhaps"}', None),
-    ('[0.6]', None),
-    ("not json", None),
-])
-def test_saved_parameters_go_through_the_one_parser(stored, expected):
-    from deepmark.app.settings import saved_params
-    from deepmark.core.domain.structures import PostprocessParams
-
-    settings = studio_settings()
-    settings.setValue(PARAMS, stored)
-    settings.sync()
-    assert saved_params() == (None if expected is None else PostprocessParams(**expected))

@@ -108,3 +108,30 @@ def test_flip_and_multiscale_run_the_network_once_each_then_come_from_the_cache(
     assert window.session.model.runs == 3
     assert window.set_model_path(window.session.model.path)
     assert window.session.model.tta.flip and window.session.model.cached(window.session.record.id) is not None
+
+
+def test_the_panel_marks_what_differs_from_the_model_and_a_new_model_offers_its_values(window, tiny_model,
+                                                                                         tmp_path, qtbot):
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from deepmark.core.formats.model_file import set_recommended_params
+
+    panel = window.params_panel
+    panel.set_defaults(window.params())
+    assert panel.differing() == [] and "recommended values" in panel.differs.text()
+    panel.numbers["alpha"].slider.setValue(123)
+    assert panel.differing() == ["alpha"] and panel.labels["alpha"].text().startswith("• ")
+    assert panel.labels["alpha"].font().bold() and "1 value differs" in panel.differs.text()
+
+    window.session.save_params()  # the project has its own parameters now
+    recommending = tmp_path / "recommending.onnx"
+    shutil.copy(tiny_model, recommending)
+    set_recommended_params(recommending, {"score_threshold": 0.05, "alpha": 0.4})
+    assert window.set_model_path(recommending)
+    box = window.last_message_box
+    assert box is not None and box.isVisible() and "recommends other post-processing values" in box.text()
+    box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: window.session.params.score_threshold == 0.05, timeout=2000)
+    assert window.params().alpha == 0.4 and panel.differing() == []

@@ -129,3 +129,42 @@ def test_a_broken_model_output_marks_nothing(session, heard, tiny_onnx, tmp_path
     assert session.model_problem is not None and session.detections == []
     assert project.images.get(record.id).status == "new"
     assert project.predictions.for_image(record.id) == [] and project.model_runs.list() == []
+
+
+def test_parameters_belong_to_the_project_and_the_model(session, heard, tiny_onnx, tmp_path):
+    """A project keeps its own parameters; a project without any takes the model's recommendation, never
+    what another project left; a model recommending other values than a project's own is offered."""
+    import shutil
+
+    from deepmark.core.formats.model_file import set_recommended_params
+    from deepmark.core.store import Project
+    from deepmark.core.store.presets import project_params
+
+    recommending = tmp_path / "recommending.onnx"
+    shutil.copy(tiny_onnx, recommending)
+    set_recommended_params(recommending, {"score_threshold": 0.2, "alpha": 0.5})
+    assert session.load_model(recommending)
+    assert session.params.score_threshold == 0.2 and session.params.alpha == 0.5  # the model's, no project yet
+
+    first = Project.create(tmp_path / "a.deepmark", root=tmp_path)
+    session.open_project(first)
+    session.params = PostprocessParams.all_techniques(score_threshold=0.0)  # a user's slider
+    session.save_params()
+    assert project_params(first).score_threshold == 0.0
+
+    second = Project.create(tmp_path / "b.deepmark", root=tmp_path)
+    heard.clear()
+    session.open_project(second)
+    assert session.params.score_threshold == 0.2 and ("params",) in heard  # not the 0 from project a
+
+    session.open_project(Project.open(tmp_path / "a.deepmark"))
+    assert session.params.score_threshold == 0.0  # a's own, kept
+
+    other = tmp_path / "other.onnx"
+    shutil.copy(tiny_onnx, other)
+    set_recommended_params(other, {"score_threshold": 0.3})
+    heard.clear()
+    assert session.load_model(other)
+    offers = [entry for entry in heard if entry[0] == "params_offer"]
+    assert offers and offers[0][1].score_threshold == 0.3
+    assert session.params.score_threshold == 0.0  # offered, not imposed
