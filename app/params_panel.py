@@ -189,7 +189,8 @@ class ParamsPanel(QWidget):
             widget.setFont(font)
             widget.setToolTip(f"the model recommends {model[name]:g}" if name in off else "")
         counted = "1 value differs" if len(off) == 1 else f"{len(off)} values differ"
-        self.differs.setText(f"• {counted} from the model's recommendation" if off else "the model's recommended values")
+        self.differs.setText(f"• {counted} from the model's recommendation" if off
+                             else "the model's recommended values")
 
     def defaults(self) -> PostprocessParams:
         return self._defaults
