@@ -3,8 +3,6 @@ a file-name search, turned into a ``deepmark.core.store.images.ImageFilter`` (th
 
 from __future__ import annotations
 
-import threading
-
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -17,8 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from deepmark.core.domain.taxonomy import Taxonomy
-from deepmark.core.errors import DeepMarkError
-from deepmark.core.store import NEEDS_REVIEW, STATUSES, Project
+from deepmark.core.store import NEEDS_REVIEW, STATUSES
 from deepmark.core.store.images import ImageFilter
 
 SEARCH_DELAY_MS = 250  # typing a name queries once, after a pause
@@ -28,7 +25,6 @@ class FilterBar(QWidget):
     """``changed(ImageFilter)`` whenever a control changes (the search after a short pause)."""
 
     changed = Signal(object)
-    _counted = Signal(int, str)
 
     def __init__(self, taxonomy: Taxonomy, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,8 +62,6 @@ class FilterBar(QWidget):
         layout.addWidget(self.corrections, 3, 0)
         layout.addWidget(self.count, 3, 1)
 
-        self._generation = 0
-        self._counted.connect(self._show_count)
         self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self._emit)
         self.search.textChanged.connect(lambda _: self._search_timer.start())
@@ -84,30 +78,7 @@ class FilterBar(QWidget):
                            has_corrections=self.corrections.isChecked(), name_contains=text or None)
 
     def set_count(self, count: int) -> None:
-        self._generation += 1  # a count still running for an older filter is ignored
         self.count.setText(f"{count:,} images")
-
-    def count_in_background(self, project: Project, image_filter: ImageFilter) -> None:
-        """Show "…" now and the number of matching images when a worker thread has counted them."""
-        self._generation += 1
-        generation = self._generation
-        self.count.setText("… images")
-
-        def work() -> None:
-            try:
-                text = f"{project.images.count(filter=None if image_filter.is_empty() else image_filter):,} images"
-            except DeepMarkError as exc:  # e.g. the project was closed meanwhile
-                text = f"count failed: {exc}"
-            try:
-                self._counted.emit(generation, text)  # queued to the GUI thread
-            except RuntimeError:
-                pass  # the bar was deleted (window closed) while counting
-
-        threading.Thread(target=work, name="image-count", daemon=True).start()
-
-    def _show_count(self, generation: int, text: str) -> None:
-        if generation == self._generation:
-            self.count.setText(text)
 
     def _emit(self, *_) -> None:
         self._search_timer.stop()

@@ -1,7 +1,8 @@
-"""The project's images as a lazy Qt list model: pages of the store are fetched as the view scrolls
-(keyset pages of ``PAGE`` rows, filtered by the database through ``ImageFilter``), and each row's
-thumbnail is made in the background when the view first paints the row, so a project of 100,000 images
-opens at once and scrolling never waits on a decode."""
+"""The project's images as a Qt list model that knows its length: the ids of the images the filter lets
+through are read at once (one indexed query: the scroll bar covers every row from the start, End goes to
+the true last row), and the rows themselves are read a page (``PAGE`` rows) at a time when the view first
+shows them, a few pages kept; each row's thumbnail is made in the background when the view first paints
+it, so a project of 100,000 images opens at once and scrolling never waits on a decode."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import ImageRecord, Project
 from deepmark.core.store.images import ImageFilter
 from deepmark.core.studio.thumbnails import ThumbnailCache
+from deepmark.core.util.lru import LruDict
 
 if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
 PAGE = 256
+PAGES_KEPT = 64  # pages of records in memory (16,384 rows)
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -32,65 +35,65 @@ class ImageListModel(QAbstractListModel):
         super().__init__(parent)
         self._project: Project | None = None
         self._filter = ImageFilter()
-        self._records: list[ImageRecord] = []
+        self._ids: list[int] = []
         self._rows: dict[int, int] = {}
-        self._path_rows: dict[str, int] = {}
-        self._done = True
+        self._pages: LruDict[int, list[ImageRecord]] = LruDict(PAGES_KEPT)
+        self._path_rows: dict[str, int] = {}  # rows of the pages read, for the thumbnails' answers
         self.loader = ThumbnailLoader(thumbnails, parent=self)
         self.loader.ready.connect(self._thumbnails_ready)
         self.set_project(project)
 
     def set_project(self, project: Project | None) -> None:
+        """Show ``project``'s images (their ids are read now; DeepMarkError when the store cannot be read)."""
         if project is not self._project:
             self.loader.clear()  # another project's paths may name other files
         self.beginResetModel()
         self._project = project
-        self._records, self._rows, self._path_rows = [], {}, {}
-        self._done = project is None
-        self.endResetModel()
+        self._pages.clear()
+        self._path_rows = {}
+        try:
+            flt = None if self._filter.is_empty() else self._filter
+            self._ids = project.images.ids(filter=flt) if project is not None else []
+        finally:
+            self._rows = {image_id: row for row, image_id in enumerate(self._ids)}
+            self.endResetModel()
 
     @property
     def filter(self) -> ImageFilter:
         return self._filter
 
     def set_filter(self, image_filter: ImageFilter) -> None:
-        """Show only the images ``image_filter`` lets through (the first page is fetched now)."""
+        """Show only the images ``image_filter`` lets through."""
         self._filter = image_filter
         self.set_project(self._project)
-        self.fetchMore()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self._records)
+        return 0 if parent.isValid() else len(self._ids)
 
-    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and not self._done
-
-    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
-        if self._project is None or self._done:
-            return
-        after = self._records[-1].id if self._records else 0
-        flt = None if self._filter.is_empty() else self._filter
-        page = self._project.images.page(after_id=after, limit=PAGE, filter=flt)
-        self._done = len(page) < PAGE
-        if not page:
-            return
-        first = len(self._records)
-        self.beginInsertRows(QModelIndex(), first, first + len(page) - 1)
-        for k, record in enumerate(page):
-            self._rows[record.id] = first + k
-            self._path_rows[record.path] = first + k
-        self._records.extend(page)
-        self.endInsertRows()
-
-    def fetch_all(self) -> None:
-        """Load every page (for small projects and tests; the view fetches lazily by itself)."""
-        while self.canFetchMore():
-            self.fetchMore()
+    def _page(self, number: int) -> list[ImageRecord]:
+        """Page ``number``'s records in row order (read from the store on first use)."""
+        found = self._pages.get(number)
+        if found is None:
+            ids = self._ids[number * PAGE : (number + 1) * PAGE]
+            records = self._project.images.get_many(ids) if self._project is not None else {}
+            # an image deleted since the ids were read keeps its row, as a placeholder of its own id
+            found = [records.get(i) for i in ids]
+            self._pages.put(number, found)
+            for k, record in enumerate(found):
+                if record is not None:
+                    self._path_rows[record.path] = number * PAGE + k
+        return found
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or index.row() >= len(self._records):
+        if not index.isValid() or index.row() >= len(self._ids):
             return None
-        record = self._records[index.row()]
+        try:
+            record = self.record(index.row())
+        except DeepMarkError:
+            return None  # the store cannot be read right now: the row stays blank, the window says why
+        if record is None:
+            return f"image {self._ids[index.row()]} (no longer in the project)" \
+                if role == Qt.ItemDataRole.DisplayRole else None
         if role == Qt.ItemDataRole.DisplayRole:
             return f"{record.path.rsplit('/', 1)[-1]}  ·  {record.status}"
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -110,8 +113,9 @@ class ImageListModel(QAbstractListModel):
             return record.id
         return None
 
-    def record(self, row: int) -> ImageRecord:
-        return self._records[row]
+    def record(self, row: int) -> ImageRecord | None:
+        """The image at ``row`` (None: deleted since the list was read)."""
+        return self._page(row // PAGE)[row % PAGE]
 
     def row_of(self, image_id: int) -> int | None:
         return self._rows.get(image_id)
@@ -121,19 +125,24 @@ class ImageListModel(QAbstractListModel):
         row = self._rows.get(image_id)
         if row is None or self._project is None:
             return None
-        self._records[row] = self._project.images.get(image_id)
+        fresh = self._project.images.get(image_id)
+        page = self._pages.get(row // PAGE)
+        if page is not None:
+            page[row % PAGE] = fresh
         index = self.index(row)
         self.dataChanged.emit(index, index)
-        return self._records[row]
+        return fresh
 
     def refresh_ids(self, image_ids: list[int]) -> None:
-        """Re-read the loaded rows among ``image_ids`` (after a batch job) and repaint them at once."""
-        rows = sorted(self._rows[i] for i in image_ids if i in self._rows)
+        """Re-read the rows among ``image_ids`` whose pages are in memory (after a batch job), repaint them."""
+        rows = sorted(self._rows[i] for i in image_ids if i in self._rows and self._pages.get(self._rows[i] // PAGE))
         if not rows or self._project is None:
             return
-        fresh = self._project.images.get_many([self._records[r].id for r in rows])
+        fresh = self._project.images.get_many([self._ids[r] for r in rows])
         for r in rows:
-            self._records[r] = fresh.get(self._records[r].id, self._records[r])
+            page = self._pages.get(r // PAGE)
+            if page is not None and self._ids[r] in fresh:
+                page[r % PAGE] = fresh[self._ids[r]]
         self.dataChanged.emit(self.index(rows[0]), self.index(rows[-1]))
 
     def shutdown(self) -> None:
@@ -158,8 +167,8 @@ def build_image_pane(window: MainWindow) -> QWidget:
     view: QListView = window.image_view
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     view.setIconSize(QSize(ICON_PX, ICON_PX))
-    view.setLayoutMode(QListView.LayoutMode.Batched)  # rows laid out in batches: no stall on a big page
-    view.setBatchSize(PAGE)
+    # one pass over uniform rows (cheap): the scroll bar covers every row at once, End reaches the last
+    view.setLayoutMode(QListView.LayoutMode.SinglePass)
     window.filter_bar.changed.connect(lambda flt: apply_filter(window, flt))
     pane = QWidget()
     layout = QVBoxLayout(pane)
@@ -186,7 +195,4 @@ def apply_filter(window: MainWindow, image_filter: ImageFilter) -> None:
         window.image_view.setCurrentIndex(model.index(row))
     elif model.rowCount():
         window.select_row(0)
-    if model.canFetchMore():  # counting all matches can take a few 100 ms on 100,000 images: off the GUI thread
-        window.filter_bar.count_in_background(window.session.project, image_filter)
-    else:
-        window.filter_bar.set_count(model.rowCount())
+    window.filter_bar.set_count(model.rowCount())

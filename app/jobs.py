@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QWidget
 
 from deepmark.app.background_task import BackgroundTask
 from deepmark.core.errors import DeepMarkError
@@ -210,12 +210,33 @@ def run_on_all(window: MainWindow) -> None:
     if window.session.project is None:
         window.show_error("open a project first")
         return
+    if window.session.model is None:
+        window.show_error("choose a model first (Model → Choose model file…)")
+        return
     try:
         ids = window.session.project.images.ids()
     except DeepMarkError as exc:
         window.show_error(str(exc))
         return
-    jobs_of(window).start(ids)
+    box = QMessageBox(QMessageBox.Icon.Question, "Run on all images", run_all_question(window, len(ids)),
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, window)
+    box.setDefaultButton(QMessageBox.StandardButton.Yes)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.accepted.connect(lambda: jobs_of(window).start(ids))
+    box.open()  # window-modal, no nested event loop
+    window.last_message_box = box
+
+
+def run_all_question(window: MainWindow, count: int) -> str:
+    """What running the model on ``count`` images will take, as far as this session has measured."""
+    seconds = window.session.model.seconds_per_image()
+    if seconds is None:
+        estimate = "the time per image is not measured yet (run the model on one image first for an estimate)"
+    else:
+        estimate = (f"about {format_duration(seconds * count)} at {seconds:.2f} s per image as measured here "
+                    "(less for images whose results are cached already)")
+    return (f"Run {window.session.model.path.name} on all {count:,} images of the project? It takes {estimate}. "
+            "It runs in the background; you can go on working and cancel it.")
 
 
 def stop_jobs(window: MainWindow) -> None:

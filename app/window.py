@@ -217,8 +217,11 @@ class MainWindow(QMainWindow):
         if self.demo_folder is None or project is not self.demo_folder.project:  # the demo's goes with it
             remember(project.where)  # File → Open recent, and reopened on the next start
         self.params_panel.set_project(project)
-        self.image_model.set_project(project)
-        self.image_model.fetchMore()
+        try:
+            self.image_model.set_project(project)
+        except DeepMarkError as exc:
+            self.show_error(f"cannot list the images: {exc}")
+        self.filter_bar.set_count(self.image_model.rowCount())
         self.setWindowTitle(f"DeepMark Studio — {project.where}")
         self.update_counts()
         if self.image_model.rowCount():
@@ -333,7 +336,6 @@ class MainWindow(QMainWindow):
             return
         current = self.session.record.id if self.session.record else None
         self.image_model.set_project(self.session.project)
-        self.image_model.fetchMore()
         row = self.image_model.row_of(current) if current is not None else None
         self.select_row(row if row is not None else 0)
         if current is not None:
@@ -528,10 +530,7 @@ class MainWindow(QMainWindow):
         self.set_status("accepted", no_garments=True)
 
     def step(self, delta: int) -> None:
-        row = self.current_row() + delta
-        if row >= self.image_model.rowCount() and self.image_model.canFetchMore():
-            self.image_model.fetchMore()
-        self.select_row(row)
+        self.select_row(self.current_row() + delta)
 
     def step_unreviewed(self, delta: int) -> None:
         """Go to the next (``delta`` > 0) or previous image that still needs review, wrapping around."""
@@ -547,9 +546,6 @@ class MainWindow(QMainWindow):
             self.show_info("no other image needs review")
             return
         row = self.image_model.row_of(found.id)
-        while row is None and self.image_model.canFetchMore():  # the list loads pages lazily
-            self.image_model.fetchMore()
-            row = self.image_model.row_of(found.id)
         if row is None:
             self.show_info(f"{found.path} needs review but is not in the list (clear the filter)")
             return

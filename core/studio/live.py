@@ -6,6 +6,7 @@ Heads are looked up in memory, then (with ``heads_dir``) in the disk heads cache
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ class LiveModel:
         self._model_key: str | None = None
         self.tta = TestTimeAugmentation()
         self.runs = 0  # network runs so far (the app's tests check sliders never add one)
+        self.network_seconds: list[float] = []  # how long each network run took (for estimates)
         self._run_ids: dict[str, int] = {}
         self._stored: set[tuple[str, int]] = set()
 
@@ -64,10 +66,20 @@ class LiveModel:
     def heads(self, image_id: int, rgb: np.ndarray, image_key: str | None = None) -> RawHeads:
         """The image's heads: from memory, else the disk cache (when ``image_key`` is given), else the network
         (then saved to the disk cache); always at the cache's precision (``at_cache_precision``)."""
+        started = time.perf_counter()
         found, computed = self.cache.heads(image_id, image_key, self.tta.key(),
                                            lambda: self.detector.heads(rgb, self.tta))
-        self.runs += computed
+        if computed:
+            self.runs += 1
+            self.network_seconds.append(time.perf_counter() - started)
         return found
+
+    def seconds_per_image(self) -> float | None:
+        """The median time of this session's network runs (reading, pre-processing, network, cache write);
+        None before the first. A batch job adds reading each image and storing its predictions."""
+        if not self.network_seconds:
+            return None
+        return float(np.median(self.network_seconds[-50:]))
 
     def forget(self) -> None:
         """Drop the heads in memory (another project's image ids mean other images)."""

@@ -17,7 +17,6 @@ from deepmark.core.store.models import Image, utc_now
 
 
 def _paths(window):
-    window.image_model.fetch_all()
     return [window.image_model.record(r).path for r in range(window.image_model.rowCount())]
 
 
@@ -39,7 +38,6 @@ def test_status_and_category_filters(window, demo_project, qtbot):
     category = sorted({c for cats in items.values() for c in cats})[0]
     bar.category.setCurrentIndex(bar.category.findData(category))
     expect = sorted(i for i, cats in items.items() if category in cats)
-    window.image_model.fetch_all()
     assert [window.image_model.record(r).id for r in range(window.image_model.rowCount())] == expect
     assert window.session.record.id in expect  # the current image is one of those shown
 
@@ -93,7 +91,6 @@ def test_a_corrupt_file_gets_the_error_icon_and_a_tooltip(window, demo_project, 
     bad.write_bytes(b"\xff\xd8\xff\xe0 broken after it was added")
     model = window.image_model
     model.set_filter(ImageFilter())  # re-read the list
-    model.fetch_all()
     row = next(r for r in range(model.rowCount()) if model.record(r).path.endswith("corrupt.jpg"))
     model.data(model.index(row), Qt.ItemDataRole.DecorationRole)
     key = model.record(row).path
@@ -171,17 +168,71 @@ def test_a_100000_image_project_opens_at_once(big_project_file, qtbot):
     project = Project.open(big_project_file)
     model = ImageListModel(thumbnails=None)
     model.set_project(project)
-    model.fetchMore()
+    first = model.record(0)
     elapsed = time.perf_counter() - started
     try:
-        assert model.rowCount() == 256 and model.canFetchMore()
+        assert model.rowCount() == 100_000 and first.path == "images/0000001.jpg"  # every row, from the start
+        assert model.record(99_999).path == "images/0100000.jpg"
         assert elapsed < 2.0, f"open + first page: {elapsed:.2f} s"
         started = time.perf_counter()
         model.set_filter(ImageFilter(statuses=("new",), name_contains="00999"))
         assert time.perf_counter() - started < 2.0
         assert [model.record(r).path for r in range(model.rowCount())] == [
             f"images/{k:07d}.jpg" for k in range(10, 100_001, 10) if "00999" in f"{k:07d}"]
-        assert not model.canFetchMore()
+    finally:
+        model.shutdown()
+        project.close()
+
+
+@pytest.fixture(scope="module")
+def project_of_20000(tmp_path_factory):
+    path = tmp_path_factory.mktemp("p20k") / "p20k.deepmark"
+    now = utc_now()
+    rows = [{"path": f"images/{k:06d}.jpg", "content_hash": f"{k:064x}", "size_bytes": 50_000, "width": 640,
+             "height": 480, "status": "new", "created_at": now, "updated_at": now, "version": 1}
+            for k in range(1, 20_001)]
+    with Project.create(path) as project:
+        project.write(lambda s: s.execute(insert(Image), rows))
+    return path
+
+
+def test_a_large_list_scrolls_all_the_way(qtbot, project_of_20000):
+    """200 fast wheel clicks move the view 600 rows, End goes to the true last row, and the scroll bar covers
+    every row from the start."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication, QListView
+
+    project = Project.open(project_of_20000)
+    model = ImageListModel(thumbnails=None)
+    view = QListView()
+    view.setUniformItemSizes(True)
+    view.setModel(model)
+    qtbot.addWidget(view)
+    view.resize(300, 600)
+    view.show()
+    try:
+        model.set_project(project)
+        QApplication.processEvents()
+        bar = view.verticalScrollBar()
+        row_height = view.sizeHintForRow(0)
+        assert model.rowCount() == 20_000
+        visible = view.viewport().height() // row_height
+        assert bar.maximum() >= 20_000 - visible - 1  # every row, at once (the bar steps by rows)
+        centre = QPointF(view.viewport().rect().center())
+        for _ in range(200):  # a fast flick: 200 clicks of the wheel, 3 rows each
+            event = QWheelEvent(centre, QPointF(view.viewport().mapToGlobal(centre.toPoint())), QPoint(0, 0),
+                                QPoint(0, -120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                                Qt.ScrollPhase.NoScrollPhase, False)
+            QApplication.sendEvent(view.viewport(), event)
+        QApplication.processEvents()
+        top = view.indexAt(view.viewport().rect().topLeft() + QPoint(2, 2)).row()
+        assert top >= 200 * QApplication.wheelScrollLines() * 0.9, top
+        view.setFocus()
+        view.setCurrentIndex(model.index(top))
+        qtbot.keyClick(view, Qt.Key.Key_End)
+        assert view.currentIndex().row() == 19_999
+        assert model.record(19_999).path == "images/020000.jpg"
     finally:
         model.shutdown()
         project.close()

@@ -15,13 +15,24 @@ def _wait_done(qtbot, window, timeout=30000):
     return jobs_of(window).last_report
 
 
+def _run_on_all(window) -> None:
+    """Model → Run on all images, then Yes in the confirmation, which says how long it will take."""
+    from PySide6.QtWidgets import QMessageBox
+
+    run_on_all(window)
+    box = window.last_message_box
+    count = window.session.project.images.count()
+    assert f"all {count:,} images" in box.text() and "s per image as measured here" in box.text()
+    box.button(QMessageBox.StandardButton.Yes).click()
+
+
 def test_run_on_all_images(window, demo_project, qtbot, isolated_cache, monkeypatch):
     shown = window.session.record.id
     calls = []
     original = window.session.run_model
     monkeypatch.setattr(window.session, "run_model", lambda: (calls.append(window.session.record.id), original())[1])
     runs_before = window.session.model.runs
-    run_on_all(window)
+    _run_on_all(window)
     assert jobs_of(window).panel.isVisible() or jobs_of(window).last_report is not None
     report = _wait_done(qtbot, window)
     assert not report.errors and len(report.processed_ids) == 8
@@ -71,7 +82,7 @@ def test_cancel_stops_the_job_early(window, demo_project, qtbot, monkeypatch):
         return real(*args, progress=progress_then_cancel, cancel=cancel, **kwargs)
 
     monkeypatch.setattr(jobs, "run_batch", cancelling)
-    run_on_all(window)
+    _run_on_all(window)
     report = _wait_done(qtbot, window)
     assert report.cancelled and len(report.processed_ids) == 2
     assert "cancelled" in window.statusBar().currentMessage()
@@ -86,7 +97,7 @@ def test_a_corrupt_image_is_reported_and_the_rest_processed(window, demo_project
     cv2.imwrite(str(bad), np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8))
     record = demo_project.images.add(bad)
     bad.write_bytes(bad.read_bytes()[:300])
-    run_on_all(window)
+    _run_on_all(window)
     report = _wait_done(qtbot, window)
     assert [e.path.name for e in report.errors] == ["corrupt.jpg"]
     assert len(report.processed_ids) == 8 and record.id not in report.processed_ids
@@ -133,6 +144,6 @@ def test_a_checkpoint_can_be_chosen(window, tmp_path, semantic62, qtbot):
     assert window.session.model.path.suffix == ".pt" and window.session.detections
     dialog = show_model_info(window)
     assert "checkpoint" in dialog.labels["Format"].text()
-    run_on_all(window)
+    _run_on_all(window)
     report = _wait_done(qtbot, window)
     assert not report.errors and len(report.processed_ids) == 8

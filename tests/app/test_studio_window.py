@@ -172,7 +172,6 @@ def test_adding_a_folder_runs_in_the_background(window, qtbot, tmp_path):
     assert window.adding.panel.isVisibleTo(window)  # returned at once; the work goes on in its thread
     assert window.image_model.rowCount() == 8
     qtbot.waitUntil(lambda: window.adding.task is None, timeout=30000)
-    window.image_model.fetch_all()
     assert window.image_model.rowCount() == 8 + 450
     assert window.adding.last_report.images_added == 450
     assert not window.adding.panel.isVisibleTo(window)
