@@ -17,7 +17,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPixmapCache
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLabel,
+)
 
 from deepmark.app.overlay_items import (
     DetectionGraphic,
@@ -30,7 +37,7 @@ from deepmark.app.qt_convert import category_color, map_pixels_transform, rgb_to
 from deepmark.core.domain.structures import VISIBILITY_NAMES, Detection
 from deepmark.core.domain.taxonomy import Taxonomy
 from deepmark.core.store import ItemRecord
-from deepmark.core.studio.display import HeatmapView, colorize
+from deepmark.core.studio.display import HeatmapView, best_per_location, colorize
 
 ZOOM_STEP = 1.25
 MIN_DRAWN_BOX = 2.0  # image pixels: a smaller drag in draw mode is a slip, not a box
@@ -81,6 +88,16 @@ class Canvas(QGraphicsView):
         self.landmark_items: list[LandmarkHandle] = []
         self.show_items = True
         self.show_detections = True
+        self.all_classes = False  # every class at a location, or only the best (set_detections)
+        # what is whose: the stored labels are drawn solid, the model's detections dashed
+        self.legend = QLabel("<span style='color:#fff'>━━ your labels</span>&nbsp;&nbsp;&nbsp;"
+                             "<span style='color:#ffd27f'>┅┅ model</span>", self)
+        self.legend.setStyleSheet("background: rgba(0, 0, 0, 150); padding: 3px 6px; border-radius: 3px")
+        self.legend.setToolTip("Solid: the labels stored in the project (yours, or imported). Dashed: the model's "
+                               "detections with their score; only the best class at each place unless View → All "
+                               "classes at a location")
+        self.legend.adjustSize()
+        self.legend.move(8, 8)
         self.selected_id: int | None = None  # the selected stored item
         self.selected_detection: int | None = None  # index into the shown detections
         self.hovered: tuple[int, int] | None = None  # (annotation id, landmark index) under the cursor
@@ -193,16 +210,32 @@ class Canvas(QGraphicsView):
 
     def set_detections(self, detections: Sequence[Detection]) -> None:
         """The model's live detections, one painted graphic each (dashed box, category and score,
-        score-shaded landmark squares)."""
+        score-shaded landmark squares): by default only the best class at each location
+        (``all_classes`` shows every one), best-scoring on top, labels placed so that none covers another."""
         self._clear(self._detection_layer)
         self.selected_detection = None  # indices change with every decode
         if not self.show_detections:
             return
         pixel = self.pixel_size()
-        for index, det in enumerate(detections):
+        shown = range(len(detections)) if self.all_classes else best_per_location(detections)
+        order = sorted(shown, key=lambda i: -detections[i].score)
+        placed: list[QRectF] = []
+        for index in order:
+            det = detections[index]
             graphic = DetectionGraphic(det, index, self.taxonomy.category(det.category_id),
                                        category_color(det.category_id), pixel, on_click=self.select_detection)
+            step = graphic.label.size.height() + 1.0
+            for _ in range(len(placed)):  # best first: it keeps its place, the others move down
+                rect = graphic.label_rect()
+                if not any(rect.intersects(other) for other in placed):
+                    break
+                graphic.label_shift += step
+            placed.append(graphic.label_rect())
             self._add(self._detection_layer, graphic)
+
+    def set_all_classes(self, on: bool) -> None:
+        """Show every class the model found at a location (on), or only the best one (off, the default)."""
+        self.all_classes = on
 
     def detection_graphics(self) -> list[DetectionGraphic]:
         return list(self._detection_layer)
@@ -324,6 +357,15 @@ class Canvas(QGraphicsView):
         return QPointF(min(max(p.x(), rect.left()), rect.right()), min(max(p.y(), rect.top()), rect.bottom()))
 
     def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and not self.draw_mode:
+            # a prediction's label is on top of whatever is drawn under it: a click there selects the prediction
+            at = self.mapToScene(event.position().toPoint())
+            for graphic in sorted(self._detection_layer, key=lambda g: -g.zValue()):
+                if graphic.label_rect().contains(at) and not isinstance(self.hit(event.position().toPoint()),
+                                                                         LandmarkHandle):
+                    self.select_detection(graphic.index)
+                    event.accept()
+                    return
         if self.draw_mode and event.button() == Qt.MouseButton.LeftButton:
             self._draw_start = self._image_point(event.position())
             self._draw_preview = QGraphicsRectItem(QRectF(self._draw_start, self._draw_start))

@@ -326,11 +326,13 @@ class Editor(QObject):
         if image_id is None:
             return
         session = self.window.session
-        if not session.detections or not self.canvas.show_detections:
+        shown = [session.detections[g.index] for g in sorted(self.canvas.detection_graphics(), key=lambda g: g.index)
+                 if g.index < len(session.detections)]  # what the canvas shows: the best class at each place
+        if not shown:
             self.window.show_info("no predictions shown to accept (is the model loaded, are detections shown?)")
             return
         try:
-            stored = [self._stored_prediction(image_id, d) for d in session.detections]
+            stored = [self._stored_prediction(image_id, d) for d in shown]
         except DeepMarkError as exc:
             self.window.show_error(f"accept predictions: {exc}")
             return
@@ -339,7 +341,7 @@ class Editor(QObject):
         def accepted(d: Detection, prediction_id: int | None) -> bool:  # linked, or taken as it was before
             return prediction_id in taken or any(i.category_id == d.category_id
                                                  and np.allclose(i.box, d.box, atol=1e-3) for i in session.items)
-        chosen = [(d, p) for d, p in zip(session.detections, stored, strict=True) if not accepted(d, p)]
+        chosen = [(d, p) for d, p in zip(shown, stored, strict=True) if not accepted(d, p)]
         if not chosen:
             self.window.show_info("every shown prediction is already accepted")
             return

@@ -46,6 +46,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "view.zoom_out": ("<ZoomOut>",),
     "view.labels": ("L",),
     "view.detections": ("Shift+D",),
+    "view.all_classes": ("Shift+A",),
     "view.heatmap": ("H",),
     "view.side_by_side": ("Shift+H",),
     "view.tuning": ("Ctrl+T",),

@@ -87,6 +87,8 @@ def build_menus(window: MainWindow) -> None:
     _action(window, view, "Show labels", lambda on: _toggle(window, "show_items", on), "view.labels", True, True)
     _action(window, view, "Show detections", lambda on: _toggle(window, "show_detections", on), "view.detections",
             True, True)
+    _action(window, view, "All classes at a location", lambda on: _all_classes(window, on), "view.all_classes",
+            True, False)
     _action(window, view, "Heatmap on/off", lambda: _toggle_heatmap(window), "view.heatmap")
     _action(window, view, "Heatmap side by side", lambda: _toggle_side_by_side(window), "view.side_by_side")
     view.addSeparator()
@@ -127,6 +129,11 @@ def apply_user_keys(window: MainWindow) -> None:
 def _toggle(window: MainWindow, flag: str, on: bool) -> None:
     setattr(window.canvas, flag, on)
     window.reload_items()
+    window.canvas.set_detections(window.session.detections)
+
+
+def _all_classes(window: MainWindow, on: bool) -> None:
+    window.canvas.set_all_classes(on)
     window.canvas.set_detections(window.session.detections)
 
 

@@ -229,7 +229,8 @@ class DetectionGraphic(OverlayGraphic):
         levels = np.rint(self.scores * (SCORE_LEVELS - 1)).astype(int)
         self._groups = [(self.style.level_brushes[level], np.flatnonzero(levels == level))
                         for level in np.flatnonzero(np.bincount(levels, minlength=SCORE_LEVELS))]
-        self.setZValue(3)
+        self.setZValue(3 + float(np.clip(detection.score, 0.0, 1.0)))  # the best-scoring drawn on top
+        self.label_shift = 0.0  # screen pixels the label moves down so that it does not cover another
         self.setAcceptHoverEvents(True)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         self.setToolTip(self.box_tooltip())
@@ -248,7 +249,11 @@ class DetectionGraphic(OverlayGraphic):
             self.update()
 
     def label_at(self) -> QPointF:
-        return QPointF(self.box[0], self.box[3])  # under the box: does not hide the stored item's label
+        # under the box (does not hide the stored item's label), moved down past labels placed before it
+        return QPointF(self.box[0], self.box[3] + self.label_shift * self.pixel)
+
+    def label_rect(self) -> QRectF:
+        return self.label.scene_rect(self.label_at(), self.pixel)
 
     def boundingRect(self) -> QRectF:
         rect = self._padded(self.extent, PREDICTION_HALF + 2.0)
@@ -297,7 +302,7 @@ class DetectionGraphic(OverlayGraphic):
         for brush, idx in self._groups:
             painter.setBrush(brush)
             painter.drawRects(square_rects(points[idx], PREDICTION_HALF))
-        self.label.paint(painter, QPointF(corners[0, 0], corners[1, 1]))
+        self.label.paint(painter, QPointF(corners[0, 0], corners[1, 1] + self.label_shift))
         painter.restore()
 
 

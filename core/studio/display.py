@@ -6,14 +6,15 @@ everything it shows can be tested without a display.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from deepmark.core.centernet.decode import nms_keep
 from deepmark.core.centernet.peaks import smooth_heatmap
-from deepmark.core.domain.structures import Affine, RawHeads
+from deepmark.core.domain.structures import Affine, Detection, RawHeads
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import Project
@@ -116,6 +117,19 @@ def colorize(values: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
     lut = heat_lut() if lut is None else lut
     index = np.clip(np.nan_to_num(values) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(lut[index])
+
+
+SAME_LOCATION_IOU = 0.7  # boxes overlapping this much are one garment seen as several classes
+
+
+def best_per_location(detections: Sequence[Detection], iou: float = SAME_LOCATION_IOU) -> list[int]:
+    """Indices of the detections to show when one location shows one class: at each place (boxes with IoU
+    ≥ ``iou``, whatever their class) only the best-scoring one, best first."""
+    if not detections:
+        return []
+    boxes = np.array([d.box for d in detections], np.float64)
+    scores = np.array([d.score for d in detections], np.float64)
+    return [int(i) for i in nms_keep(boxes, scores, np.zeros(len(detections), int), iou, per_class=False)]
 
 
 def group_labels(taxonomy: Taxonomy, grouping: Grouping) -> list[str]:

@@ -42,7 +42,7 @@ def test_accepting_an_unlabelled_image_is_refused_then_predictions_are_taken(win
     assert "not accepted" in message and "Shift+Return" in message and "Shift+E" in message
     assert window.session.record.id == image_id  # stays on the image
 
-    shown = len(window.session.detections)
+    shown = len(window.canvas.detection_graphics())  # the best class at each place
     qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)  # accept all shown predictions
     assert len(demo_project.annotations.for_image(image_id)) == shown and window.undo_stack.count() == 1
     qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)  # again: nothing new

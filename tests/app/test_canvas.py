@@ -198,3 +198,62 @@ def test_an_edit_rebuilds_only_the_item_it_changed(window, demo_project, qtbot):
     assert kept_handles[0].isSelected()
     np.testing.assert_allclose(canvas.item_graphics[first.id].box, first.box + [2.0, 2.0, -2.0, -2.0])
     assert changed.scene() is None and list(canvas.item_graphics) == [i.id for i in window.session.items]
+
+
+def _stacked_detections(window):
+    """Three classes at one place (one garment seen three ways) and a fourth garment elsewhere."""
+    from deepmark.core.domain.structures import Detection
+
+    taxonomy = window.taxonomy
+
+    def det(category_id, score, box):
+        n = taxonomy.category(category_id).num_landmarks
+        points = np.column_stack([np.full(n, box[0] + 5.0), np.full(n, box[1] + 5.0), np.full(n, 0.5)])
+        return Detection(category_id, score, score, np.array(box, float), points, np.zeros(n, bool))
+
+    return [det(1, 0.6, [50, 50, 150, 200]), det(5, 0.8, [52, 50, 150, 202]), det(10, 0.4, [50, 52, 151, 200]),
+            det(7, 0.7, [52, 205, 150, 300])]
+
+
+def test_one_location_shows_its_best_class_and_labels_do_not_stack(window, qtbot):
+    canvas = window.canvas
+    detections = _stacked_detections(window)
+    canvas.set_detections(detections)
+    shown = {g.index for g in canvas.detection_graphics()}
+    assert shown == {1, 3}  # the vest (0.8) at the first place, the shorts elsewhere
+    rects = [g.label_rect() for g in canvas.detection_graphics()]
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    best = max(canvas.detection_graphics(), key=lambda g: g.detection.score)
+    assert best.zValue() == max(g.zValue() for g in canvas.detection_graphics())  # best on top
+    action = next(a for a in window.actions() if a.text() == "All classes at a location")
+    window.session.detections = detections
+    action.trigger()  # on demand: every class
+    assert {g.index for g in canvas.detection_graphics()} == {0, 1, 2, 3}
+    rects = [g.label_rect() for g in canvas.detection_graphics()]
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    assert canvas.legend.isVisible() and "your labels" in canvas.legend.text() and "model" in canvas.legend.text()
+
+
+def test_clicking_a_predictions_label_selects_the_prediction(window, qtbot):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    canvas = window.canvas
+    item = window.session.items[0]
+    # a prediction exactly where the stored item is: its label lies over the item's outline
+    from deepmark.core.domain.structures import Detection
+
+    n = len(item.landmarks)
+    det = Detection(item.category_id, 0.9, 0.9, item.box.copy(),
+                    np.column_stack([item.landmarks[:, :2], np.full(n, 0.9)]), np.zeros(n, bool))
+    canvas.set_detections([det])
+    graphic = canvas.detection_graphics()[0]
+    at = graphic.label_rect().center()
+    pos = QPointF(canvas.mapFromScene(at))
+    for kind, buttons in ((QEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton),
+                          (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
+        QApplication.sendEvent(canvas.viewport(), QMouseEvent(kind, pos, canvas.viewport().mapToGlobal(pos),
+                                                              Qt.MouseButton.LeftButton, buttons,
+                                                              Qt.KeyboardModifier.NoModifier))
+    assert canvas.selected_detection == 0 and canvas.selected_id is None

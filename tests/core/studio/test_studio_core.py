@@ -76,3 +76,16 @@ def test_live_model_runs_once_per_image_and_stores_once(tiny_onnx, tmp_path):
         assert live.store_predictions(project, image_id, detections, params)
         assert not live.store_predictions(project, image_id, detections, params)
         assert len(project.predictions.for_image(image_id)) == 5 and len(project.model_runs.list()) == 1
+
+
+def test_best_per_location_keeps_one_class_per_place():
+    from deepmark.core.domain.structures import Detection
+    from deepmark.core.studio.display import best_per_location
+
+    def det(category_id, score, box):
+        return Detection(category_id, score, score, np.array(box, float), np.zeros((25, 3)), np.zeros(25, bool))
+
+    same = [det(1, 0.5, [0, 0, 100, 100]), det(2, 0.9, [1, 0, 100, 101]), det(3, 0.7, [0, 1, 99, 100])]
+    apart = [det(1, 0.3, [200, 200, 300, 300]), det(1, 0.2, [0, 0, 60, 100])]  # overlap 0.6 < 0.7: both stay
+    assert best_per_location(same + apart) == [1, 3, 4]
+    assert best_per_location([]) == []
