@@ -30,7 +30,7 @@ from deepmark.app.canvas import Canvas
 from deepmark.app.commands import SetStatus
 from deepmark.app.filter_bar import FilterBar
 from deepmark.app.heatmap_panel import HeatmapPanel
-from deepmark.app.image_list import ImageListModel, build_image_pane
+from deepmark.app.image_list import ImageListModel, build_image_pane, fit_layout
 from deepmark.app.jobs import stop_jobs
 from deepmark.app.open_task import AddImagesController
 from deepmark.app.params_panel import ParamsPanel
@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
             self.image_model.set_project(project)
         except DeepMarkError as exc:
             self.show_error(f"cannot list the images: {exc}")
+        fit_layout(self.image_view, self.image_model.rowCount())
         self.filter_bar.set_count(self.image_model.rowCount())
         self.setWindowTitle(f"DeepMark Studio — {project.where}")
         self.update_counts()

@@ -32,7 +32,7 @@ import os, sys, time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 t0 = time.perf_counter()
 from PySide6.QtWidgets import QApplication, QListView
-from deepmark.app.image_list import ImageListModel
+from deepmark.app.image_list import ImageListModel, fit_layout
 from deepmark.core.store import Project
 t1 = time.perf_counter()
 app = QApplication([])
@@ -42,6 +42,7 @@ view = QListView()
 view.setUniformItemSizes(True)
 view.setModel(model)
 model.set_project(project)
+fit_layout(view, model.rowCount())  # as the window does
 view.resize(320, 800)
 view.show()
 app.processEvents()

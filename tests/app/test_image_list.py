@@ -208,11 +208,13 @@ def test_a_large_list_scrolls_all_the_way(qtbot, project_of_20000):
     view = QListView()
     view.setUniformItemSizes(True)
     view.setModel(model)
+    from deepmark.app.image_list import fit_layout
     qtbot.addWidget(view)
     view.resize(300, 600)
     view.show()
     try:
         model.set_project(project)
+        fit_layout(view, model.rowCount())  # as the window does
         QApplication.processEvents()
         bar = view.verticalScrollBar()
         row_height = view.sizeHintForRow(0)
