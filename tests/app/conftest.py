@@ -36,18 +36,26 @@ def demo_project(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, demo_project, tiny_model):
-    """The main window on the demo project with the tiny model; score threshold 0 so that the random
-    model's low scores still give detections to count."""
+def make_window(qtbot, tiny_model):
+    """``make_window(project)``: a main window on ``project`` with the tiny model; score threshold 0 so that
+    the random model's low scores still give detections to count."""
     from deepmark.app.window import MainWindow
 
-    win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    assert win.set_model_path(tiny_model)
-    win.set_project(demo_project)
-    return win
+    def make(project):
+        win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
+        qtbot.addWidget(win)
+        win.resize(1200, 800)
+        win.show()
+        assert win.set_model_path(tiny_model)
+        win.set_project(project)
+        return win
+    return make
+
+
+@pytest.fixture
+def window(make_window, demo_project):
+    """The main window on the demo project (``make_window``)."""
+    return make_window(demo_project)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from deepmark.core.domain.structures import PostprocessParams
 from deepmark.core.store import Project
 
 LEFT = Qt.MouseButton.LeftButton
@@ -54,25 +53,13 @@ def _activate(qtbot, window) -> None:
     window.setFocus()
 
 
-def _open_window(qtbot, project: Project, model):
-    from deepmark.app.window import MainWindow
-
-    win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    assert win.set_model_path(model)
-    win.set_project(project)
-    win.canvas.zoom_fit()
-    return win
-
-
 @pytest.fixture
-def two_windows(qtbot, demo_project, tiny_model):
+def two_windows(make_window, demo_project):
     """Annotators A and B: two windows, each with its own connection to the same project file."""
     other = Project.open(demo_project.where)
-    a = _open_window(qtbot, demo_project, tiny_model)
-    b = _open_window(qtbot, other, tiny_model)
+    a, b = make_window(demo_project), make_window(other)
+    for win in (a, b):
+        win.canvas.zoom_fit()
     yield a, b
     b.close()
     a.close()
