@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 from deepmark.core.errors import Cancelled, DeepMarkError
 
@@ -68,3 +69,41 @@ class BackgroundTask(QThread):
             self.failed.emit(f"{type(exc).__name__}: {exc}")
         else:
             self.succeeded.emit(result)
+
+
+class _Delivery(QObject):
+    """Carries a finished call back to the GUI thread (a signal emitted from the worker is queued)."""
+
+    done = Signal(object)
+
+
+class NetworkRunner(QObject):
+    """The session's ``background`` (``deepmark.core.studio.session``): one worker thread that runs the
+    network calls in turn, each one's ``done(result)`` delivered in the GUI thread (an exception object when
+    the call raised), so that the network never runs on the GUI thread. ``shutdown`` waits for the running
+    call and drops the queued ones."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="network")
+        self._delivery = _Delivery()
+        self._delivery.done.connect(lambda pair: pair[0](pair[1]))
+        self._closed = False
+
+    def __call__(self, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        if self._closed:
+            return
+
+        def run() -> None:
+            try:
+                result = work()
+            except Exception as exc:  # noqa: BLE001 - handed to ``done``, which names it to the user
+                result = exc
+            if not self._closed:
+                self._delivery.done.emit((done, result))
+
+        self._pool.submit(run)
+
+    def shutdown(self) -> None:
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -185,6 +185,13 @@ def smoke(args: argparse.Namespace) -> int:
     window = build_window(argparse.Namespace(demo=True, project=None, model=args.model, paths=[], smoke=True),
                           use_settings=False)
     try:
+        from PySide6.QtWidgets import QApplication
+
+        deadline = time.perf_counter() + 120  # the first image's network run, in the background
+        while (window.session.model is not None and window.session.heads() is None
+               and window.session.model_problem is None and time.perf_counter() < deadline):
+            QApplication.processEvents()
+            time.sleep(0.01)
         problems = []
         if window.session.model is None:
             problems.append(f"no model ({window.model_label.toolTip() or window.model_label.text()})")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from deepmark.app.background_task import NetworkRunner
 from deepmark.app.canvas import Canvas
 from deepmark.app.commands import SetStatus
 from deepmark.app.filter_bar import FilterBar
@@ -65,11 +66,14 @@ DECODE_DELAY_MS = 5  # slider bursts inside this window cost one decode
 class MainWindow(QMainWindow):
     closed = Signal()  # after the window closed its project (the demo's temporary folder is removed then)
 
-    def __init__(self, params: PostprocessParams | None = None) -> None:
+    def __init__(self, params: PostprocessParams | None = None, background_network: bool = True) -> None:
         super().__init__()
         self.setWindowTitle("DeepMark Studio")
+        # the network never runs on the GUI thread: an image shows at once, its detections when ready
+        self.network: NetworkRunner | None = NetworkRunner(self) if background_network else None
         # heads cached on disk too, shared with batch jobs and tuning
-        self.session = Session(params or PostprocessParams.all_techniques(), heads_dir=heads_dir())
+        self.session = Session(params or PostprocessParams.all_techniques(), heads_dir=heads_dir(),
+                               background=self.network)
         self.taxonomy = self.session.taxonomy
         self.undo_stack = QUndoStack(self)
         self.adding: AddImagesController | None = None  # adds images in the background (made on first use)
@@ -166,6 +170,7 @@ class MainWindow(QMainWindow):
                            ("image", self._image_changed), ("items", self._items_changed),
                            ("detections", self._detections_changed), ("record", self._record_changed),
                            ("params", self._params_chosen), ("params_offer", self._offer_params),
+                           ("busy", self._busy),
                            ("model_problem", self._model_problem), ("error", self.show_error),
                            ("info", self.show_info)):
             self.session.events.connect(name, slot)
@@ -290,6 +295,12 @@ class MainWindow(QMainWindow):
     def _detections_changed(self) -> None:
         self.canvas.set_detections(self.session.detections)
         self.update_heatmap()
+
+    def _busy(self, running: bool) -> None:
+        if running:
+            self.statusBar().showMessage("running the model on this image…")
+        elif self.statusBar().currentMessage() == "running the model on this image…":
+            self.statusBar().clearMessage()
 
     def _model_problem(self, message: str | None) -> None:
         if message is None:
@@ -456,7 +467,13 @@ class MainWindow(QMainWindow):
     def _row_selected(self, row: int) -> None:
         if row < 0:
             return
-        self.load_image(self.image_model.record(row))
+        record = self.image_model.record(row)
+        if record is None:
+            self.show_error("this image is no longer in the project")
+            return
+        self.load_image(record)
+        ahead = [self.image_model.record(r) for r in range(row + 1, min(row + 3, self.image_model.rowCount()))]
+        self.session.prefetch([r for r in ahead if r is not None])  # the next images' heads, in the background
 
     def load_image(self, record: ImageRecord) -> None:
         self.session.show_image(record)
@@ -569,6 +586,8 @@ class MainWindow(QMainWindow):
         if self.adding is not None:
             self.adding.stop()
         self.image_model.shutdown()
+        if self.network is not None:
+            self.network.shutdown()
         self._keep_params_now()
         self.session.shutdown()
         self.closed.emit()

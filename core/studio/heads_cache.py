@@ -121,29 +121,39 @@ class HeadsCache:
         """The heads in memory, or None (never reads the disk, never computes)."""
         return self._memory.get((image_id, tta))
 
+    def lookup(self, image_id: int, image: str | None, tta: str) -> RawHeads | None:
+        """The heads from memory, else from the disk (``image``: the content key; None skips the disk; kept in
+        memory when found there); None when neither has them (never computes)."""
+        found = self.get(image_id, tta)
+        if found is None and self.disk is not None and image is not None:
+            found = self.disk.load(image, self._model_key(), tta)
+            if found is not None:
+                self._memory.put((image_id, tta), found)
+        return found
+
+    def computed(self, image: str | None, tta: str, raw: RawHeads, image_id: int = -1) -> RawHeads:
+        """Network output ``raw`` rounded ``at_cache_precision`` and saved to disk (a cache that cannot be
+        written only costs a later re-run). Touches no memory: safe from a worker thread; ``put`` it after."""
+        heads = at_cache_precision(raw)
+        if self.disk is not None and image is not None:
+            try:
+                self.disk.save(image, self._model_key(), tta, heads, image_id, self.grouping)
+            except OSError:
+                pass
+        return heads
+
     def heads(self, image_id: int, image: str | None, tta: str,
               compute: Callable[[], RawHeads]) -> tuple[RawHeads, bool]:
-        """(heads, computed): from memory, else the disk (``image``: the content key; None skips the disk),
-        else ``compute()`` rounded ``at_cache_precision`` and saved to disk (a cache that cannot be written
-        only costs a later re-run)."""
-        found = self.get(image_id, tta)
+        """(heads, computed): ``lookup``, else ``compute()`` through ``computed`` and kept in memory."""
+        found = self.lookup(image_id, image, tta)
         if found is not None:
             return found, False
-        if self.disk is not None and image is not None:
-            found = self.disk.load(image, self._model_key(), tta)
-        computed = found is None
-        if computed:
-            found = at_cache_precision(compute())
-            if self.disk is not None and image is not None:
-                try:
-                    self.disk.save(image, self._model_key(), tta, found, image_id, self.grouping)
-                except OSError:
-                    pass
+        found = self.computed(image, tta, compute(), image_id)
         self._memory.put((image_id, tta), found)
-        return found, computed
+        return found, True
 
     def put(self, image_id: int, heads: RawHeads, tta: str) -> RawHeads:
-        """Keep heads made elsewhere (edited for a test, a benchmark's) in memory, rounded by the one rule."""
+        """Keep heads in memory, rounded by the one rule (a no-op for heads that went through ``computed``)."""
         kept = at_cache_precision(heads)
         self._memory.put((image_id, tta), kept)
         return kept

@@ -74,6 +74,23 @@ class LiveModel:
             self.network_seconds.append(time.perf_counter() - started)
         return found
 
+    def lookup(self, image_id: int, image_key: str | None) -> RawHeads | None:
+        """The image's heads for the current TTA setting from memory or the disk cache; None: not computed."""
+        return self.cache.lookup(image_id, image_key, self.tta.key())
+
+    def compute(self, image_id: int, rgb: np.ndarray, image_key: str | None, tta: TestTimeAugmentation) -> RawHeads:
+        """Run the network (for a worker thread: touches no shared state but the disk cache's files); the
+        heads at the cache's precision. ``keep`` them in the GUI thread afterwards."""
+        started = time.perf_counter()
+        heads = self.cache.computed(image_key, tta.key(), self.detector.heads(rgb, tta), image_id)
+        self.network_seconds.append(time.perf_counter() - started)  # list.append is atomic
+        return heads
+
+    def keep(self, image_id: int, tta_key: str, heads: RawHeads) -> None:
+        """Heads computed by ``compute``, now in memory (one network run counted)."""
+        self.cache.put(image_id, heads, tta_key)
+        self.runs += 1
+
     def seconds_per_image(self) -> float | None:
         """The median time of this session's network runs (reading, pre-processing, network, cache write);
         None before the first. A batch job adds reading each image and storing its predictions."""

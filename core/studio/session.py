@@ -14,6 +14,7 @@ Listeners subscribe to named events with ``session.events.connect(name, callback
   recommendation): show them;
 - ``params_offer`` — a model was loaded whose recommended parameters differ from the project's (those
   values): offer them;
+- ``busy`` — the network is running for the current image (True), or no longer (False);
 - ``model_problem`` — the model's output on the current image is unusable (the message), or usable again
   (None): nothing is stored for such an image, and the message stays until a decode succeeds;
 - ``error`` / ``info`` — a message for the user (one line; the session never raises for a user action).
@@ -42,8 +43,16 @@ from deepmark.core.store.presets import (
 from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.live import LiveModel
 
-EVENTS = ("project", "model", "image", "items", "detections", "record", "params", "params_offer", "model_problem",
-          "error", "info")
+EVENTS = ("project", "model", "image", "items", "detections", "record", "params", "params_offer", "busy",
+          "model_problem", "error", "info")
+
+Work = Callable[[], object]
+Done = Callable[[object], None]
+Background = Callable[[Work, Done], None]
+"""``background(work, done)``: run ``work()`` off the caller's thread, then ``done(result)`` (an exception
+object when it raised) back on the caller's thread. The app gives one running on a worker thread; without
+one the session runs the network in place."""
+PREFETCH = 2  # images ahead whose heads are computed while the user looks at the current one
 
 
 class Events:
@@ -78,7 +87,7 @@ class Session:
     ``DeepMarkError``."""
 
     def __init__(self, params: PostprocessParams | None = None, taxonomy: Taxonomy | None = None,
-                 heads_dir: str | Path | None = None) -> None:
+                 heads_dir: str | Path | None = None, background: Background | None = None) -> None:
         self.taxonomy = taxonomy or load_taxonomy()
         self.heads_dir = heads_dir  # the disk heads cache every model of this session uses (None: memory only)
         self.events = Events(EVENTS)
@@ -92,6 +101,8 @@ class Session:
         self.params = params or PostprocessParams.all_techniques()
         self.tta = TestTimeAugmentation()
         self.model_problem: str | None = None  # why the model's output on the current image is unusable
+        self.background = background
+        self._pending: set[tuple[int, str]] = set()  # (image id, TTA key) whose heads are being computed
 
     # -- project -------------------------------------------------------------------------------
 
@@ -255,17 +266,71 @@ class Session:
         return self.model.cached(self.record.id)
 
     def run_model(self) -> None:
-        """Heads of the current image (cache first, else the network), decode, and store the predictions
-        once per model run (``record`` follows when the image's row changed)."""
+        """Heads of the current image (cache first, else the network: in the background when the session has
+        ``background``, the detections following when ready), decode, and store the predictions once per
+        model run (``record`` follows when the image's row changed)."""
         if self.model is None or self.record is None or self.rgb is None:
             return
+        record, tta = self.record, self.model.tta
         try:
-            self.model.heads(self.record.id, self.rgb, image_key(self.record))
+            found = self.model.lookup(record.id, image_key(record))
+            if found is None and self.background is None:
+                self.model.heads(record.id, self.rgb, image_key(record))
         except DeepMarkError as exc:
-            # an error about a file names it already; otherwise say which image failed
-            message = str(exc) if exc.path is not None else f"{self.record.path}: the model failed ({exc})"
-            self._set_problem(message)
+            self._failed(exc)
             return
+        if found is None and self.background is not None:
+            self._compute_later(record, self.rgb, tta)
+            return
+        self._decode_and_store()
+
+    def _failed(self, exc: DeepMarkError) -> None:
+        # an error about a file names it already; otherwise say which image failed
+        message = str(exc) if exc.path is not None else f"{self.record.path}: the model failed ({exc})"
+        self._set_problem(message)
+
+    def _compute_later(self, record: ImageRecord, rgb: np.ndarray | None, tta: TestTimeAugmentation) -> None:
+        """Have the background compute the heads (reading the image there when ``rgb`` is None)."""
+        key = (record.id, tta.key())
+        if key in self._pending:
+            return  # already on its way (a prefetch): its arrival decodes it when it is the current image
+        self._pending.add(key)
+        model, where = self.model, self.project.absolute_path(record.path) if self.project else None
+        if record is self.record:
+            self.events.emit("busy", True)
+
+        def work():
+            return model.compute(record.id, rgb if rgb is not None else read_image(where), image_key(record), tta)
+
+        self.background(work, lambda result: self._arrived(model, record.id, tta.key(), result))
+
+    def _arrived(self, model: LiveModel, image_id: int, tta_key: str, result: object) -> None:
+        """Heads computed in the background (or the exception it raised), back on the session's thread."""
+        self._pending.discard((image_id, tta_key))
+        current = (model is self.model and self.record is not None and self.record.id == image_id
+                   and model.tta.key() == tta_key)
+        if isinstance(result, BaseException):
+            if current:
+                self.events.emit("busy", False)
+                self._failed(result if isinstance(result, DeepMarkError) else DeepMarkError(str(result)))
+            return
+        model.keep(image_id, tta_key, result)
+        if current:
+            self.events.emit("busy", False)
+            self._decode_and_store()
+
+    def prefetch(self, records: list[ImageRecord]) -> None:
+        """Compute the heads of the images the user is likely to open next, in the background."""
+        if self.model is None or self.background is None:
+            return
+        for record in records[:PREFETCH]:
+            try:
+                if self.model.lookup(record.id, image_key(record)) is None:
+                    self._compute_later(record, None, self.model.tta)
+            except DeepMarkError:
+                continue  # a damaged cache file: the image is computed when it is opened
+
+    def _decode_and_store(self) -> None:
         if self.redecode() is None:
             return  # no usable detections: nothing is stored, the image is not marked predicted
         try:

@@ -42,7 +42,9 @@ def make_window(qtbot, tiny_model):
     from deepmark.app.window import MainWindow
 
     def make(project):
-        win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
+        # the network in place: these tests check what follows a detection at once (tests/app/test_background
+        # drives the background network, as the app runs it)
+        win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0), background_network=False)
         qtbot.addWidget(win)
         win.resize(1200, 800)
         win.show()

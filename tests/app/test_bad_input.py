@@ -33,12 +33,13 @@ def own_window(qtbot, own_demo, tiny_model):
     from deepmark.app.window import MainWindow
     from deepmark.core.domain.structures import PostprocessParams
 
-    win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
+    win = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))  # the network in the background
     qtbot.addWidget(win)
     win.resize(1200, 800)
     win.show()
     assert win.set_model_path(tiny_model)
     win.set_project(own_demo[0])
+    qtbot.waitUntil(lambda: bool(win.session.detections), timeout=10000)
     return win
 
 
@@ -47,7 +48,7 @@ def _row_of(window, name: str) -> int:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "missing"])
-def test_an_unreadable_image_is_named_and_the_next_one_loads(own_window, own_demo, damage):
+def test_an_unreadable_image_is_named_and_the_next_one_loads(own_window, own_demo, damage, qtbot):
     _, folder = own_demo
     target = folder / "image" / "000003.jpg"
     if damage == "garbage":
@@ -64,7 +65,8 @@ def test_an_unreadable_image_is_named_and_the_next_one_loads(own_window, own_dem
     assert expected[damage] in message
     assert own_window.session.rgb is None and own_window.session.detections == []
     own_window.step(1)  # the rest keeps working
-    assert own_window.current_row() == row + 1 and own_window.session.rgb is not None and own_window.session.detections
+    assert own_window.current_row() == row + 1 and own_window.session.rgb is not None
+    qtbot.waitUntil(lambda: bool(own_window.session.detections), timeout=10000)
     own_window.step(-1)  # and going back is the same clear message, not a crash
     assert "000003.jpg" in own_window.statusBar().currentMessage()
 
@@ -135,7 +137,7 @@ class _Lock:
         self.conn.close()
 
 
-def test_a_locked_store_during_edits(own_window, own_demo, tmp_path):
+def test_a_locked_store_during_edits(own_window, own_demo, tmp_path, qtbot):
     project, _ = own_demo
     window = own_window
     marker = window.canvas.landmark_items[0]
@@ -156,7 +158,8 @@ def test_a_locked_store_during_edits(own_window, own_demo, tmp_path):
         assert project.images.get(first).status == "predicted"
 
         window.step(1)  # browsing goes on; the predictions just cannot be stored now
-        assert window.session.rgb is not None and window.session.detections
+        qtbot.waitUntil(lambda: bool(window.session.detections), timeout=10000)
+        assert window.session.rgb is not None
         assert "predictions not stored" in window.statusBar().currentMessage()
     finally:
         lock.release()

@@ -28,7 +28,7 @@ def test_project_and_paths_from_the_command_line(qtbot, tmp_path, tiny_model):
     assert target.exists()
     qtbot.waitUntil(lambda: window.adding.task is None, timeout=10000)  # paths are added in the background
     assert window.image_model.rowCount() == 1
-    assert window.session.model is not None and window.session.model.runs == 1
+    qtbot.waitUntil(lambda: window.session.model.runs == 1, timeout=10000)  # and the network runs there too
 
 
 def test_a_project_that_cannot_be_opened_is_reported(qtbot, tmp_path):
