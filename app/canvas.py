@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPixmapCache
 from PySide6.QtWidgets import (
     QGraphicsItem,
@@ -41,6 +41,7 @@ from deepmark.core.studio.display import HeatmapView, best_per_location, coloriz
 
 ZOOM_STEP = 1.25
 MIN_DRAWN_BOX = 2.0  # image pixels: a smaller drag in draw mode is a slip, not a box
+AFTER_PAINT_LIMIT_MS = 100  # ``after_paint`` work runs by then even when nothing was painted
 
 # Called with (annotation id, landmark index, old (x, y), new (x, y)) when one landmark was dragged.
 
@@ -57,6 +58,7 @@ class Canvas(QGraphicsView):
     def __init__(self, taxonomy: Taxonomy, parent=None) -> None:
         super().__init__(parent)
         self.taxonomy = taxonomy
+        self._after_paint: list[Callable[[], None]] = []
         self.setScene(QGraphicsScene(self))
         # no BSP index: the overlay is rebuilt on every slider move, and indexing ~40 items costs more
         # than the linear hit tests it would save
@@ -443,6 +445,20 @@ class Canvas(QGraphicsView):
         if graphics and graphics[0].pixel != self.pixel_size():
             self._zoom_changed()
         super().paintEvent(event)
+        if self._after_paint:
+            QTimer.singleShot(0, self, self._run_after_paint)  # queued: runs once this paint is on screen
+
+    def after_paint(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the canvas has been repainted (a new image on screen before slower work follows);
+        within ``AFTER_PAINT_LIMIT_MS`` even when no paint comes (a hidden window)."""
+        self._after_paint.append(fn)
+        self.viewport().update()
+        QTimer.singleShot(AFTER_PAINT_LIMIT_MS, self, self._run_after_paint)
+
+    def _run_after_paint(self) -> None:
+        waiting, self._after_paint = self._after_paint, []
+        for fn in waiting:
+            fn()
 
     def zoom_fit(self) -> None:
         self.fit_mode = True

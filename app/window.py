@@ -69,11 +69,13 @@ class MainWindow(QMainWindow):
     def __init__(self, params: PostprocessParams | None = None, background_network: bool = True) -> None:
         super().__init__()
         self.setWindowTitle("DeepMark Studio")
-        # the network never runs on the GUI thread: an image shows at once, its detections when ready
+        # the network never runs on the GUI thread: an image is painted at once, its detections when ready
+        # (decoded in a later turn of the event loop even when its heads are cached)
         self.network: NetworkRunner | None = NetworkRunner(self) if background_network else None
         # heads cached on disk too, shared with batch jobs and tuning
         self.session = Session(params or PostprocessParams.all_techniques(), heads_dir=heads_dir(),
-                               background=self.network)
+                               background=self.network,
+                               later=self._after_canvas_paint if background_network else None)
         self.taxonomy = self.session.taxonomy
         self.undo_stack = QUndoStack(self)
         self.adding: AddImagesController | None = None  # adds images in the background (made on first use)
@@ -477,6 +479,10 @@ class MainWindow(QMainWindow):
 
     def load_image(self, record: ImageRecord) -> None:
         self.session.show_image(record)
+
+    def _after_canvas_paint(self, fn) -> None:
+        """The session's ``later``: the new image is painted before its detections are decoded and drawn."""
+        self.canvas.after_paint(fn)
 
     def reload_items(self) -> None:
         self.session.reload_items()

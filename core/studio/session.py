@@ -42,6 +42,7 @@ from deepmark.core.store.presets import (
 )
 from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.live import LiveModel
+from deepmark.core.util.lru import LruDict
 
 EVENTS = ("project", "model", "image", "items", "detections", "record", "params", "params_offer", "busy",
           "model_problem", "error", "info")
@@ -52,7 +53,20 @@ Background = Callable[[Work, Done], None]
 """``background(work, done)``: run ``work()`` off the caller's thread, then ``done(result)`` (an exception
 object when it raised) back on the caller's thread. The app gives one running on a worker thread; without
 one the session runs the network in place."""
+Later = Callable[[Callable[[], None]], None]
+"""``later(fn)``: run ``fn`` on the caller's thread once what is pending there (a repaint) is done. The app
+gives a zero-delay timer, so that a new image is painted before its detections are decoded and drawn;
+without one the session decodes at once."""
 PREFETCH = 2  # images ahead whose heads are computed while the user looks at the current one
+
+
+def file_signature(path: Path) -> tuple[int, int] | None:
+    """(size in bytes, modification time in ns) of a file; None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 class Events:
@@ -87,7 +101,8 @@ class Session:
     ``DeepMarkError``."""
 
     def __init__(self, params: PostprocessParams | None = None, taxonomy: Taxonomy | None = None,
-                 heads_dir: str | Path | None = None, background: Background | None = None) -> None:
+                 heads_dir: str | Path | None = None, background: Background | None = None,
+                 later: Later | None = None) -> None:
         self.taxonomy = taxonomy or load_taxonomy()
         self.heads_dir = heads_dir  # the disk heads cache every model of this session uses (None: memory only)
         self.events = Events(EVENTS)
@@ -102,7 +117,10 @@ class Session:
         self.tta = TestTimeAugmentation()
         self.model_problem: str | None = None  # why the model's output on the current image is unusable
         self.background = background
+        self.later = later
         self._pending: set[tuple[int, str]] = set()  # (image id, TTA key) whose heads are being computed
+        # the pixels the background read while computing an image ahead, so that opening it reads nothing
+        self._read_ahead: LruDict[tuple[int, str], tuple[np.ndarray, tuple | None]] = LruDict(PREFETCH + 1)
 
     # -- project -------------------------------------------------------------------------------
 
@@ -158,6 +176,7 @@ class Session:
 
     def _clear_image(self) -> None:
         self.record, self.rgb, self.items, self.detections, self.version = None, None, [], [], None
+        self._read_ahead.clear()
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -214,19 +233,34 @@ class Session:
     # -- current image -------------------------------------------------------------------------
 
     def show_image(self, record: ImageRecord) -> None:
-        """Make ``record`` the current image: read it, its stored items, then its detections."""
+        """Make ``record`` the current image: read it (or take the pixels read ahead), its stored items, then
+        its detections (after the image is painted, when the session has ``later``)."""
         self.record = record
         self.detections, self.items, self.version = [], [], None
         try:
-            self.rgb = read_image(self.project.absolute_path(record.path)) if self.project else None
+            self.rgb = self._pixels_read_ahead(record)
+            if self.rgb is None and self.project is not None:
+                self.rgb = read_image(self.project.absolute_path(record.path))
         except DeepMarkError as exc:
             self.rgb = None
             self.events.emit("error", f"cannot show {record.path}: {exc}")
         self.events.emit("image")
         self.reload_items()
         self.events.emit("detections")
-        if self.rgb is not None:
+        if self.rgb is None:
+            return
+        if self.later is None:
             self.run_model()
+        else:
+            self.later(lambda: self.run_model() if self.record is not None and self.record.id == record.id else None)
+
+    def _pixels_read_ahead(self, record: ImageRecord) -> np.ndarray | None:
+        """The pixels the background read for ``record`` — only while its file is unchanged since."""
+        found = self._read_ahead.pop((record.id, image_key(record)))
+        if found is None or self.project is None:
+            return None
+        pixels, signature = found
+        return pixels if file_signature(self.project.absolute_path(record.path)) == signature else None
 
     def reload_items(self) -> None:
         """Re-read the current image's stored items (after an edit, an undo or an import), and its version
@@ -300,12 +334,18 @@ class Session:
             self.events.emit("busy", True)
 
         def work():
-            return model.compute(record.id, rgb if rgb is not None else read_image(where), image_key(record), tta)
+            if rgb is not None:
+                return model.compute(record.id, rgb, image_key(record), tta), None
+            signature = file_signature(where)  # before reading: a change while reading shows as a change
+            pixels = read_image(where)
+            return model.compute(record.id, pixels, image_key(record), tta), (pixels, signature)
 
-        self.background(work, lambda result: self._arrived(model, record.id, tta.key(), result))
+        self.background(work, lambda result: self._arrived(model, record, tta.key(), result))
 
-    def _arrived(self, model: LiveModel, image_id: int, tta_key: str, result: object) -> None:
-        """Heads computed in the background (or the exception it raised), back on the session's thread."""
+    def _arrived(self, model: LiveModel, record: ImageRecord, tta_key: str, result: object) -> None:
+        """(heads, pixels read there or None) computed in the background, or the exception it raised; back on
+        the session's thread."""
+        image_id = record.id
         self._pending.discard((image_id, tta_key))
         current = (model is self.model and self.record is not None and self.record.id == image_id
                    and model.tta.key() == tta_key)
@@ -314,7 +354,10 @@ class Session:
                 self.events.emit("busy", False)
                 self._failed(result if isinstance(result, DeepMarkError) else DeepMarkError(str(result)))
             return
-        model.keep(image_id, tta_key, result)
+        heads, read_ahead = result
+        model.keep(image_id, tta_key, heads)
+        if read_ahead is not None and not current and model is self.model:
+            self._read_ahead.put((image_id, image_key(record)), read_ahead)
         if current:
             self.events.emit("busy", False)
             self._decode_and_store()

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.studio import session as session_module
 
 
 @pytest.fixture
@@ -27,6 +28,15 @@ def background_window(qtbot, demo_project, tiny_model):
 
     win.session.model.detector.heads = recorded
     win.network_threads = threads
+    computed = []  # image ids the network ran on, in order
+    real_compute = win.session.model.compute
+
+    def compute(image_id, *args, **kwargs):
+        computed.append(image_id)
+        return real_compute(image_id, *args, **kwargs)
+
+    win.session.model.compute = compute
+    win.computed_ids = computed
     win.set_project(demo_project)
     return win
 
@@ -39,16 +49,51 @@ def test_an_image_shows_at_once_and_its_detections_follow(background_window, qtb
     assert window.network_threads and threading.main_thread() not in window.network_threads
 
 
-def test_the_next_images_are_computed_ahead(background_window, qtbot, demo_project):
+def test_the_next_images_are_computed_ahead(background_window, qtbot, demo_project, monkeypatch):
     window = background_window
     model = window.session.model
     qtbot.waitUntil(lambda: model.runs >= 3, timeout=20000)  # the shown image and the next two
-    runs = model.runs
     window.setFocus()
+    reads = []  # images read on the GUI thread
+    real_read = session_module.read_image
+
+    def read(path):
+        if threading.current_thread() is threading.main_thread():
+            reads.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(session_module, "read_image", read)
     qtbot.keyClick(window, Qt.Key.Key_D)
-    assert window.session.detections and model.runs == runs  # there at once: no network run now
+    # the image is painted first, from the pixels read ahead (nothing read on the GUI thread) ...
+    assert window.session.rgb is not None and not window.session.detections and not reads
+    # ... and its detections follow in the next turn of the event loop, with no network run now
+    qtbot.waitUntil(lambda: bool(window.session.detections), timeout=1000)
+    assert window.computed_ids.count(window.session.record.id) == 1 and not reads  # computed ahead, once
     assert demo_project.images.get(window.session.record.id).status == "predicted"
     assert threading.main_thread() not in window.network_threads
+
+
+def test_the_image_is_painted_before_its_detections_are_drawn(background_window, qtbot):
+    """D: the canvas paints the new image before the session decodes its (cached) heads."""
+    from PySide6.QtCore import QEvent, QObject
+
+    window = background_window
+    qtbot.waitUntil(lambda: window.session.model.runs >= 3, timeout=20000)
+    order = []
+
+    class PaintSpy(QObject):
+        def eventFilter(self, watched, event):
+            if event.type() == QEvent.Type.Paint:
+                order.append(("paint", len(window.session.detections)))
+            return False
+
+    spy = PaintSpy()
+    window.canvas.viewport().installEventFilter(spy)
+    window.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: bool(window.session.detections), timeout=2000)
+    window.canvas.viewport().removeEventFilter(spy)
+    assert order and order[0] == ("paint", 0)  # the first paint after D: the image, no detections yet
 
 
 def test_leaving_an_image_before_its_detections_arrive(background_window, qtbot, demo_project):
@@ -62,7 +107,11 @@ def test_leaving_an_image_before_its_detections_arrive(background_window, qtbot,
     assert window.session.record.id == shown and window.current_row() == 4
     assert demo_project.images.get(shown).status == "predicted"
     model = window.session.model
-    qtbot.waitUntil(lambda: model.runs >= 7, timeout=30000)  # the five passed and the two ahead of the last
+    # the images passed were computed ahead (the first one, left before it was painted, never ran), and the
+    # two ahead of the last
+    qtbot.waitUntil(lambda: not window.session._pending and model.runs >= 6, timeout=30000)
     runs = model.runs
     qtbot.keyClick(window, Qt.Key.Key_A)  # back: its heads were kept when they arrived
-    assert window.current_row() == 3 and window.session.detections and model.runs == runs
+    assert window.current_row() == 3
+    qtbot.waitUntil(lambda: bool(window.session.detections), timeout=1000)
+    assert model.runs == runs

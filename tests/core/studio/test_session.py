@@ -168,3 +168,24 @@ def test_parameters_belong_to_the_project_and_the_model(session, heard, tiny_onn
     offers = [entry for entry in heard if entry[0] == "params_offer"]
     assert offers and offers[0][1].score_threshold == 0.3
     assert session.params.score_threshold == 0.0  # offered, not imposed
+
+
+def test_with_later_the_image_comes_first_and_a_left_image_is_never_decoded(tmp_path, tiny_onnx):
+    """``later``: show_image gives the image and its items at once and decodes only when ``later`` runs the
+    deferred step — and not at all when the user has moved to another image by then."""
+    deferred = []
+    session = Session(PostprocessParams.all_techniques(score_threshold=0.0, max_detections=6),
+                      heads_dir=tmp_path / "heads", later=deferred.append)
+    project, _ = open_demo_project(tmp_path / "demo")
+    session.open_project(project)
+    session.load_model(tiny_onnx)
+    first, second = (project.images.get(i) for i in project.images.ids()[:2])
+    session.show_image(first)
+    assert session.rgb is not None and session.items and not session.detections and len(deferred) == 1
+    session.show_image(second)
+    deferred.pop(0)()  # the first image's step, run after the user left it: nothing happens
+    assert not session.detections and session.model.runs == 0
+    deferred.pop(0)()
+    assert len(session.detections) == 6 and session.model.runs == 1 and session.record.id == second.id
+    assert not project.predictions.for_image(first.id) and project.predictions.for_image(second.id)
+    session.shutdown()
