@@ -12,8 +12,14 @@
     deepmark export-onnx CHECKPOINT --out M.onnx    self-describing ONNX (+ static int8 with --int8)
     deepmark predict IMAGES_OR_FOLDER --out DIR     DF2-format predictions with the bundled model
 
-Bad files are reported one per line on stderr with the reason; the rest of the work goes on.
-Exit status: 0 success, 1 some input files failed, 2 nothing usable / bad arguments.
+Bad files are reported one per line on stderr (``error: PATH: reason``); the rest of the work goes on.
+Exit status, for every command:
+
+    0  success
+    1  finished, but some inputs were skipped (each named on its own line), or nothing matched (export)
+    2  nothing done: bad arguments, an unusable project, model or output folder (one ``error:`` line)
+
+No traceback reaches the user; ``deepmark --debug COMMAND`` shows it.
 """
 
 from __future__ import annotations
@@ -33,12 +39,25 @@ import numpy as np
 from deepmark.core import __version__
 from deepmark.core.cli.store import add_store_commands
 from deepmark.core.errors import DeepMarkError
-from deepmark.core.util.atomic import write_text_atomically
+from deepmark.core.util.atomic import write_text_atomically, writing_to
 
 if TYPE_CHECKING:
     from deepmark.core.domain.structures import PostprocessParams
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
+
+
+def _output_folder(path: str | Path) -> Path:
+    """An output folder checked before any work: made, and known to take files (else one named error)."""
+    from deepmark.core.util.atomic import writable_folder
+
+    return writable_folder(path)
+
+
+def _output_file(path: str | Path | None) -> None:
+    """Check the folder of an output file before any work (``path`` None: no such output)."""
+    if path is not None:
+        _output_folder(Path(path).expanduser().parent)
 
 
 def _report(errors) -> None:
@@ -88,6 +107,7 @@ def cmd_eval(args) -> int:
     from deepmark.core.evaluation.evaluate import evaluate_detections
     from deepmark.core.formats.df2 import read_df2_annotations, read_predictions
 
+    _output_file(args.json)
     gt, gt_errors = read_df2_annotations(args.annotations)
     preds, pred_errors = read_predictions(args.predictions)
     _report([*gt_errors, *pred_errors])
@@ -101,7 +121,8 @@ def cmd_eval(args) -> int:
     result = evaluate_detections(gt, {i: preds.get(i, []) for i in gt})
     print(result.table())
     if args.json:
-        write_text_atomically(args.json, json.dumps(result.to_dict(), indent=1))
+        with writing_to(args.json):
+            write_text_atomically(args.json, json.dumps(result.to_dict(), indent=1))
     return EXIT_PARTIAL if gt_errors or pred_errors else EXIT_OK
 
 
@@ -111,6 +132,7 @@ def cmd_decode(args) -> int:
     from deepmark.core.formats.df2 import write_results_json
 
     params = _params_from_args(args)
+    _output_file(args.out)
     heads, grouping_name, errors = _load_heads_folder(args.heads, args.grouping)
     taxonomy = load_taxonomy()
     grouping = load_grouping(grouping_name, taxonomy)
@@ -121,7 +143,8 @@ def cmd_decode(args) -> int:
         except DeepMarkError as exc:
             errors.append(f"image {image_id}: {exc}")
     _report(errors)
-    write_results_json(args.out, detections)
+    with writing_to(args.out):
+        write_results_json(args.out, detections)
     count = sum(len(d) for d in detections.values())
     print(f"{count} detections on {len(detections)} images → {args.out}")
     return EXIT_PARTIAL if errors else (EXIT_OK if detections else EXIT_FAILED)
@@ -133,6 +156,8 @@ def cmd_tune(args) -> int:
     from deepmark.core.formats.df2 import read_df2_annotations
 
     base = _params_from_args(args)
+    for out in [*(args.out or []), args.best_params]:
+        _output_file(out)
     gt, gt_errors = read_df2_annotations(args.annotations)
     heads, grouping_name, head_errors = _load_heads_folder(args.heads, args.grouping)
     _report([*gt_errors, *head_errors])
@@ -153,10 +178,12 @@ def cmd_tune(args) -> int:
     print("best " + ", ".join(f"{k} = {v:g}" for k, v in result.best_values().items())
           + f": mAP_pt {result.best_result.map_pt:.4f}, mAP_box {result.best_result.map_box:.4f}")
     for out in args.out or []:
-        result.save(out)
+        with writing_to(out):
+            result.save(out)
         print(f"wrote {out}")
     if args.best_params:
-        write_text_atomically(args.best_params, json.dumps(asdict(result.best), indent=1))
+        with writing_to(args.best_params):
+            write_text_atomically(args.best_params, json.dumps(asdict(result.best), indent=1))
         print(f"wrote {args.best_params}")
     return EXIT_PARTIAL if gt_errors or head_errors else EXIT_OK
 
@@ -189,6 +216,7 @@ def _run_ablation(gt, heads, grouping_name: str, args) -> None:
         tune_all_techniques,
     )
 
+    _output_file(getattr(args, "best_params", None))
     taxonomy = load_taxonomy()
     grouping = load_grouping(grouping_name, taxonomy)
     tune_ids, test_ids = _split(sorted(set(gt) & set(heads)), args.tune_fraction)
@@ -202,7 +230,8 @@ def _run_ablation(gt, heads, grouping_name: str, args) -> None:
     print(f"evaluated on {len(test_ids)} held-out images:\n")
     print(format_ablation(rows))
     if getattr(args, "best_params", None):
-        write_text_atomically(args.best_params, json.dumps(asdict(tuned), indent=1))
+        with writing_to(args.best_params):
+            write_text_atomically(args.best_params, json.dumps(asdict(tuned), indent=1))
         print(f"\nwrote the tuned parameters (all four techniques + NMS) to {args.best_params}", file=sys.stderr)
 
 
@@ -235,8 +264,10 @@ def cmd_simulate(args) -> int:
 
     taxonomy = load_taxonomy()
     grouping = load_grouping(args.grouping or "semantic62", taxonomy)
-    write_simulated_dataset(args.out, args.n, taxonomy, grouping, seed=args.seed, image_size=(args.size, args.size),
-                            noise=args.noise, regression_noise=args.regression_noise)
+    with writing_to(_output_folder(args.out)):
+        write_simulated_dataset(args.out, args.n, taxonomy, grouping, seed=args.seed,
+                                image_size=(args.size, args.size), noise=args.noise,
+                                regression_noise=args.regression_noise)
     print(f"{args.n} labelled images: {Path(args.out) / 'annos'} (DeepFashion2 JSON), "
           f"{Path(args.out) / 'heads'} (raw heads, grouping {grouping.name})")
     return EXIT_OK
@@ -248,9 +279,10 @@ def cmd_demo(args) -> int:
 
     taxonomy = load_taxonomy()
     grouping = load_grouping("semantic62", taxonomy)
-    out = Path(args.out)
+    out = _output_folder(args.out)
     print(f"Simulating {args.images} labelled images with CenterNet-like heads in {out} ...", flush=True)
-    gt, heads = write_simulated_dataset(out, args.images, taxonomy, grouping, seed=args.seed)
+    with writing_to(out):
+        gt, heads = write_simulated_dataset(out, args.images, taxonomy, grouping, seed=args.seed)
     _run_ablation(gt, heads, grouping.name, args)
     print(f"\nTry: deepmark tune {out / 'annos'} {out / 'heads'} --param sigma_center --param sigma_keypoint")
     return EXIT_OK
@@ -260,9 +292,11 @@ def cmd_synth(args) -> int:
     from deepmark.core.synthetic import SynthConfig, generate_dataset
 
     config = SynthConfig(image_size=(args.width, args.height))
+    _output_folder(args.out)
     bar = _bar(args.n, "images", args.quiet)
-    generate_dataset(args.out, args.n, seed=args.seed, config=config, workers=args.workers,
-                     progress=lambda done, total: bar.update(done - bar.n))
+    with writing_to(args.out):
+        generate_dataset(args.out, args.n, seed=args.seed, config=config, workers=args.workers,
+                         progress=lambda done, total: bar.update(done - bar.n))
     bar.close()
     print(f"{args.n} images in {Path(args.out) / 'image'}, annotations in {Path(args.out) / 'annos'}")
     return EXIT_OK
@@ -286,19 +320,23 @@ def cmd_export(args) -> int:
     from deepmark.core.network.checkpoint import checkpoint_model, load_checkpoint
     from deepmark.core.training.export import export_onnx, quantize_int8, training_summary
 
+    _output_file(args.out)
+    _output_file(args.int8)
     checkpoint = load_checkpoint(args.checkpoint)
     taxonomy = load_taxonomy()
     grouping = load_grouping(checkpoint["grouping"], taxonomy)
     model = checkpoint_model(checkpoint, grouping, taxonomy)
     input_size = tuple(args.input_size) if args.input_size else tuple(checkpoint["input_size"])
     info = model_info(checkpoint["arch"], grouping, taxonomy, input_size, training_summary(checkpoint))
-    export_onnx(model.eval(), info, args.out)
+    with writing_to(args.out):
+        export_onnx(model.eval(), info, args.out)
     print(f"wrote {args.out}")
     if args.int8:
         if not args.calibration:
             raise DeepMarkError("--int8 needs --calibration FOLDER (DeepFashion2-layout training images)")
         inputs = _calibration_inputs(args.calibration, Detector(args.out), args.calibration_images)
-        quantize_int8(args.out, args.int8, inputs)
+        with writing_to(args.int8):
+            quantize_int8(args.out, args.int8, inputs)
         print(f"wrote {args.int8} (static int8, {args.calibration_images} calibration images)")
     return EXIT_OK
 
@@ -331,6 +369,7 @@ def cmd_predict(args) -> int:
     params = _params_from_args(args)  # bad arguments fail before the model is loaded
     if args.input_size and any(v % 32 or v <= 0 for v in args.input_size):
         raise DeepMarkError(f"--input-size {args.input_size}: both must be positive multiples of 32")
+    _output_folder(args.out)
     detector = Detector(args.model)
     images = collect_images(args.inputs)
     if not images:
@@ -338,8 +377,9 @@ def cmd_predict(args) -> int:
         return EXIT_FAILED
     tta = TestTimeAugmentation(flip=args.flip, scales=PAPER_SCALES if args.multiscale else (1.0,))
     bar = _bar(len(images), "images", args.quiet)
-    summary = predict_images(images, args.out, detector, params, tta, args.heads,
-                             input_size=args.input_size, progress=lambda done, total: bar.update(done - bar.n))
+    with writing_to(args.out, "; the files written before it are complete"):
+        summary = predict_images(images, args.out, detector, params, tta, args.heads, input_size=args.input_size,
+                                 progress=lambda done, total: bar.update(done - bar.n))
     bar.close()
     _report(summary.failed)
     print(f"{summary.detections} detections on {len(summary.written)} images → {args.out}"
@@ -371,6 +411,7 @@ def _add_params_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepmark", description="DeepMark Studio command line")
     parser.add_argument("--version", action="version", version=f"deepmark {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on failure, show the Python traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("eval", help="DeepFashion2 metrics of predictions against an annotation folder")
@@ -475,12 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status (``EXIT_OK``, ``EXIT_PARTIAL``, ``EXIT_FAILED``, 130 when interrupted).
+    Every failure is one ``error:`` line on stderr; ``--debug`` lets the exception through with its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DeepMarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -488,6 +528,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (e.g. `| head`) went away: stop quietly, as command-line tools do.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed pipe until exit
         return EXIT_OK
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: {_failure_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _failure_line(exc: Exception) -> str:
+    """One line for a command that failed: the message of a DeepMarkError (it names its file), the file and
+    reason of an OS error (disk full, read-only or missing folder), else the exception, marked as a bug."""
+    from deepmark.core.util.atomic import os_error_text
+
+    if isinstance(exc, DeepMarkError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.filename}: {os_error_text(exc)}" if exc.filename else os_error_text(exc)
+    return (f"unexpected {type(exc).__name__}: {exc} — a bug in deepmark; run again with --debug for the "
+            "traceback and report it")
 
 
 if __name__ == "__main__":

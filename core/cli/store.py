@@ -131,18 +131,30 @@ def cmd_import(args) -> int:
 
 def cmd_export(args) -> int:
     from deepmark.core.store.interchange import export_dataset
+    from deepmark.core.util.atomic import writing_to
 
+    statuses = tuple(args.status or ("accepted",))
     progress, close = _progress(args.quiet, "images")
     with _open(args) as project:
+        by_status = project.images.counts_by_status()
+        if not any(by_status.get(status, 0) for status in statuses):
+            close()
+            held = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()) if count) or "none"
+            print(f"error: nothing to export: no image of {project.where} has status {' or '.join(statuses)} "
+                  f"(it holds: {held}); choose statuses with --status (e.g. --status new), or accept images "
+                  f"in the app first. Nothing was written.", file=sys.stderr)
+            return EXIT_PARTIAL
+        kept = "; the previous export is kept" if Path(args.out).exists() else ""
         try:
-            report = export_dataset(project, args.out, statuses=tuple(args.status or ("accepted",)),
-                                    val_fraction=args.val_fraction, seed=args.seed, images=args.images,
-                                    coco=not args.no_coco, overwrite=args.overwrite, progress=progress)
+            with writing_to(args.out, kept + "; nothing partial is left"):
+                report = export_dataset(project, args.out, statuses=statuses,
+                                        val_fraction=args.val_fraction, seed=args.seed, images=args.images,
+                                        coco=not args.no_coco, overwrite=args.overwrite, progress=progress)
         finally:
             close()
     _report(report.errors)
     print(report.summary())
-    return EXIT_PARTIAL if report.errors else EXIT_OK
+    return EXIT_PARTIAL if report.errors or not sum(report.images.values()) else EXIT_OK
 
 
 def cmd_status(args) -> int:

@@ -1,10 +1,15 @@
 """Batch prediction: images or folders → per-image DeepFashion2-style JSON (and optionally raw heads).
 
 An unreadable image is reported (file and reason) and the rest go on; the summary lists what failed.
+One output never overwrites another (``output_names``): ``x.jpg`` → ``x.json`` while every stem is
+distinct; when two inputs share a stem (``a/x.jpg``, ``a/x.png``, ``b/x.jpg``) every output mirrors its
+image's path below the inputs' common folder, suffix kept (``a/x.jpg.json``, ``a/x.png.json``,
+``b/x.jpg.json``), and ``image_file`` holds that relative path (import with ``--images`` that folder).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +34,30 @@ def _image_id(path: Path) -> int:
     return int(path.stem) if path.stem.isdigit() else -1
 
 
+def distinct_images(images: Sequence[Path]) -> list[Path]:
+    """``images`` without repeats of one file (the same path named twice, or through a folder and directly)."""
+    seen: set[Path] = set()
+    kept = []
+    for path in images:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            kept.append(path)
+    return kept
+
+
+def output_names(images: Sequence[Path]) -> list[str]:
+    """Each image's output name (``out/<name>.json``, ``out/heads/<name>.npz``) and ``image_file``: its stem
+    while all stems are distinct, else its path below the images' common folder with the suffix kept (POSIX
+    separators). ``images`` must be distinct files (``distinct_images``)."""
+    stems = [path.stem for path in images]
+    if len(set(stems)) == len(stems):
+        return stems
+    resolved = [path.resolve() for path in images]
+    common = Path(os.path.commonpath([str(path.parent) for path in resolved]))
+    return [path.relative_to(common).as_posix() for path in resolved]
+
+
 def predict_images(
     images: Sequence[Path],
     out_dir: str | Path,
@@ -40,7 +69,8 @@ def predict_images(
     input_size: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictionSummary:
-    """Predict every image; ``out_dir/<stem>.json`` (and ``out_dir/heads/<stem>.npz``) per image.
+    """Predict every image; ``out_dir/<name>.json`` (and ``out_dir/heads/<name>.npz``) per image, ``name``
+    from ``output_names`` (the stem unless stems collide).
     ``input_size`` (W, H) overrides the model's own input size (multiples of 32)."""
     params = params or PostprocessParams()
     tta = tta or TestTimeAugmentation()
@@ -48,6 +78,9 @@ def predict_images(
     out.mkdir(parents=True, exist_ok=True)
     if save_raw_heads:
         (out / "heads").mkdir(exist_ok=True)
+    images = distinct_images(images)
+    names = dict(zip(images, output_names(images), strict=True))
+    mirrored = list(names.values()) != [path.stem for path in images]
     summary = PredictionSummary()
     for start in range(0, len(images), batch_size):
         chunk, pictures = [], []
@@ -60,11 +93,16 @@ def predict_images(
         if chunk:
             for path, heads in zip(chunk, detector.heads_batch(pictures, tta, input_size), strict=True):
                 detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)
-                summary.written.append(write_df2_predictions(out / f"{path.stem}.json", detections,
-                                                             detector.taxonomy, image_file=path.name))
+                name = names[path]
+                target = out / f"{name}.json"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                summary.written.append(write_df2_predictions(target, detections, detector.taxonomy,
+                                                             image_file=name if mirrored else path.name))
                 summary.detections += len(detections)
                 if save_raw_heads:
-                    save_heads(out / "heads" / f"{path.stem}.npz", heads, _image_id(path), detector.grouping.name)
+                    heads_file = out / "heads" / f"{name}.npz"
+                    heads_file.parent.mkdir(parents=True, exist_ok=True)
+                    save_heads(heads_file, heads, _image_id(path), detector.grouping.name)
         if progress:
             progress(min(start + batch_size, len(images)), len(images))
     return summary

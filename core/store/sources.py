@@ -222,7 +222,7 @@ def read_prediction_source(path: str | Path, taxonomy: Taxonomy) -> tuple[list[P
             raise StoreError(str(exc), path=source) from None
         return [PredictedImage(source, None, image_id, dets) for image_id, dets in detections.items()], errors
     out, errors = [], []
-    for file in sorted(source.glob("*.json")):
+    for file in sorted(source.rglob("*.json")):  # deepmark predict mirrors sub-folders when names collide
         try:
             out.append(_read_prediction_file(file, taxonomy))
         except _Malformed as exc:

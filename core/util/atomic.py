@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from deepmark.core.errors import DeepMarkError
 
 
 def write_atomically(path: str | Path, write: Callable[[IO], None], binary: bool = False) -> Path:
@@ -45,3 +48,34 @@ def copy_atomically(source: str | Path, path: str | Path) -> Path:
     """Copy the bytes of ``source`` to ``path`` atomically; returns ``path``."""
     with open(source, "rb") as original:
         return write_atomically(path, lambda handle: shutil.copyfileobj(original, handle), binary=True)
+
+
+def os_error_text(exc: OSError) -> str:
+    """The reason an OS call failed, in words ("No space left on device"), without the Python wrapping."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def writable_folder(path: str | Path) -> Path:
+    """``path`` as a folder that exists (made with its parents) and takes a new file — checked by writing and
+    removing one, so a read-only, full or pseudo file system is named before any work is done. Raises
+    DeepMarkError naming the folder and the reason."""
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".deepmark-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DeepMarkError(f"{folder}: cannot write here ({os_error_text(exc)})", path=folder) from None
+    return folder
+
+
+@contextmanager
+def writing_to(target: str | Path, after: str = "") -> Iterator[None]:
+    """Turn an OS error met while writing ``target`` (disk full, file too large, read-only) into one
+    DeepMarkError naming ``target`` and the reason, then ``after`` (what was kept). For code whose inputs
+    raise DeepMarkError on their own, so that any OS error here is about the output."""
+    try:
+        yield
+    except OSError as exc:
+        raise DeepMarkError(f"{target}: cannot write ({os_error_text(exc)}){after}", path=target) from None
