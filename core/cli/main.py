@@ -5,6 +5,7 @@
     deepmark tune ANNOTATIONS HEADS --param alpha   grid search → best parameters + table (CSV/JSON)
     deepmark ablation ANNOTATIONS HEADS             DeepMark++ Table 1 layout, parameters tuned on a split
     deepmark model-params MODEL --params P.json     store tuned post-processing in a model's metadata
+    deepmark model-params MODEL --export P.json     write the parameters a model uses to a file
     deepmark simulate --n N --out DIR               labelled scenes + simulated heads (no model needed)
     deepmark demo                                   simulate, tune and print the ablation table
     deepmark synth --n N --out DIR                  synthetic DeepFashion2-format garments (images + JSON)
@@ -65,19 +66,56 @@ def _report(errors) -> None:
         print(f"error: {error}", file=sys.stderr)
 
 
-def _params_from_args(args) -> PostprocessParams:
-    """PostprocessParams from ``--params FILE.json`` and ``--set name=value`` options."""
+def _params_from_args(args, base: PostprocessParams | None = None) -> PostprocessParams:
+    """PostprocessParams: ``base``, then ``--params FILE.json``, then ``--set name=value`` options."""
     from deepmark.core.cli.params import params_from_options
 
-    return params_from_options(args.params, args.set)
+    return params_from_options(args.params, args.set, base)
+
+
+def _params_for_model(args, info, name: str) -> PostprocessParams:
+    """The model's own parameters (``info``: its metadata; None: no model known), then ``--params`` and
+    ``--set``; says on stderr which set is used."""
+    from deepmark.core.store.presets import model_default_params, model_params_origin
+
+    return _chosen_params(args, model_default_params(info), model_params_origin(info, name))
+
+
+def _chosen_params(args, base: PostprocessParams, origin: str) -> PostprocessParams:
+    """``base`` (described by ``origin``), then ``--params`` and ``--set``; says on stderr which set is used."""
+    from deepmark.core.cli.params import describe_choice
+
+    params = _params_from_args(args, base)
+    print(f"post-processing: {describe_choice(origin, args.params, args.set)}", file=sys.stderr)
+    return params
+
+
+def _params_for_heads(args, sources: set[tuple[str | None, str | None]]) -> PostprocessParams:
+    """Parameters for decoding saved heads: ``--model``'s own when given, else those of the model the heads
+    name (``predict --heads`` stores them), else the paper's values; then ``--params`` and ``--set``."""
+    from deepmark.core.domain.structures import PostprocessParams
+    from deepmark.core.formats.model_file import read_model_info
+
+    if getattr(args, "model", None):
+        return _params_for_model(args, read_model_info(args.model), Path(args.model).name)
+    if len(sources) == 1:
+        model, stored = next(iter(sources))
+        if stored is not None:
+            base = PostprocessParams.from_mapping(json.loads(stored), PostprocessParams.all_techniques(),
+                                                  source=f"the parameters stored with the heads of {model}")
+            return _chosen_params(args, base, f"{model}'s own tuned parameters (stored with the heads)")
+    why = "the heads come from several models" if len(sources) > 1 else "the heads name no model parameters"
+    return _chosen_params(args, PostprocessParams.all_techniques(),
+                          f"the paper's values, all four techniques + NMS ({why}; --model M uses M's)")
 
 
 def _load_heads_folder(folder: str, grouping_name: str | None):
-    """All ``*.npz`` raw-heads files of a folder → ({image_id: RawHeads}, grouping name, errors)."""
+    """All ``*.npz`` raw-heads files of a folder → ({image_id: RawHeads}, grouping name, errors, {(model name,
+    its stored parameters as sorted JSON)} of the files)."""
     from deepmark.core.formats.heads_file import load_heads
 
     paths = sorted(Path(folder).glob("*.npz")) if Path(folder).is_dir() else [Path(folder)]
-    heads, errors, groupings = {}, [], set()
+    heads, errors, groupings, sources = {}, [], set(), set()
     for path in paths:
         try:
             saved = load_heads(path)
@@ -90,10 +128,12 @@ def _load_heads_folder(folder: str, grouping_name: str | None):
             continue
         heads[image_id] = saved.heads
         groupings.add(saved.grouping)
+        sources.add((saved.model, None if saved.model_params is None else json.dumps(saved.model_params,
+                                                                                     sort_keys=True)))
     if len(groupings) > 1 and grouping_name is None:
         raise DeepMarkError(f"{folder}: heads of several groupings {sorted(groupings)}; pick one with --grouping",
                             path=folder)
-    return heads, grouping_name or (groupings.pop() if groupings else "semantic62"), errors
+    return heads, grouping_name or (groupings.pop() if groupings else "semantic62"), errors, sources
 
 
 def _stem_id(path: Path) -> int | None:
@@ -131,9 +171,10 @@ def cmd_decode(args) -> int:
     from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
     from deepmark.core.formats.df2 import write_results_json
 
-    params = _params_from_args(args)
+    _params_from_args(args)  # bad options fail before any file is read
     _output_file(args.out)
-    heads, grouping_name, errors = _load_heads_folder(args.heads, args.grouping)
+    heads, grouping_name, errors, sources = _load_heads_folder(args.heads, args.grouping)
+    params = _params_for_heads(args, sources)
     taxonomy = load_taxonomy()
     grouping = load_grouping(grouping_name, taxonomy)
     detections = {}
@@ -155,15 +196,16 @@ def cmd_tune(args) -> int:
     from deepmark.core.evaluation.tune import DEFAULT_VALUES, grid_search
     from deepmark.core.formats.df2 import read_df2_annotations
 
-    base = _params_from_args(args)
+    _params_from_args(args)  # bad options fail before any file is read
+    values = [DEFAULT_VALUES if args.values is None else _grid_values(args.values)] * len(args.param)
     for out in [*(args.out or []), args.best_params]:
         _output_file(out)
     gt, gt_errors = read_df2_annotations(args.annotations)
-    heads, grouping_name, head_errors = _load_heads_folder(args.heads, args.grouping)
+    heads, grouping_name, head_errors, sources = _load_heads_folder(args.heads, args.grouping)
+    base = _params_for_heads(args, sources)  # the parameters not searched
     _report([*gt_errors, *head_errors])
     taxonomy = load_taxonomy()
     grouping = load_grouping(grouping_name, taxonomy)
-    values = [DEFAULT_VALUES if args.values is None else _grid_values(args.values)] * len(args.param)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -236,15 +278,28 @@ def _run_ablation(gt, heads, grouping_name: str, args) -> None:
 
 
 def cmd_model_params(args) -> int:
-    from deepmark.core.formats.model_file import set_recommended_params
+    from deepmark.core.formats.model_file import read_model_info, set_recommended_params
+    from deepmark.core.store.presets import model_default_params, model_params_origin
 
-    params = _params_from_args(args) if (args.params or args.set or args.training_data is None) else None
-    set_recommended_params(args.model, None if params is None else asdict(params), args.training_data)
-    if params is not None:
-        listed = ", ".join(f"{k}={v}" for k, v in asdict(params).items())
-        print(f"{args.model}: recommended post-processing stored ({listed})")
-    if args.training_data is not None:
-        print(f"{args.model}: trained on: {args.training_data}")
+    storing = args.params or args.set or args.training_data is not None
+    if not storing and not args.export:
+        raise DeepMarkError("model-params: nothing to do; give --params/--set (store), --training-data, or "
+                            "--export FILE (write the model's parameters)")
+    if storing:
+        if args.export:
+            _output_file(args.export)
+        params = _params_from_args(args) if (args.params or args.set) else None
+        set_recommended_params(args.model, None if params is None else asdict(params), args.training_data)
+        if params is not None:
+            listed = ", ".join(f"{k}={v}" for k, v in asdict(params).items())
+            print(f"{args.model}: recommended post-processing stored ({listed})")
+        if args.training_data is not None:
+            print(f"{args.model}: trained on: {args.training_data}")
+    if args.export:
+        info = read_model_info(args.model)
+        with writing_to(_output_folder(Path(args.export).expanduser().parent)):
+            write_text_atomically(args.export, json.dumps(asdict(model_default_params(info)), indent=1))
+        print(f"wrote {args.export}: {model_params_origin(info, Path(args.model).name)}")
     return EXIT_OK
 
 
@@ -252,7 +307,7 @@ def cmd_ablation(args) -> int:
     from deepmark.core.formats.df2 import read_df2_annotations
 
     gt, gt_errors = read_df2_annotations(args.annotations)
-    heads, grouping_name, head_errors = _load_heads_folder(args.heads, args.grouping)
+    heads, grouping_name, head_errors, _ = _load_heads_folder(args.heads, args.grouping)
     _report([*gt_errors, *head_errors])
     _run_ablation(gt, heads, grouping_name, args)
     return EXIT_PARTIAL if gt_errors or head_errors else EXIT_OK
@@ -371,6 +426,7 @@ def cmd_predict(args) -> int:
         raise DeepMarkError(f"--input-size {args.input_size}: both must be positive multiples of 32")
     _output_folder(args.out)
     detector = Detector(args.model)
+    params = _params_for_model(args, detector.info, detector.path.name)
     images = collect_images(args.inputs)
     if not images:
         print("error: no image found in " + ", ".join(args.inputs), file=sys.stderr)
@@ -402,7 +458,8 @@ def _add_ablation_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_params_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", help="JSON file of PostprocessParams fields (e.g. a tune --best-params file)")
+    parser.add_argument("--params", help="JSON file of PostprocessParams fields (e.g. a tune --best-params file); "
+                                         "they override the model's own parameters, the default")
     parser.add_argument("--set", action="append", metavar="NAME=VALUE",
                         help="override one parameter, e.g. --set center_rescoring=true --set alpha=0.8")
     parser.add_argument("--grouping", help="keypoint grouping of the heads (default: stored in the files)")
@@ -423,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decode", help="decode saved raw heads (*.npz) into a DF2 results JSON")
     p.add_argument("heads", help="folder of raw-heads .npz files (or one file)")
     p.add_argument("--out", required=True, help="results JSON to write")
+    p.add_argument("--model", help="use this model's own parameters (default: those stored with the heads)")
     _add_params_options(p)
     p.set_defaults(func=cmd_decode)
 
@@ -439,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="processes evaluating grid rows in parallel (default: one per CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--model", help="fixed parameters from this model's own (default: those stored with the heads)")
     _add_params_options(p)
     p.set_defaults(func=cmd_tune)
 
@@ -450,12 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ablation_options(p)
     p.set_defaults(func=cmd_ablation)
 
-    p = sub.add_parser("model-params", help="store recommended post-processing parameters in an ONNX model")
+    p = sub.add_parser("model-params", help="store a model's recommended post-processing parameters, or export them")
     p.add_argument("model", help="a DeepMark ONNX model (rewritten in place, weights untouched)")
     p.add_argument("--params", help="JSON file of PostprocessParams fields (e.g. an ablation --best-params file)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one parameter")
     p.add_argument("--training-data", help="what images the model learned from, in words (e.g. 'synthetic "
                                            "garments'): the app warns when a synthetic-only model meets photographs")
+    p.add_argument("--export", metavar="FILE.json", help="write the parameters the model uses (its own, else the "
+                                                         "paper's values) to a file for --params")
     p.set_defaults(func=cmd_model_params)
 
     p = sub.add_parser("simulate", help="labelled scenes + simulated network heads, for trying the tools")

@@ -1,4 +1,5 @@
-"""Post-processing parameters from the command line: ``--params FILE.json`` then ``--set name=value``."""
+"""Post-processing parameters from the command line: a base set (the model's own, when the command knows the
+model), then ``--params FILE.json``, then ``--set name=value``."""
 
 from __future__ import annotations
 
@@ -21,7 +22,19 @@ def read_params_file(path: str | Path, base: PostprocessParams | None = None) ->
     return PostprocessParams.from_mapping(values, base, source=path)
 
 
-def params_from_options(params_file: str | None, assignments: Sequence[str] | None) -> PostprocessParams:
-    """The defaults, then the ``--params`` file's fields, then each ``--set name=value`` (later wins)."""
-    params = read_params_file(params_file) if params_file else PostprocessParams()
+def params_from_options(params_file: str | None, assignments: Sequence[str] | None,
+                        base: PostprocessParams | None = None) -> PostprocessParams:
+    """``base`` (default ``PostprocessParams()``), then the ``--params`` file's fields, then each ``--set
+    name=value`` (later wins)."""
+    params = read_params_file(params_file, base) if params_file else (base or PostprocessParams())
     return PostprocessParams.from_assignments(assignments or (), params, source="--set")
+
+
+def describe_choice(base_origin: str, params_file: str | None, assignments: Sequence[str] | None) -> str:
+    """Which parameters a command used, in words: the base, then what overrode it."""
+    parts = [base_origin]
+    if params_file:
+        parts.append(f"then {params_file}")
+    if assignments:
+        parts.append("then --set " + " ".join(assignments))
+    return ", ".join(parts)

@@ -10,6 +10,8 @@ Layout (format version 1), written by ``save_heads`` and read by ``load_heads``:
 | ``image_size`` | int64 (2,) | original (width, height) |
 | ``image_id`` | int64 () | DeepFashion2 image id (-1 when unknown) |
 | ``grouping`` | str () | name of the keypoint grouping the model predicts |
+| ``model`` | str () | optional: file name of the model that computed them |
+| ``model_params`` | str () | optional: JSON of that model's recommended post-processing (``decode`` uses it) |
 
 float16 halves the size; decoding converts back to float32 (heatmap values change by < 5e-4).
 Files are written atomically (temporary file in the same folder, then rename) so a killed job never
@@ -18,7 +20,9 @@ leaves a half-written cache entry.
 
 from __future__ import annotations
 
+import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +43,20 @@ class SavedHeads:
     heads: RawHeads
     image_id: int
     grouping: str
+    model: str | None = None
+    model_params: dict | None = None  # the model's recommended post-processing fields, when it names them
 
 
-def save_heads(path: str | Path, heads: RawHeads, image_id: int = -1, grouping: str = "semantic62") -> Path:
-    """Write ``heads`` to ``path`` (``.npz`` appended when missing); returns the final path."""
+def save_heads(path: str | Path, heads: RawHeads, image_id: int = -1, grouping: str = "semantic62",
+               model: str | None = None, model_params: Mapping | None = None) -> Path:
+    """Write ``heads`` to ``path`` (``.npz`` appended when missing); returns the final path. ``model`` and
+    ``model_params``: the model that computed them and its recommended post-processing, when known."""
     path = Path(path)
+    extra = {}
+    if model is not None:
+        extra["model"] = np.str_(model)
+    if model_params is not None:
+        extra["model_params"] = np.str_(json.dumps(dict(model_params)))
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
     arrays = {name: np.asarray(arr, np.float32).astype(np.float16) for name, arr in heads.arrays().items()}
@@ -56,6 +69,7 @@ def save_heads(path: str | Path, heads: RawHeads, image_id: int = -1, grouping: 
             image_size=np.asarray(heads.image_size, np.int64),
             image_id=np.int64(image_id),
             grouping=np.str_(grouping),
+            **extra,
             **arrays,
         ),
         binary=True,
@@ -81,12 +95,17 @@ def load_heads(path: str | Path) -> SavedHeads:
             size = tuple(int(v) for v in data["image_size"])
             image_id = int(data["image_id"]) if "image_id" in keys else -1
             grouping = str(data["grouping"]) if "grouping" in keys else "semantic62"
+            model = str(data["model"]) if "model" in keys else None
+            model_params = json.loads(str(data["model_params"])) if "model_params" in keys else None
     except HeadsFileError:
         raise
     except FileNotFoundError:
         raise HeadsFileError(f"{path}: file not found", path=path) from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:  # ValueError: bad JSON too
         raise HeadsFileError(f"{path}: cannot read raw heads ({exc})", path=path) from None
     if matrix.shape != (2, 3) or len(size) != 2:
         raise HeadsFileError(f"{path}: image_to_map must be (2, 3) and image_size (2,)", path=path)
-    return SavedHeads(RawHeads(**arrays, image_to_map=Affine(matrix), image_size=size), image_id, grouping)
+    if model_params is not None and not isinstance(model_params, dict):
+        raise HeadsFileError(f"{path}: model_params must be a JSON object", path=path)
+    return SavedHeads(RawHeads(**arrays, image_to_map=Affine(matrix), image_size=size), image_id, grouping, model,
+                      model_params)

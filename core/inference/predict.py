@@ -19,6 +19,7 @@ from deepmark.core.domain.structures import PostprocessParams
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.formats.df2 import FileError, write_df2_predictions
 from deepmark.core.formats.heads_file import save_heads
+from deepmark.core.formats.model_file import RECOMMENDED_PARAMS_KEY
 from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 
@@ -102,7 +103,8 @@ def predict_images(
                 if save_raw_heads:
                     heads_file = out / "heads" / f"{name}.npz"
                     heads_file.parent.mkdir(parents=True, exist_ok=True)
-                    save_heads(heads_file, heads, _image_id(path), detector.grouping.name)
+                    save_heads(heads_file, heads, _image_id(path), detector.grouping.name, detector.path.name,
+                               (detector.info.training or {}).get(RECOMMENDED_PARAMS_KEY))
         if progress:
             progress(min(start + batch_size, len(images)), len(images))
     return summary

@@ -37,18 +37,31 @@ def checked_params(params: PostprocessParams | Mapping[str, Any], source: str = 
         raise InvalidValueError(str(exc)) from None
 
 
+def _stored_params(info: ModelInfo | None) -> PostprocessParams | None:
+    """The model's metadata ``training["postprocess"]`` as parameters (fields it does not name at the paper's
+    values); None when it names none or they are unusable."""
+    stored = (info.training or {}).get(RECOMMENDED_PARAMS_KEY) if info is not None else None
+    if not isinstance(stored, Mapping):
+        return None
+    try:
+        return PostprocessParams.from_mapping(stored, PostprocessParams.all_techniques(),
+                                              source="the model's recommended parameters")
+    except DecodeError:
+        return None  # a model with unusable recommendations still works, with the paper's values
+
+
 def model_default_params(info: ModelInfo | None) -> PostprocessParams:
     """The parameters a model recommends: its metadata's ``training["postprocess"]`` (``PostprocessParams``
     fields, e.g. tuned on its validation set) when present and valid, else all four techniques and NMS at
     the paper's values (``PostprocessParams.all_techniques()``). Fields it does not name keep those values."""
-    stored = (info.training or {}).get(RECOMMENDED_PARAMS_KEY) if info is not None else None
-    if isinstance(stored, Mapping):
-        try:
-            return PostprocessParams.from_mapping(stored, PostprocessParams.all_techniques(),
-                                                  source="the model's recommended parameters")
-        except DecodeError:
-            pass  # a model with unusable recommendations still works, with the paper's values
-    return PostprocessParams.all_techniques()
+    return _stored_params(info) or PostprocessParams.all_techniques()
+
+
+def model_params_origin(info: ModelInfo | None, name: str = "the model") -> str:
+    """Where ``model_default_params(info)`` comes from, in words (for a command's output)."""
+    if _stored_params(info) is not None:
+        return f"{name}'s own tuned parameters"
+    return f"the paper's values, all four techniques + NMS ({name} names no usable parameters of its own)"
 
 
 class PresetRepository:
