@@ -21,6 +21,7 @@ Everything is vectorised over candidates × landmarks × peaks: the app re-runs 
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,11 +123,12 @@ def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> N
                 f"head '{name}' has shape {arr.shape}, expected {(expected[name], height, width)} "
                 f"for {taxonomy.num_classes} classes and grouping '{grouping.name}' ({grouping.num_groups} groups)"
             )
-        if not np.isfinite(arr).all():
+    for name, arr in arrays.items():
+        # min and max are NaN when any value is, and ±inf when one is: two passes, no array of the map's size
+        lo, hi = float(arr.min()), float(arr.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise DecodeError(f"head '{name}' contains NaN or infinite values")
-    for name in ("hm", "hm_hp"):
-        lo, hi = float(arrays[name].min()), float(arrays[name].max())
-        if lo < 0.0 or hi > 1.0:
+        if name in ("hm", "hm_hp") and (lo < 0.0 or hi > 1.0):
             raise DecodeError(
                 f"heatmap '{name}' spans [{lo:.3g}, {hi:.3g}], expected [0, 1] (was the sigmoid applied?)"
             )

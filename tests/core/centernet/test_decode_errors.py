@@ -63,3 +63,15 @@ def test_batches(taxonomy, semantic62, heads):
         RawHeads.split_batch(batch, [heads.image_to_map], [heads.image_size] * 2)
     with pytest.raises(DecodeError, match="lacks head arrays \\['wh'\\]"):
         RawHeads.split_batch({k: v for k, v in batch.items() if k != "wh"}, [heads.image_to_map] * 2, [(1, 1)] * 2)
+
+
+@pytest.mark.parametrize("head", ["hm", "reg", "wh", "hps", "hm_hp", "hp_offset"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_bad_value_anywhere_in_any_head_is_refused(taxonomy, semantic62, heads, head, bad):
+    """The check reads min and max only: a single NaN or ±inf at any place of any head still shows."""
+    rng = np.random.default_rng(abs(hash((head, str(bad)))) % 2**32)
+    for _ in range(3):
+        arr = getattr(heads, head).copy()
+        arr[tuple(rng.integers(0, n) for n in arr.shape)] = bad
+        with pytest.raises(DecodeError, match=f"head '{head}' contains NaN or infinite values"):
+            decode_detections(replace(heads, **{head: arr}), PostprocessParams(), taxonomy, semantic62)

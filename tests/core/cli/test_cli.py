@@ -115,6 +115,43 @@ def test_simulate_then_ablation_table(tmp_path, capsys):
         "Technique (3) location refinement", "Technique (4) keypoint rescoring", "Combined",
     ]
     assert "held-out" in table
+    assert "leave out the heads check" in table and "ms/image, paid once per image" in table
+
+
+def test_no_ablation_row_pays_the_heads_check(taxonomy, semantic62):
+    """The check is cached per heads object: it runs before the rows are timed, so the first row (the
+    baseline) is not charged for it; its own time is reported."""
+    import numpy as np
+
+    from deepmark.core.centernet import decode
+    from deepmark.core.domain.structures import PostprocessParams
+    from deepmark.core.evaluation.ablation import ablation_table
+    from deepmark.core.synthetic.simulate import random_scene, simulated_heads
+
+    rng = np.random.default_rng(4)
+    scenes = {i: random_scene(rng, taxonomy, (256, 256)) for i in range(1, 4)}
+    heads = {i: simulated_heads(items, (256, 256), taxonomy, semantic62) for i, items in scenes.items()}
+    checked_during_rows = []
+    real = decode.validate_heads
+
+    def spy(h, t, g):
+        cached = decode._validated.get(h) is not None
+        checked_during_rows.append(cached)
+        return real(h, t, g)
+
+    settings = {"Baseline": PostprocessParams(), "Combined": PostprocessParams.all_techniques()}
+    import deepmark.core.evaluation.ablation as ablation_module
+
+    original = ablation_module.validate_heads
+    ablation_module.validate_heads = real  # the check before the rows, as the module runs it
+    decode.validate_heads = spy  # what decode_detections calls inside the rows
+    try:
+        rows = ablation_table(heads, scenes, settings, taxonomy, semantic62)
+    finally:
+        decode.validate_heads = real
+        ablation_module.validate_heads = original
+    assert rows[0].check_ms > 0 and rows[0].check_ms == rows[1].check_ms
+    assert checked_during_rows and all(checked_during_rows)  # inside every row, the heads were already checked
 
 
 def test_demo_runs(tmp_path, capsys):
