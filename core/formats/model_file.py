@@ -3,7 +3,8 @@
 An exported model carries, under the ONNX metadata key ``deepmark`` (a JSON object), everything needed
 to use it with no side file: categories, the keypoint grouping (its name and full landmark → group map),
 input size, colour order and normalisation, output names and stride, architecture. ``read_model_info``
-checks a file and raises ModelFileError naming the file and the problem.
+checks a file (every field's type and range: ``FIELDS``) and raises ModelFileError naming the file and
+the first problem. The format and every check: docs/model-format.md.
 """
 
 from __future__ import annotations
