@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from deepmark.core.centernet.peaks import Peaks, find_peaks, top_k_overall, top_k_per_channel
-from deepmark.core.domain.structures import Detection, PostprocessParams, RawHeads
+from deepmark.core.domain.structures import HEATMAP_HEADS, Detection, PostprocessParams, RawHeads
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy
 from deepmark.core.errors import DecodeError
 
@@ -102,6 +102,18 @@ class MatchedLandmarks:
         return np.where(self.refined[..., None], blended, self.coarse)
 
 
+def head_values_problem(name: str, values: np.ndarray) -> str | None:
+    """What is wrong with the values of head ``name`` (any shape), or None: a NaN or ±inf anywhere, or a
+    heatmap (``HEATMAP_HEADS``) outside [0, 1]. Reads only min and max (NaN and ±inf show there): two passes,
+    no array of the map's size."""
+    lo, hi = float(values.min()), float(values.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"head '{name}' contains NaN or infinite values"
+    if name in HEATMAP_HEADS and (lo < 0.0 or hi > 1.0):
+        return f"heatmap '{name}' spans [{lo:.3g}, {hi:.3g}], expected [0, 1] (was the sigmoid applied?)"
+    return None
+
+
 def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> None:
     """Raise DecodeError unless the heads have the shapes of this taxonomy and grouping, finite values
     and heatmaps in [0, 1]. Checked once per RawHeads object (heads are treated as immutable)."""
@@ -124,14 +136,9 @@ def validate_heads(heads: RawHeads, taxonomy: Taxonomy, grouping: Grouping) -> N
                 f"for {taxonomy.num_classes} classes and grouping '{grouping.name}' ({grouping.num_groups} groups)"
             )
     for name, arr in arrays.items():
-        # min and max are NaN when any value is, and ±inf when one is: two passes, no array of the map's size
-        lo, hi = float(arr.min()), float(arr.max())
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise DecodeError(f"head '{name}' contains NaN or infinite values")
-        if name in ("hm", "hm_hp") and (lo < 0.0 or hi > 1.0):
-            raise DecodeError(
-                f"heatmap '{name}' spans [{lo:.3g}, {hi:.3g}], expected [0, 1] (was the sigmoid applied?)"
-            )
+        problem = head_values_problem(name, arr)
+        if problem is not None:
+            raise DecodeError(problem)
     matrix = heads.image_to_map.matrix
     if matrix.shape != (2, 3) or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:, :2])) < 1e-12:
         raise DecodeError(f"image_to_map must be an invertible 2×3 affine, got {matrix.tolist()}")

@@ -398,7 +398,7 @@ def cmd_export(args) -> int:
 
 def _calibration_inputs(folder: str, detector, count: int):
     """Pre-processed inputs of the first ``count`` readable images of a DF2 folder (or image folder)."""
-    from deepmark.core.imaging.preprocess import preprocess, to_network_input
+    from deepmark.core.imaging.preprocess import preprocess
     from deepmark.core.imaging.read import collect_images, read_image
 
     root = Path(folder)
@@ -413,7 +413,7 @@ def _calibration_inputs(folder: str, detector, count: int):
             print(f"error: {exc}", file=sys.stderr)
             continue
         done += 1
-        yield to_network_input([picture])[0]
+        yield detector.network_input([picture])[0]  # the model's own colour order and normalisation
 
 
 def cmd_predict(args) -> int:

@@ -13,12 +13,14 @@ import numpy as np
 from deepmark.core.errors import DecodeError, path_of
 
 HEAD_NAMES = ("hm", "reg", "wh", "hps", "hm_hp", "hp_offset")
+HEATMAP_HEADS = ("hm", "hm_hp")  # the heads a model outputs after a sigmoid: values in [0, 1]
 OUTPUT_STRIDE = 4
 # DeepFashion2's landmark visibility v, the one table of its values and names
 VISIBILITY_NAMES = {2: "visible", 1: "occluded", 0: "not present"}
 VISIBILITIES = (0, 1, 2)
 NORMALIZE_MEAN = (0.485, 0.456, 0.406)  # RGB, on [0, 1] pixel values (torchvision ImageNet): the models' default
 NORMALIZE_STD = (0.229, 0.224, 0.225)
+COLOR_ORDERS = ("RGB", "BGR")  # the channel orders a model may take its input in (the models' default: RGB)
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,23 +3,33 @@
 An exported model carries, under the ONNX metadata key ``deepmark`` (a JSON object), everything needed
 to use it with no side file: categories, the keypoint grouping (its name and full landmark → group map),
 input size, colour order and normalisation, output names and stride, architecture. ``read_model_info``
-checks a file and raises ModelFileError naming the file and the problem.
+checks a file (every field's type and range: ``FIELDS``) and raises ModelFileError naming the file and
+the first problem. The format and every check: docs/model-format.md.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+import reprlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from deepmark.core.domain.structures import HEAD_NAMES, NORMALIZE_MEAN, NORMALIZE_STD, OUTPUT_STRIDE
+from deepmark.core.domain.structures import (
+    COLOR_ORDERS,
+    HEAD_NAMES,
+    NORMALIZE_MEAN,
+    NORMALIZE_STD,
+    OUTPUT_STRIDE,
+)
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy, build_grouping
 from deepmark.core.errors import DeepMarkError, path_of
 from deepmark.core.util.atomic import write_atomically
 
 METADATA_KEY = "deepmark"
 METADATA_VERSION = 1
+INPUT_MULTIPLE = 32  # every backbone reduces by 32 before climbing back to stride 4 (deepmark.core.network)
 
 
 class ModelFileError(DeepMarkError):
@@ -59,28 +69,150 @@ class ModelInfo:
     @staticmethod
     def from_json(text: str, source: str | Path) -> ModelInfo:
         """The ModelInfo in ``text``; ModelFileError naming ``source`` (a ``Path``: the model file, also the
-        error's ``path``) when it is not DeepMark metadata of this version."""
+        error's ``path``) and the first field at fault when it is not DeepMark metadata of this version
+        (every field's type and range: ``FIELDS``)."""
         try:
             data = json.loads(text)
-            if data.pop("version", None) != METADATA_VERSION:
-                raise ModelFileError(f"{source}: DeepMark metadata version is not {METADATA_VERSION}",
-                                     path=path_of(source))
-            tuples = ("landmark_to_group", "category_ids", "category_names", "input_size", "mean", "std",
-                      "output_names")
-            for key in tuples:
-                data[key] = tuple(data[key])
-            if not isinstance(data.get("training_data", ""), str):
-                raise TypeError(f"training_data must be text, got {data['training_data']!r}")
-            return ModelInfo(**data)
-        except ModelFileError:
-            raise
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ModelFileError(f"{source}: malformed DeepMark metadata ({exc})", path=path_of(source)) from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ModelFileError(f"{source}: DeepMark metadata is not JSON ({exc})", path=path_of(source)) from None
+        try:
+            return ModelInfo(**_checked_fields(data))
+        except _BadField as exc:
+            raise ModelFileError(f"{source}: DeepMark metadata {exc}", path=path_of(source)) from None
 
     def grouping(self, taxonomy: Taxonomy) -> Grouping:
         """The model's grouping, rebuilt (and validated) from the stored map."""
         return build_grouping(self.grouping_name, list(self.landmark_to_group), taxonomy,
                               source=f"model grouping '{self.grouping_name}'")
+
+
+class _BadField(Exception):
+    """A metadata field of the wrong type or out of range (the message names it)."""
+
+
+_SHORT = reprlib.Repr()  # a field's value in a one-line message: a 294-entry list shows its first few
+_SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 4, 4, 40, 40
+
+
+def _short(value: object) -> str:
+    return _SHORT.repr(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a count
+
+
+def _is_number(value: object) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise _BadField("non-empty text")
+    return value
+
+
+def _any_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise _BadField("text")
+    return value
+
+
+def _list(value: object, item: Callable[[object], bool], what: str, length: int | None = None) -> tuple:
+    if not isinstance(value, list) or not all(item(v) for v in value) or (length is not None and len(value) != length):
+        raise _BadField(f"a list of {what}" if length is None else f"a list of {length} {what}")
+    return tuple(value)
+
+
+def _int_list(value: object) -> tuple[int, ...]:
+    return _list(value, _is_int, "integers")
+
+
+def _text_list(value: object) -> tuple[str, ...]:
+    return _list(value, lambda v: isinstance(v, str) and bool(v), "non-empty texts")
+
+
+def _input_size(value: object) -> tuple[int, int]:
+    size = _list(value, lambda v: _is_int(v) and v > 0 and v % INPUT_MULTIPLE == 0,
+                 f"positive multiples of {INPUT_MULTIPLE} (width, height)", 2)
+    return int(size[0]), int(size[1])
+
+
+def _mean(value: object) -> tuple[float, float, float]:
+    mean = _list(value, lambda v: _is_number(v) and 0.0 <= v <= 1.0,
+                 "numbers in [0, 1] (per input channel, on [0, 1] pixel values)", 3)
+    return tuple(float(v) for v in mean)
+
+
+def _std(value: object) -> tuple[float, float, float]:
+    std = _list(value, lambda v: _is_number(v) and 0.0 < v <= 1.0,
+                "numbers in (0, 1] (per input channel, on [0, 1] pixel values)", 3)
+    return tuple(float(v) for v in std)
+
+
+def _color_order(value: object) -> str:
+    if value not in COLOR_ORDERS:
+        raise _BadField(" or ".join(f'"{c}"' for c in COLOR_ORDERS))
+    return value
+
+
+def _output_stride(value: object) -> int:
+    if not _is_int(value) or value != OUTPUT_STRIDE:
+        raise _BadField(f"{OUTPUT_STRIDE} (the only output stride this version decodes)")
+    return value
+
+
+def _training(value: object) -> dict | None:
+    if value is not None and not isinstance(value, dict):
+        raise _BadField("a JSON object or null")
+    if isinstance(value, dict) and not isinstance(value.get(RECOMMENDED_PARAMS_KEY, {}), dict):
+        raise _BadField(f'a JSON object whose "{RECOMMENDED_PARAMS_KEY}" is a JSON object')
+    return value
+
+
+# Every metadata field: (its check → the value ModelInfo keeps, required). A check raises _BadField with
+# what the field must be; optional fields take ModelInfo's defaults (files of earlier exports lack them).
+FIELDS: dict[str, tuple[Callable[[object], object], bool]] = {
+    "arch": (_text, True),
+    "grouping_name": (_text, True),
+    "landmark_to_group": (_int_list, True),
+    "category_ids": (_int_list, True),
+    "category_names": (_text_list, True),
+    "input_size": (_input_size, True),
+    "mean": (_mean, True),
+    "std": (_std, True),
+    "color_order": (_color_order, False),
+    "output_names": (_text_list, False),
+    "output_stride": (_output_stride, False),
+    "precision": (_text, False),
+    "training": (_training, False),
+    "training_data": (_any_text, False),
+}
+
+
+def _checked_fields(data: object) -> dict:
+    """ModelInfo's keyword arguments from parsed metadata; _BadField naming the first field at fault."""
+    if not isinstance(data, dict):
+        raise _BadField(f"must be a JSON object, got {_short(data)}")
+    if data.get("version") != METADATA_VERSION:
+        raise _BadField(f"version is {_short(data.get('version'))}, expected {METADATA_VERSION}")
+    unknown = sorted(set(data) - set(FIELDS) - {"version"})
+    if unknown:
+        raise _BadField(f"has unknown field '{unknown[0]}' (written by a newer version?)")
+    checked = {}
+    for name, (check, required) in FIELDS.items():
+        if name not in data:
+            if required:
+                raise _BadField(f"lacks the field '{name}'")
+            continue
+        try:
+            checked[name] = check(data[name])
+        except _BadField as exc:
+            raise _BadField(f"field '{name}' must be {exc}, got {_short(data[name])}") from None
+    names, ids = checked["category_names"], checked["category_ids"]
+    if len(names) != len(ids):
+        raise _BadField(f"field 'category_names' must be one name per category id, got {len(names)} for {len(ids)}")
+    return checked
 
 
 def model_info(arch: str, grouping: Grouping, taxonomy: Taxonomy, input_size: Sequence[int],
@@ -143,5 +275,8 @@ def read_model_info(path: str | Path) -> ModelInfo:
     info = ModelInfo.from_json(props[METADATA_KEY], path)
     outputs = tuple(o.name for o in model.graph.output)
     if outputs != tuple(info.output_names) or set(outputs) != set(HEAD_NAMES):
-        raise ModelFileError(f"{path}: outputs {list(outputs)}, expected {list(HEAD_NAMES)}", path=path)
+        missing = [name for name in HEAD_NAMES if name not in outputs]
+        what = f"has no output '{missing[0]}'" if missing else "has other outputs than its metadata names"
+        raise ModelFileError(f"{path}: the model {what} (outputs {list(outputs)}, expected {list(HEAD_NAMES)})",
+                             path=path)
     return info

@@ -6,9 +6,14 @@ its centre is (i + 0.5, j + 0.5), and every ``Affine`` here maps such points dir
 network-input pixels). ``warp_image`` converts to OpenCV's convention (pixel centres at integers) so the
 warped picture agrees with the affine exactly.
 
-Border: the area outside the image is filled with the ImageNet mean colour (``BORDER_VALUE``, RGB
-124, 116, 104), which normalises to ~0 — the same as the convolutions' own zero padding — rather than
-black, which would normalise to about −2 and look like a strong dark edge.
+Border: the area outside the image is filled with the model's mean colour (``border_colour``; for the
+default ImageNet normalisation ``BORDER_VALUE``, RGB 124, 116, 104), which normalises to ~0 — the same as
+the convolutions' own zero padding — rather than black, which would normalise to about −2 and look like a
+strong dark edge.
+
+Normalisation: a model's metadata names its colour order (``COLOR_ORDERS``) and its per-channel mean and
+std on [0, 1] pixel values, both listed in the order of the network's input channels (for a BGR model,
+blue first); ``to_network_input`` applies them, the defaults being ImageNet's in RGB.
 """
 
 from __future__ import annotations
@@ -19,12 +24,23 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from deepmark.core.domain.structures import NORMALIZE_MEAN, NORMALIZE_STD, OUTPUT_STRIDE, Affine
+from deepmark.core.domain.structures import COLOR_ORDERS, NORMALIZE_MEAN, NORMALIZE_STD, OUTPUT_STRIDE, Affine
 
-BORDER_VALUE = tuple(int(round(255 * m)) for m in NORMALIZE_MEAN)  # (124, 116, 104)
 
-_MEAN = np.asarray(NORMALIZE_MEAN, np.float32).reshape(1, 3, 1, 1)
-_STD = np.asarray(NORMALIZE_STD, np.float32).reshape(1, 3, 1, 1)
+def border_colour(mean: Sequence[float] = NORMALIZE_MEAN, color_order: str = "RGB") -> tuple[int, int, int]:
+    """The RGB uint8 colour that a model with per-input-channel ``mean`` (in ``color_order``, on [0, 1])
+    sees as ~0 after normalisation: the letterbox fill."""
+    rgb = tuple(mean) if _checked_order(color_order) == "RGB" else tuple(mean)[::-1]
+    return tuple(int(round(255 * m)) for m in rgb)
+
+
+def _checked_order(color_order: str) -> str:
+    if color_order not in COLOR_ORDERS:
+        raise ValueError(f"color_order must be one of {COLOR_ORDERS}, got {color_order!r}")
+    return color_order
+
+
+BORDER_VALUE = border_colour()  # (124, 116, 104)
 
 
 def _checked_size(size: Sequence[float], what: str, cast=int) -> tuple:
@@ -99,8 +115,10 @@ def warp_image(
     )
 
 
-def to_network_input(images: Sequence[np.ndarray]) -> np.ndarray:
-    """A list of same-size (H, W, 3) uint8 RGB images → (B, 3, H, W) float32, (x / 255 − mean) / std."""
+def to_network_input(images: Sequence[np.ndarray], mean: Sequence[float] = NORMALIZE_MEAN,
+                     std: Sequence[float] = NORMALIZE_STD, color_order: str = "RGB") -> np.ndarray:
+    """A list of same-size (H, W, 3) uint8 RGB images → (B, 3, H, W) float32: channels in ``color_order``,
+    then (x / 255 − mean) / std per channel (``mean``, ``std``: 3 values on [0, 1], in that same order)."""
     if len(images) == 0:
         raise ValueError("to_network_input needs at least one image")
     shapes = {np.shape(im) for im in images}
@@ -109,9 +127,11 @@ def to_network_input(images: Sequence[np.ndarray]) -> np.ndarray:
     batch = np.stack([np.asarray(im) for im in images])
     if batch.ndim != 4 or batch.shape[3] != 3:
         raise ValueError(f"expected (H, W, 3) images, got {batch.shape[1:]}")
+    if _checked_order(color_order) == "BGR":
+        batch = batch[..., ::-1]
     x = batch.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
-    x -= _MEAN
-    x /= _STD
+    x -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    x /= np.asarray(std, np.float32).reshape(1, 3, 1, 1)
     return np.ascontiguousarray(x)
 
 

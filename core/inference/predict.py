@@ -1,6 +1,7 @@
 """Batch prediction: images or folders → per-image DeepFashion2-style JSON (and optionally raw heads).
 
-An unreadable image is reported (file and reason) and the rest go on; the summary lists what failed.
+An unreadable image, or one on which the model's output is unusable (NaN/Inf heads: ``ModelOutputError``),
+is reported (file and reason), nothing is written for it, and the rest go on; the summary lists what failed.
 One output never overwrites another (``output_names``): ``x.jpg`` → ``x.json`` while every stem is
 distinct; when two inputs share a stem (``a/x.jpg``, ``a/x.png``, ``b/x.jpg``) every output mirrors its
 image's path below the inputs' common folder, suffix kept (``a/x.jpg.json``, ``a/x.png.json``,
@@ -21,7 +22,7 @@ from deepmark.core.formats.df2 import FileError, write_df2_predictions
 from deepmark.core.formats.heads_file import save_heads
 from deepmark.core.formats.model_file import RECOMMENDED_PARAMS_KEY
 from deepmark.core.imaging.read import read_image
-from deepmark.core.inference.detector import Detector, TestTimeAugmentation
+from deepmark.core.inference.detector import Detector, ModelOutputError, TestTimeAugmentation
 
 
 @dataclass
@@ -92,7 +93,14 @@ def predict_images(
             except DeepMarkError as exc:
                 summary.failed.append(FileError.from_error(exc, path))
         if chunk:
-            for path, heads in zip(chunk, detector.heads_batch(pictures, tta, input_size), strict=True):
+            try:
+                results = detector.heads_each(pictures, tta, input_size)
+            except ModelOutputError as exc:  # the runtime refused the whole batch: each of its images failed
+                results = [exc] * len(chunk)
+            for path, heads in zip(chunk, results, strict=True):
+                if isinstance(heads, ModelOutputError):
+                    summary.failed.append(FileError.from_error(heads, path))
+                    continue
                 detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)
                 name = names[path]
                 target = out / f"{name}.json"

@@ -13,9 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from deepmark.core.domain.structures import HEAD_NAMES, OUTPUT_STRIDE
+from deepmark.core.domain.structures import HEAD_NAMES, HEATMAP_HEADS, OUTPUT_STRIDE
 
-HEATMAP_HEADS = ("hm", "hm_hp")
 HEATMAP_BIAS = -2.19  # log(0.1 / 0.9): sigmoid(−2.19) ≈ 0.10
 INPUT_MULTIPLE = 32  # every backbone reduces by 32 before climbing back to stride 4
 

@@ -87,6 +87,50 @@ def test_a_model_file_that_does_not_load(window, tmp_path, monkeypatch):
     assert window.session.detections and window.session.model is before
 
 
+def _nan_heatmap(source, target):
+    """``source`` with NaN added to its center heatmap: it loads in onnxruntime, its dry run fails."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    producer = next(node for node in model.graph.node if "hm" in node.output)
+    producer.output[list(producer.output).index("hm")] = "hm_before_nan"
+    model.graph.initializer.append(numpy_helper.from_array(np.array(np.nan, np.float32), "nan"))
+    model.graph.node.append(helper.make_node("Add", ["hm_before_nan", "nan"], ["hm"]))
+    onnx.save(model, str(target))
+    return target
+
+
+def _mean_as_text(source, target):
+    """``source`` whose metadata's mean is text: a field of the wrong type."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(source))
+    for prop in model.metadata_props:
+        prop.value = json.dumps({**json.loads(prop.value), "mean": "imagenet"})
+    onnx.save(model, str(target))
+    return target
+
+
+@pytest.mark.parametrize(("damage", "problem"), [(_nan_heatmap, "NaN"), (_mean_as_text, "field 'mean'")])
+def test_a_model_that_fails_its_load_checks_leaves_the_model_in_use(window, tiny_model, tmp_path, monkeypatch,
+                                                                    damage, problem):
+    bad = damage(tiny_model, tmp_path / "checked.onnx")
+    before = window.session.model
+    assert not window.set_model_path(bad)
+    message = window.statusBar().currentMessage()
+    assert "checked.onnx" in message and problem in message and "still using tiny.onnx" in message
+    assert window.session.model is before and window.model_label.text() == before.describe()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
+    menus.choose_model(window)  # through the menu: one line in a message box
+    box = window.last_message_box
+    assert box is not None and "checked.onnx" in box.text() and "\n" not in box.text()
+    window.step(1)
+    assert window.session.detections and window.session.model is before
+
+
 def test_a_checkpoint_without_pytorch(window, tmp_path, monkeypatch):
     """The frozen build and a plain install have no PyTorch: a .pt file is refused with the reason."""
     checkpoint = tmp_path / "last.pt"
