@@ -158,11 +158,15 @@ def _annos_dir(folder: Path) -> Path:
 
 
 def _read_json(path: Path):
+    """The parsed JSON of ``path``; _Malformed (the reason, for that file's report) when it cannot be read."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise _Malformed(f"cannot read file ({exc})") from None
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        # e.g. 200,000 nested lists: Python's parser gives up at its recursion limit; no label nests so deep
+        raise _Malformed("not usable JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, and integers longer than Python accepts
         raise _Malformed(f"not valid JSON ({exc})") from None
 
 
@@ -361,13 +365,16 @@ def read_coco_keypoints(
     """
     taxonomy = taxonomy or load_taxonomy()
     source = Path(path)
+    if not source.exists():
+        raise EvaluationError(f"{source}: no such file", path=source)
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = _read_json(source)
+    except _Malformed as exc:
+        raise EvaluationError(f"{source}: {exc}", path=source) from None
+    try:
         images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
         annotations = data["annotations"]
-    except FileNotFoundError:
-        raise EvaluationError(f"{source}: no such file", path=source) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise EvaluationError(f"{source}: not a COCO keypoints file ({exc!r})", path=source) from None
     items: dict[int, list[Item]] = {image_id: [] for image_id in images}
     errors: list[FileError] = []
