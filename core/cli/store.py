@@ -77,7 +77,7 @@ def detect_format(source: Path) -> str:
             return "images"
         try:
             head = json.loads(source.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):
             return "coco"  # let the COCO reader report what is wrong
         return "predictions" if isinstance(head, list) else "coco"
     if (source / "annos").is_dir() or any((sub / "annos").is_dir() for sub in source.iterdir() if sub.is_dir()):
@@ -86,7 +86,7 @@ def detect_format(source: Path) -> str:
     if first is not None:
         try:
             doc = json.loads(first.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):
             doc = {}
         if isinstance(doc, dict) and ("image_file" in doc or any(
                 isinstance(v, dict) and "score" in v for v in doc.values())):
@@ -122,6 +122,8 @@ def cmd_import(args) -> int:
         finally:
             close()
     _report(report.errors)
+    for note in report.notes:  # imported, but a default was assumed or a key not kept: said, not an error
+        print(f"note: {note}", file=sys.stderr)
     print(f"{fmt} import into {project.where}: {report.summary()}")
     if report.errors and not (report.images_added or report.items_added or report.predictions_added
                               or report.unchanged or report.set_beside or report.filled):

@@ -12,9 +12,16 @@ for landmark AP; such items still count for box AP. Only the numbers reported he
 range 'all', one ``maxDets`` value per metric and the categories that have ground truth, which leaves
 AP, AP50 and AP75 unchanged.
 
-Detections become official-format results whose 294×3 ``keypoints`` hold the category's landmarks and,
-in the other categories' slots, the box centre (not zeros; see ``deepmark.core.formats.coco.result_entries``
-for why).
+Detections become official-format results whose 294×3 ``keypoints`` hold the category's landmarks. The
+other categories' slots matter only against ground truth without any labelled landmark (pycocotools then
+measures all 294 points against the item's doubled box). The rule (``deepmark.core.formats.coco.result_entries``):
+
+* detections read from an official results file (``ResultDetection``, each with its 294 × 3 keypoints) keep
+  the file's values there, zeros included, so ``deepmark eval`` on such a file gives exactly the official
+  evaluator's numbers (plain pycocotools with the 294 sigmas);
+* detections that carry no such points (in-memory ones, per-image prediction folders, box-only results)
+  get their box centre there, which makes a detection on an unlabelled item an ignored match rather than
+  a false positive, as a full 294-point prediction would be.
 """
 
 from __future__ import annotations

@@ -9,12 +9,24 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from deepmark.core.domain.structures import VISIBILITIES, Detection, Item
 from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
 from deepmark.core.errors import EvaluationError, TaxonomyError
+
+
+@dataclass(frozen=True, eq=False)
+class ResultDetection(Detection):
+    """A detection read from an official results file, keeping the file's whole ``keypoints`` (294, 3)
+    float64 (x, y, v per taxonomy landmark). Its other categories' slots go to the evaluator as the file
+    gives them (zeros in official files), so a file is evaluated exactly as the official evaluator does;
+    the category's own slot is taken from ``landmarks``."""
+
+    keypoints: np.ndarray
+
 
 # ---------------------------------------------------------------------------------------------
 # Input checks
@@ -206,12 +218,16 @@ def result_entries(
     """Checked official-format result dicts; ``keypoints`` are (882,) views into one float64 array.
 
     The category's slice of the 294×3 ``keypoints`` holds (x, y, v) with v = 1, or the landmark score
-    when ``landmark_scores`` (pycocotools never reads a result's v). The other categories' slots hold the
-    detection's box centre with v = 0 rather than zeros: against ground truth with labelled landmarks they
-    are never read, but against an item without labelled landmarks (an *ignored* one) pycocotools
-    measures every one of the 294 points against the item's doubled box, and points at (0, 0) would turn
-    a detection on that item into a false positive instead of an ignored match. A full 294-point
-    prediction, as in the official example results, behaves like this too.
+    when ``landmark_scores`` (pycocotools never reads a result's v). The other categories' slots:
+
+    * a ``ResultDetection`` (read from an official results file) keeps them as the file gives them, so
+      the numbers are the official evaluator's on that file (zeros there make a detection on a ground-truth
+      item without labelled landmarks a false positive, as in the official evaluation);
+    * any other detection (in-memory, per-image prediction folders) has no such points: they are filled
+      with its box centre, v = 0. Against ground truth with labelled landmarks they are never read; against
+      an item without labelled landmarks (an *ignored* one) pycocotools measures all 294 points against the
+      item's doubled box, and the centre makes a detection on it an ignored match, as a full 294-point
+      prediction (the official example results) would be, rather than a false positive of points at (0, 0).
     """
     located = _located_detections(detections, taxonomy, known_images)
     if not located:
@@ -220,6 +236,7 @@ def result_entries(
     keypoints = np.zeros((len(located), taxonomy.num_landmarks, 3))
     keypoints[:, :, 0] = (0.5 * (boxes[:, 0] + boxes[:, 2]))[:, None]
     keypoints[:, :, 1] = (0.5 * (boxes[:, 1] + boxes[:, 3]))[:, None]
+    _fill_from_files(keypoints, located, taxonomy)
     start = 0
     for row, (_, _, _, cat) in enumerate(located):
         lm = landmarks[start : start + cat.num_landmarks]
@@ -233,6 +250,21 @@ def result_entries(
         {"image_id": image_id, "category_id": cat.id, "bbox": bbox, "score": score, "keypoints": kp}
         for (image_id, _, _, cat), bbox, score, kp in zip(located, xywh, scores.tolist(), keypoints, strict=True)
     ]
+
+
+def _fill_from_files(keypoints: np.ndarray, located: list[tuple[int, int, Detection, Category]],
+                     taxonomy: Taxonomy) -> None:
+    """Overwrite the (N, 294, 3) ``keypoints`` rows of ``ResultDetection``s with the file's keypoints."""
+    rows = [row for row, (_, _, det, _) in enumerate(located) if isinstance(det, ResultDetection)]
+    if not rows:
+        return
+    where = {row: f"detections image {located[row][0]}, detection {located[row][1]}" for row in rows}
+    given = [_float_array(located[row][2].keypoints, where[row], "keypoints") for row in rows]
+    for row, arr in zip(rows, given, strict=True):
+        if arr.shape != (taxonomy.num_landmarks, 3) or not np.isfinite(arr).all():
+            raise EvaluationError(f"{where[row]}: keypoints must be {taxonomy.num_landmarks} × 3 finite numbers, "
+                                  f"got shape {arr.shape}")
+    keypoints[rows] = np.stack(given)
 
 
 def detections_to_coco(

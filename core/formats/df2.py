@@ -22,7 +22,7 @@ import numpy as np
 from deepmark.core.domain.structures import VISIBILITIES, Detection, Item
 from deepmark.core.domain.taxonomy import Category, Taxonomy, load_taxonomy
 from deepmark.core.errors import EvaluationError, TaxonomyError
-from deepmark.core.formats.coco import checked_box, checked_landmarks, detections_to_coco
+from deepmark.core.formats.coco import ResultDetection, checked_box, checked_landmarks, detections_to_coco
 from deepmark.core.util.atomic import write_atomically
 
 _ITEM_KEY = re.compile(r"item(\d+)")
@@ -158,11 +158,15 @@ def _annos_dir(folder: Path) -> Path:
 
 
 def _read_json(path: Path):
+    """The parsed JSON of ``path``; _Malformed (the reason, for that file's report) when it cannot be read."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise _Malformed(f"cannot read file ({exc})") from None
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        # e.g. 200,000 nested lists: Python's parser gives up at its recursion limit; no label nests so deep
+        raise _Malformed("not usable JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, and integers longer than Python accepts
         raise _Malformed(f"not valid JSON ({exc})") from None
 
 
@@ -217,7 +221,7 @@ def _parse_result_entry(raw, taxonomy: Taxonomy) -> tuple[int, Detection]:
     score = _number(raw.get("score"), "score")
     if "bbox" not in raw and "keypoints" not in raw:
         raise _Malformed("has neither bbox nor keypoints")
-    landmarks = None
+    landmarks = keypoints = None
     if "keypoints" in raw:
         keypoints = _numbers(raw["keypoints"], "keypoints", 3 * taxonomy.num_landmarks).reshape(-1, 3)
         landmarks = keypoints[cat.offset : cat.offset + cat.num_landmarks].copy()
@@ -231,7 +235,11 @@ def _parse_result_entry(raw, taxonomy: Taxonomy) -> tuple[int, Detection]:
         landmarks = np.zeros((cat.num_landmarks, 3))
         landmarks[:, :2] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
     landmarks = _checked(checked_landmarks, landmarks, cat, "keypoints")
-    return image_id, Detection(cat.id, score, score, box, landmarks, np.zeros(cat.num_landmarks, dtype=bool))
+    refined = np.zeros(cat.num_landmarks, dtype=bool)
+    if keypoints is None:
+        return image_id, Detection(cat.id, score, score, box, landmarks, refined)
+    # the whole 294 × 3 vector is kept: the evaluator gives pycocotools exactly what the file says
+    return image_id, ResultDetection(cat.id, score, score, box, landmarks, refined, keypoints)
 
 
 def _read_results_list(path: Path, taxonomy: Taxonomy) -> tuple[dict[int, list[Detection]], list[FileError]]:
@@ -260,10 +268,11 @@ def read_predictions(
 
     Results list: each entry's landmarks are its category's slice of ``keypoints`` with the v column as
     landmark score (official files set it to 1); without ``bbox`` the box is the extent of those
-    landmarks; without ``keypoints`` the landmarks sit at the box centre with score 0. Folder: items
-    as in the annotations plus ``score``, landmarks [x, y, score] × L. ``box_score`` = ``score`` and
-    ``refined`` is all False. A bad entry or file is reported as a FileError and skipped.
-    Raises EvaluationError when ``path`` does not exist.
+    landmarks; without ``keypoints`` the landmarks sit at the box centre with score 0. An entry with
+    ``keypoints`` is a ``ResultDetection`` that keeps all 294 × 3 of them (the other categories' slots
+    are evaluated as the file gives them). Folder: items as in the annotations plus ``score``, landmarks
+    [x, y, score] × L. ``box_score`` = ``score`` and ``refined`` is all False. A bad entry or file is
+    reported as a FileError and skipped. Raises EvaluationError when ``path`` does not exist.
     """
     taxonomy = taxonomy or load_taxonomy()
     source = Path(path)
@@ -356,13 +365,16 @@ def read_coco_keypoints(
     """
     taxonomy = taxonomy or load_taxonomy()
     source = Path(path)
+    if not source.exists():
+        raise EvaluationError(f"{source}: no such file", path=source)
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = _read_json(source)
+    except _Malformed as exc:
+        raise EvaluationError(f"{source}: {exc}", path=source) from None
+    try:
         images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
         annotations = data["annotations"]
-    except FileNotFoundError:
-        raise EvaluationError(f"{source}: no such file", path=source) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise EvaluationError(f"{source}: not a COCO keypoints file ({exc!r})", path=source) from None
     items: dict[int, list[Item]] = {image_id: [] for image_id in images}
     errors: list[FileError] = []

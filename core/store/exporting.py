@@ -123,16 +123,23 @@ def coco_text(dataset: dict) -> str:
 def _coco(split_items: dict[int, list[ItemRecord]], names: dict[int, str], images: dict[int, ImageRecord],
           taxonomy: Taxonomy) -> dict:
     """The official 294-keypoint COCO dataset (as ``ground_truth_to_coco``) with real file names, sizes and
-    each annotation's style, pair_id and segmentation as the official converter writes them."""
+    each annotation's style, pair_id and segmentation as the official converter writes them, plus every other
+    DF2 field the project holds, so DF2 → COCO → DF2 loses nothing: per annotation the known ``scale``,
+    ``occlusion``, ``zoom_in``, ``viewpoint`` and the exact xyxy ``bounding_box`` (``bbox`` x + w may round);
+    per image its ``source`` and ``pair_id``. Pycocotools and the official tools ignore keys they do not use."""
     # ground_truth_to_coco's own builder, keeping each annotation's keypoints as an (882,) array for coco_text
     dataset = ground_truth_dataset({n: [r.to_item() for r in rs] for n, rs in split_items.items()}, taxonomy)
     for entry in dataset["images"]:
         image = images[entry["id"]]
         entry.update(file_name=names[entry["id"]], width=image.width, height=image.height)
+        entry.update({k: v for k, v in (("source", image.source), ("pair_id", image.pair_id)) if v is not None})
     records = [r for n in sorted(split_items) for r in split_items[n]]
     for ann, record in zip(dataset["annotations"], records, strict=True):
         image = images[ann["image_id"]]
         ann.update(style=record.style or 0, pair_id=image.pair_id or 0, segmentation=record.segmentation or [])
+        ann.update({name: getattr(record, name) for name in ATTRIBUTE_NAMES
+                    if name != "style" and getattr(record, name) is not None})  # style: written above
+        ann["bounding_box"] = _nums(record.box.tolist())
     return dataset
 
 

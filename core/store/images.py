@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from deepmark.core.errors import DeepMarkError
-from deepmark.core.imaging.read import image_size
+from deepmark.core.imaging.read import check_complete, image_size
 from deepmark.core.store.editlog import apply_state, bump_version, image_state, log_edit
 from deepmark.core.store.errors import InvalidValueError, NotFoundError, StoreError
 from deepmark.core.store.models import (
@@ -97,7 +97,8 @@ class FileFacts:
 
 
 def file_facts(path: str | Path) -> FileFacts:
-    """Hash, size and pixel size of an image file; StoreError naming the file when it is missing or unreadable."""
+    """Hash, size and pixel size of an image file; StoreError naming the file when it is missing, unreadable,
+    truncated or corrupt (``check_complete``)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -107,6 +108,7 @@ def file_facts(path: str | Path) -> FileFacts:
         raise StoreError(f"{path}: cannot read image file ({exc.strerror or exc})", path=path) from None
     try:
         width, height = image_size(path)
+        check_complete(path, data)  # a truncated file is named now, not when someone opens it
     except DeepMarkError as exc:  # an ImageError naming the file
         raise StoreError(str(exc), path=path) from None
     return FileFacts(hashlib.sha256(data).hexdigest(), len(data), width, height)

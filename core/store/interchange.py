@@ -7,11 +7,21 @@ stored as predictions of an 'import' model run beside the truth, and the annotat
 always go beside the annotations; an image without any item gets its confident predictions as items of
 origin 'predicted' to correct from.
 
-Bad input (malformed JSON, unknown category ids, landmark counts that do not fit the category, boxes
-outside the image, negative box sizes, the same image twice, missing image files) is reported per file
-in ``ImportReport.errors`` and the rest is imported. Files are written in batches, each batch one
-transaction holding whole images only: a killed import leaves whole images, and running it again
-finishes the job.
+Bad input is reported in ``ImportReport.errors``, one line per file (or item), and the rest is imported:
+
+* the file (its image) is skipped: malformed or too deeply nested JSON, unknown category ids, landmark
+  counts that do not fit the category, boxes outside the image (by more than ``BOX_TOLERANCE_PX``), boxes
+  of zero width or height, a labelled landmark (v > 0) farther outside the image than
+  ``LANDMARK_MARGIN`` of its width / height, the same image twice, a missing image file (an annotation
+  without an image), an image file that is truncated or corrupt (``check_complete``: end marker, else a
+  full decode), and in a DF2 folder an image without an annotation file (nothing to import it with);
+* only the item is skipped: an exact duplicate (same category, box, landmarks, attributes, segmentation)
+  of an earlier item of the same file; the file's other items are imported;
+* imported, with a line in ``ImportReport.notes``: DF2 item keys the store does not keep, and DF2
+  attributes a COCO file lacks (stored as unknown; the note names the value a DF2 export writes).
+
+Files are written in batches, each batch one transaction holding whole images only: a killed import leaves
+whole images, and running it again finishes the job.
 """
 
 from __future__ import annotations
@@ -45,10 +55,14 @@ from deepmark.core.store.sources import (
     read_coco_source,
     read_df2_file,
     read_prediction_source,
+    unannotated_images,
 )
 
 BATCH_SIZE = 200
 BOX_TOLERANCE_PX = 1.0
+LANDMARK_MARGIN = 0.1
+"""How far outside the image a labelled landmark may lie, as a share of the image's width (x) or height (y):
+points of a garment cut by the frame may be placed a little beyond it, but not across a tenth of the image."""
 Progress = Callable[[int, int], object]
 
 __all__ = ["ExportReport", "ImportReport", "export_dataset", "import_coco", "import_df2", "import_images",
@@ -68,6 +82,7 @@ class ImportReport:
     predictions_added: int = 0
     model_run_id: int | None = None
     errors: list[FileError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # imported, but something was not kept or was assumed
 
     def add(self, counts: dict[str, int]) -> None:
         for key, value in counts.items():
@@ -86,6 +101,8 @@ class ImportReport:
                          f"(model run {self.model_run_id})")
         if self.errors:
             parts.append(f"{len(self.errors)} files or entries failed")
+        if self.notes:
+            parts.append(f"{len(self.notes)} notes")
         return ", ".join(parts)
 
 
@@ -94,13 +111,41 @@ def _batches(entries: Sequence, size: int) -> Iterable[Sequence]:
         yield entries[start : start + size]
 
 
-def _check_inside(items: list[ItemData], facts: FileFacts, where: Path) -> None:
+def _check_inside(items: list[ItemData], facts: FileFacts, where: Path, label: str) -> None:
+    """StoreError (for file ``where``, message starting ``label``) naming the first item whose box lies
+    outside the image or has no area, or whose labelled landmarks lie far outside (``LANDMARK_MARGIN``)."""
+    t = BOX_TOLERANCE_PX
     for k, item in enumerate(items, start=1):
         x1, y1, x2, y2 = item.box
-        t = BOX_TOLERANCE_PX
+        box = [float(v) for v in item.box]
         if x1 < -t or y1 < -t or x2 > facts.width + t or y2 > facts.height + t:
-            raise StoreError(f"{where}: item{k} bounding_box {[float(v) for v in item.box]} lies outside the "
-                             f"{facts.width}×{facts.height} image", path=where)
+            raise StoreError(f"{label}: item{k} bounding_box {box} lies outside the {facts.width}×{facts.height} "
+                             "image", path=where)
+        if x2 <= x1 or y2 <= y1:
+            raise StoreError(f"{label}: item{k} bounding_box {box} has zero area", path=where)
+        landmarks = np.asarray(item.landmarks, np.float64)
+        size = np.array([facts.width, facts.height], np.float64)
+        beyond = np.maximum(-landmarks[:, :2], landmarks[:, :2] - size)  # (L, 2) px outside, ≤ 0 inside
+        far = (landmarks[:, 2] > 0) & (beyond > LANDMARK_MARGIN * size).any(axis=1)
+        if far.any():
+            first = int(np.flatnonzero(far)[0])
+            raise StoreError(f"{label}: item{k} landmark {first + 1} at {landmarks[first, :2].tolist()} lies far "
+                             f"outside the {facts.width}×{facts.height} image ({int(far.sum())} such landmarks)",
+                             path=where)
+
+
+def _without_duplicates(items: list[ItemData], label: str, where: Path) -> tuple[list[ItemData], list[FileError]]:
+    """``items`` less exact repeats of an earlier item, and one report line per repeat dropped."""
+    kept: list[tuple[int, ItemData]] = []
+    dropped = []
+    for k, item in enumerate(items, start=1):
+        twin = next((j for j, other in kept if other.same_content(item)), None)
+        if twin is None:
+            kept.append((k, item))
+        else:
+            dropped.append(FileError(where, f"{label}: item{k} is an exact duplicate of item{twin}; skipped "
+                                            "(the other items are imported)", names_path=True))
+    return [item for _, item in kept], dropped
 
 
 def _image_row(stored: str, facts: FileFacts, status: str, source: str | None, pair_id: int | None,
@@ -139,19 +184,23 @@ class _Prepared:
     items: list[ItemData]
 
 
-def _prepare(project: Project, source: SourceImage, taxonomy: Taxonomy, seen: set[str]) -> _Prepared:
-    where = source.where
+def _prepare(project: Project, source: SourceImage, taxonomy: Taxonomy, seen: set[str]
+             ) -> tuple[_Prepared, list[FileError]]:
+    """The checked image and items to write, and the report lines of duplicate items left out;
+    StoreError naming the file (and item) when the image must be skipped."""
+    where, label = source.where, source.label
     stored = project.relative_path(source.image_path)
     if stored in seen:
-        raise StoreError(f"{where}: image {stored} appears twice in this import (duplicate file name)", path=where)
+        raise StoreError(f"{label}: image {stored} appears twice in this import (duplicate file name)", path=where)
     facts = file_facts(source.image_path)  # a StoreError about the image file names it
     try:
-        items = [checked_item(d, taxonomy, f"{where} item{k}") for k, d in enumerate(source.items, start=1)]
-    except InvalidValueError as exc:  # names ``where``; the file is the source's
+        items = [checked_item(d, taxonomy, f"{label} item{k}") for k, d in enumerate(source.items, start=1)]
+    except InvalidValueError as exc:  # names ``label``; the file is the source's
         raise InvalidValueError(str(exc), path=where) from None
-    _check_inside(items, facts, where)
+    _check_inside(items, facts, where, label)
+    items, dropped = _without_duplicates(items, label, where)
     seen.add(stored)
-    return _Prepared(source, stored, facts, items)
+    return _Prepared(source, stored, facts, items), dropped
 
 
 def _write_annotated(session: Session, batch: list[_Prepared], status: str, run: dict) -> dict[str, int]:
@@ -193,13 +242,20 @@ def _import_annotated(project: Project, entries: Sequence, load: Callable[[Any],
     check_status(status)
     seen: set[str] = set()
     run: dict[str, Any] = {"name": run_name, "id": None}
+    extra_keys: dict[str, list] = {}  # item key the store does not keep → [count of files, first file and item]
     for done, batch in enumerate(_batches(entries, batch_size), start=1):
         prepared = []
         for entry in batch:
             try:
-                prepared.append(_prepare(project, load(entry), taxonomy, seen))
+                source = load(entry)
+                image, dropped = _prepare(project, source, taxonomy, seen)
             except StoreError as exc:
                 report.errors.append(FileError.from_error(exc, where_of(entry)))
+                continue
+            prepared.append(image)
+            report.errors += dropped
+            for key, item in source.extra_keys.items():
+                extra_keys.setdefault(key, [0, f"{source.label} {item}"])[0] += 1
 
         def work(session: Session, prepared: list[_Prepared] = prepared) -> dict[str, int]:
             run["pending"] = run["id"]
@@ -209,6 +265,8 @@ def _import_annotated(project: Project, entries: Sequence, load: Callable[[Any],
         if progress:
             progress(min(done * batch_size, len(entries)), len(entries))
     report.model_run_id = run["id"]
+    report.notes += [f"item key {key!r} is not kept by the project (in {count} files, first {first}); exports will "
+                     "not carry it" for key, (count, first) in sorted(extra_keys.items())]
     return report
 
 
@@ -218,8 +276,10 @@ def import_df2(project: Project, folder: str | Path, *, status: str = "new", bat
     them, e.g. this project's own export). New images get review ``status``."""
     taxonomy = taxonomy or load_taxonomy()
     files = df2_files(folder)
+    report = ImportReport(errors=[FileError(image, f"no annotation file {annotation}; image not imported")
+                                  for image, annotation in unannotated_images(folder)])
     return _import_annotated(project, files, lambda e: read_df2_file(e[0], e[1], taxonomy), lambda e: e[0],
-                             status, f"import {folder}", batch_size, progress, taxonomy, ImportReport())
+                             status, f"import {folder}", batch_size, progress, taxonomy, report)
 
 
 def import_coco(project: Project, json_path: str | Path, images_dir: str | Path | None = None, *,
@@ -228,8 +288,8 @@ def import_coco(project: Project, json_path: str | Path, images_dir: str | Path 
     """Import a 294-keypoint COCO json; image files are ``images_dir/file_name`` (default: ``image/``
     beside the json, else the json's folder)."""
     taxonomy = taxonomy or load_taxonomy()
-    sources, errors = read_coco_source(json_path, images_dir, taxonomy)
-    report = ImportReport(errors=list(errors))
+    sources, errors, notes = read_coco_source(json_path, images_dir, taxonomy)
+    report = ImportReport(errors=list(errors), notes=notes)
     return _import_annotated(project, sources, lambda s: s, lambda s: s.where, status, f"import {json_path}",
                              batch_size, progress, taxonomy, report)
 

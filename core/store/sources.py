@@ -12,13 +12,12 @@ The parsers are ``deepmark.core.formats.df2``'s; this module adds what the store
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from deepmark.core.domain.structures import Detection
+from deepmark.core.domain.structures import Detection, Item
 from deepmark.core.domain.taxonomy import Taxonomy
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.formats.df2 import (
@@ -45,6 +44,13 @@ class SourceImage:
     items: list[ItemData]
     source: str | None = None
     pair_id: int | None = None
+    entry: str | None = None  # the image within a file of many (a COCO json), for messages
+    extra_keys: dict[str, str] = field(default_factory=dict)  # item keys the store does not keep → first item
+
+    @property
+    def label(self) -> str:
+        """``where``, and the image within it when the file holds many: the start of every message."""
+        return f"{self.where}: {self.entry}" if self.entry else str(self.where)
 
 
 @dataclass
@@ -108,6 +114,20 @@ def _segmentation(raw: dict, key: str) -> list[list[float]] | None:
     return [list(poly) for poly in value]  # numbers kept as written (ints stay ints on export)
 
 
+DF2_ITEM_KEYS = frozenset({"category_id", "category_name", "bounding_box", "landmarks", "segmentation",
+                           *ATTRIBUTE_NAMES})
+"""The DeepFashion2 item keys the store keeps (``category_name`` follows from ``category_id``)."""
+
+
+def unknown_item_keys(raw) -> dict[str, str]:
+    """Keys of a per-image DF2 document's items that the store does not keep → the first item holding each."""
+    out: dict[str, str] = {}
+    for key, entry in _items(raw):
+        for name in sorted(set(entry) - DF2_ITEM_KEYS):
+            out.setdefault(name, key)
+    return out
+
+
 def parse_df2_document(raw, taxonomy: Taxonomy) -> tuple[list[ItemData], str | None, int | None]:
     """Items (with attributes) and the image's ``source`` and ``pair_id`` of a per-image DF2 document."""
     items = []
@@ -127,13 +147,27 @@ def parse_df2_document(raw, taxonomy: Taxonomy) -> tuple[list[ItemData], str | N
 def read_df2_file(path: Path, image_dir: Path, taxonomy: Taxonomy) -> SourceImage:
     """One annotation file with its image; StoreError naming the file when it is unusable."""
     try:
-        items, source, pair_id = parse_df2_document(_read_json(path), taxonomy)
+        raw = _read_json(path)
+        items, source, pair_id = parse_df2_document(raw, taxonomy)
     except _Malformed as exc:
         raise StoreError(f"{path}: {exc}", path=path) from None
     image = find_image(image_dir, path.stem)
     if image is None:
         raise StoreError(f"{path}: image file {image_dir / path.stem}.jpg (or .png, ...) not found", path=path)
-    return SourceImage(path, image, items, source, pair_id)
+    return SourceImage(path, image, items, source, pair_id, extra_keys=unknown_item_keys(raw))
+
+
+def unannotated_images(folder: str | Path) -> list[tuple[Path, Path]]:
+    """(image file, the annotation file it lacks) for each image of a DF2 folder's ``image/`` folders without
+    its ``annos/<stem>.json``, in split and name order."""
+    out = []
+    for annos, image_dir in df2_splits(folder):
+        if not image_dir.is_dir():
+            continue
+        stems = {p.stem for p in annos.glob("*.json")}
+        out += [(p, annos / f"{p.stem}.json") for p in sorted(image_dir.iterdir())
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.stem not in stems]
+    return out
 
 
 def df2_files(folder: str | Path) -> list[tuple[Path, Path]]:
@@ -145,17 +179,24 @@ def df2_files(folder: str | Path) -> list[tuple[Path, Path]]:
 # COCO
 
 
+COCO_DEFAULTS = {"style": 0, "scale": 2, "occlusion": 1, "zoom_in": 1, "viewpoint": 2}
+"""What a DF2 export writes for an attribute a COCO annotation did not give (stored as unknown)."""
+
+
 def read_coco_source(path: str | Path, images_dir: str | Path | None, taxonomy: Taxonomy
-                     ) -> tuple[list[SourceImage], list[FileError]]:
-    """Images of a 294-keypoint COCO json. An image with any bad annotation is reported and skipped
-    whole (never half-imported); so are duplicate image ids or file names and missing image files."""
+                     ) -> tuple[list[SourceImage], list[FileError], list[str]]:
+    """Images of a 294-keypoint COCO json, with the DF2 fields this project's COCO export adds (``scale``,
+    ``occlusion``, ``zoom_in``, ``viewpoint``, xyxy ``bounding_box`` per annotation; ``source`` and
+    ``pair_id`` per image) when present. An image with any bad annotation is reported and skipped whole
+    (never half-imported); so are duplicate image ids or file names and missing image files. The notes
+    say which DF2 attributes were absent and what a DF2 export will write for them."""
     source = Path(path)
     try:
         items, names, errors = read_coco_keypoints(source, taxonomy)
-        raw = json.loads(source.read_text(encoding="utf-8"))
+        raw = _read_json(source)
     except DeepMarkError as exc:  # names the file
         raise StoreError(str(exc), path=source) from None
-    except (OSError, ValueError) as exc:
+    except _Malformed as exc:
         raise StoreError(f"{source}: cannot read the COCO file ({exc})", path=source) from None
     folder = Path(images_dir) if images_dir else (source.parent / "image" if (source.parent / "image").is_dir()
                                                   else source.parent)
@@ -189,20 +230,55 @@ def read_coco_source(path: str | Path, images_dir: str | Path | None, taxonomy: 
         try:
             data = [_coco_item(item, ann, where) for item, ann in zip(items[image_id], extras.get(image_id, []),
                                                                         strict=True)]
+            image_source, pair_id = _coco_image_fields(image, extras.get(image_id, []), where)
         except _Malformed as exc:
             problems.append(FileError(source, f"{where} skipped: {exc}"))
             continue
         if not (folder / name).is_file():
             problems.append(FileError(source, f"{where}: image file {folder / name} not found"))
             continue
-        pair_ids = {ann.get("pair_id") for ann in extras.get(image_id, [])} - {None}
-        out.append(SourceImage(source, folder / name, data, None, pair_ids.pop() if len(pair_ids) == 1 else None))
-    return out, problems
+        out.append(SourceImage(source, folder / name, data, image_source, pair_id, entry=where))
+    return out, problems, _coco_notes(source, out)
 
 
 def _coco_item(item, ann: dict, where: str) -> ItemData:
-    style = _attribute(ann, "style", where)
-    return ItemData.from_item(item, style=style, segmentation=_segmentation(ann, where))
+    """The item with the annotation's DF2 fields; its xyxy ``bounding_box`` (exact, where ``bbox`` x + w may
+    round) is taken when it agrees with ``bbox``."""
+    attributes = {name: _attribute(ann, name, where) for name in ATTRIBUTE_NAMES}
+    xyxy = ann.get("bounding_box")
+    if isinstance(xyxy, list) and len(xyxy) == 4 and all(type(v) in (int, float) for v in xyxy):
+        exact = np.asarray(xyxy, np.float64)
+        if np.allclose(exact, item.box, rtol=0.0, atol=1e-6):
+            item = Item(item.category_id, exact, item.landmarks)
+    return ItemData.from_item(item, segmentation=_segmentation(ann, where), **attributes)
+
+
+def _coco_image_fields(image: dict, anns: list[dict], where: str) -> tuple[str | None, int | None]:
+    """The image's ``source`` and ``pair_id``: the image entry's (this project's export), else the one
+    ``pair_id`` its annotations share (the official converter's)."""
+    source = image.get("source")
+    if source is not None and not isinstance(source, str):
+        raise _Malformed(f"source must be a string, got {source!r}")
+    if "pair_id" in image:
+        return source, _attribute(image, "pair_id", where)
+    pair_ids = {ann.get("pair_id") for ann in anns} - {None}
+    return source, pair_ids.pop() if len(pair_ids) == 1 else None
+
+
+def _coco_notes(path: Path, images: list[SourceImage]) -> list[str]:
+    """One line per DF2 field the file lacked somewhere: how many items (images) and what export writes."""
+    notes = []
+    items = [item for image in images for item in image.items]
+    for name in ATTRIBUTE_NAMES:
+        missing = sum(getattr(item, name) is None for item in items)
+        if missing:
+            notes.append(f"{path}: {missing} of {len(items)} annotations have no {name}; stored as unknown, "
+                         f"a DeepFashion2 export writes {name} {COCO_DEFAULTS[name]}")
+    missing = sum(image.source is None for image in images)
+    if missing:
+        notes.append(f"{path}: {missing} of {len(images)} images have no source; stored as unknown, "
+                     "a DeepFashion2 export writes source 'user'")
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------
