@@ -7,8 +7,6 @@ does. Imported by ``bench/decode.py --torch``; needs torch, which the project's 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -78,16 +76,11 @@ def multi_pose_decode(hm, wh, hps, reg, hm_hp, hp_offset, k: int = 100) -> torch
     return torch.cat([boxes, top_scores.unsqueeze(2), kps_out, clses.unsqueeze(2)], 2)
 
 
-def time_centernet_decode(heads, runs: int, taxonomy) -> list[float]:
-    """Milliseconds per image for ``runs`` decodes cycling over ``heads`` (RawHeads), torch's default threads."""
-    tensors = [
-        {name: torch.from_numpy(np.ascontiguousarray(a))[None] for name, a in h.arrays().items()} for h in heads
-    ]
-    multi_pose_decode(**tensors[0])
-    times = []
-    for i in range(runs):
-        t = tensors[i % len(tensors)]
-        start = time.perf_counter()
-        multi_pose_decode(**t)
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
+def centernet_decoders(heads) -> list:
+    """One callable per RawHeads of ``heads``: CenterNet's decode of those heads as torch tensors (made once,
+    outside the timing), torch's default threads; for ``bench/decode.py`` to time beside its own settings."""
+    decoders = []
+    for h in heads:
+        tensors = {name: torch.from_numpy(np.ascontiguousarray(a))[None] for name, a in h.arrays().items()}
+        decoders.append(lambda tensors=tensors: multi_pose_decode(**tensors))
+    return decoders
