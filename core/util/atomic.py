@@ -15,8 +15,10 @@ from deepmark.core.errors import DeepMarkError
 
 
 def write_atomically(path: str | Path, write: Callable[[IO], None], binary: bool = False) -> Path:
-    """Call ``write(handle)`` on a temporary file, then rename it to ``path``; returns ``path``."""
+    """Call ``write(handle)`` on a temporary file, then rename it to ``path`` (its folder made when missing);
+    returns ``path``."""
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
@@ -56,13 +58,18 @@ def os_error_text(exc: OSError) -> str:
 
 
 def writable_folder(path: str | Path) -> Path:
-    """``path`` as a folder that exists (made with its parents) and takes a new file — checked by writing and
-    removing one, so a read-only, full or pseudo file system is named before any work is done. Raises
-    DeepMarkError naming the folder and the reason."""
+    """Check, before any work, that a folder can be made at ``path`` (or is there) and takes new files: a file
+    is written and removed in it, or in its nearest existing parent when it is not there yet (nothing is
+    created then), so a read-only, full or pseudo file system is named first. Raises DeepMarkError naming the
+    folder and the reason; returns ``path``."""
     folder = Path(path).expanduser()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".deepmark-write-check.", dir=folder)
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        fd, probe = tempfile.mkstemp(prefix=".deepmark-write-check.", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
