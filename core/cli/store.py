@@ -105,8 +105,8 @@ def cmd_import(args) -> int:
         raise DeepMarkError(f"{source}: no such file or folder", path=source)
     fmt = detect_format(source) if args.format == "auto" else args.format
     params = asdict(read_params_file(args.params)) if fmt == "predictions" and args.params else None
-    progress, close = _progress(args.quiet, "files")
-    with _open(args) as project:
+    with _open(args) as project:  # first: a project refused at open leaves no progress bar behind
+        progress, close = _progress(args.quiet, "files")
         try:
             if fmt == "df2":
                 report = interchange.import_df2(project, source, status=args.status, progress=progress)
@@ -132,8 +132,8 @@ def cmd_import(args) -> int:
 def cmd_export(args) -> int:
     from deepmark.core.store.interchange import export_dataset
 
-    progress, close = _progress(args.quiet, "images")
-    with _open(args) as project:
+    with _open(args) as project:  # first: a project refused at open leaves no progress bar behind
+        progress, close = _progress(args.quiet, "images")
         try:
             report = export_dataset(project, args.out, statuses=tuple(args.status or ("accepted",)),
                                     val_fraction=args.val_fraction, seed=args.seed, images=args.images,

@@ -333,6 +333,8 @@ class Session:
     def _decode_and_store(self) -> None:
         if self.redecode() is None:
             return  # no usable detections: nothing is stored, the image is not marked predicted
+        if self.project.read_only is not None:
+            return  # shown, not stored: the project can only be read (said once, when it was opened)
         try:
             if self.model.store_predictions(self.project, self.record.id, self.detections, self.params):
                 self.refresh_record(self.project.images.get(self.record.id))
