@@ -135,7 +135,7 @@ def _read_only_uri(path: Path) -> str:
     # immutable skips locking and the -shm index: right only when nobody can write here and no WAL content
     # would be missed; otherwise SQLite reads through the -shm (and fails, named, when it cannot)
     immutable = not _can(path.parent, os.W_OK | os.X_OK) and not shm.exists() and not wal_content
-    return f"file:{quote(path.as_posix())}?mode=ro" + ("&immutable=1" if immutable else "")
+    return f"file:{quote(path.as_posix(), safe='/:')}?mode=ro" + ("&immutable=1" if immutable else "")
 
 
 def _sqlite_engine(url: str, busy_timeout_s: float, synchronous: str, immediate: bool,

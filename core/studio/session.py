@@ -134,8 +134,8 @@ class Session:
 
     def save_params(self) -> None:
         """Keep the parameters in the open project (the window calls this once a burst of changes ends)."""
-        if self.project is None:
-            return
+        if self.project is None or self.project.read_only is not None:
+            return  # a read-only project keeps what it has (said when it was opened)
         try:
             if project_params(self.project) != self.params:
                 set_project_params(self.project, self.params)

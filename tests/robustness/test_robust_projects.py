@@ -339,6 +339,25 @@ def test_a_read_only_project_is_readable_and_refuses_every_edit(tmp_path, df2):
         assert _fingerprint(str(path)) == before
 
 
+def test_a_read_only_project_that_needs_an_upgrade_says_so_untouched(tmp_path, df2):
+    from alembic import command
+
+    media = tmp_path / "media"
+    media.mkdir()
+    path = media / "p.deepmark"
+    _filled_project(str(path), tmp_path, df2)
+    engine = _engine(str(path))
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0002")
+    engine.dispose()
+    before = _fingerprint(str(path))
+    with _unwritable(media) as reason:
+        with pytest.raises(ReadOnlyProjectError, match=f"^{path}: needs an upgrade from schema 0002 to "
+                                                        f"{head_revision()}, but can only be read here \\({reason}"):
+            Project.open(path)
+    assert _fingerprint(str(path)) == before
+
+
 def test_cli_reads_a_read_only_project_and_refuses_an_import(tmp_path, df2):
     media = tmp_path / "media"
     media.mkdir()
