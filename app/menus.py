@@ -180,7 +180,8 @@ def open_project_file(window: MainWindow, path: str, create: bool) -> None:
         window.show_error(str(exc), dialog=True)  # the project open before stays open
         return
     window.set_project(project)
-    window.show_info(f"{'created' if create else 'opened'} {project.where}")
+    read_only = f" — read-only ({project.read_only}): browse it; edits are refused" if project.read_only else ""
+    window.show_info(f"{'created' if create else 'opened'} {project.where}{read_only}")
 
 
 def add_folder(window: MainWindow, default_project: bool = False) -> None:

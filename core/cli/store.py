@@ -105,8 +105,8 @@ def cmd_import(args) -> int:
         raise DeepMarkError(f"{source}: no such file or folder", path=source)
     fmt = detect_format(source) if args.format == "auto" else args.format
     params = asdict(read_params_file(args.params)) if fmt == "predictions" and args.params else None
-    progress, close = _progress(args.quiet, "files")
-    with _open(args) as project:
+    with _open(args) as project:  # first: a project refused at open leaves no progress bar behind
+        progress, close = _progress(args.quiet, "files")
         try:
             if fmt == "df2":
                 report = interchange.import_df2(project, source, status=args.status, progress=progress)
@@ -136,17 +136,16 @@ def cmd_export(args) -> int:
     from deepmark.core.util.atomic import writing_to
 
     statuses = tuple(args.status or ("accepted",))
-    progress, close = _progress(args.quiet, "images")
-    with _open(args) as project:
+    with _open(args) as project:  # first: a project refused at open leaves no progress bar behind
         by_status = project.images.counts_by_status()
         if not any(by_status.get(status, 0) for status in statuses):
-            close()
             held = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()) if count) or "none"
             print(f"error: nothing to export: no image of {project.where} has status {' or '.join(statuses)} "
                   f"(it holds: {held}); choose statuses with --status (e.g. --status new), or accept images "
                   f"in the app first. Nothing was written.", file=sys.stderr)
             return EXIT_PARTIAL
         kept = "; the previous export is kept" if Path(args.out).exists() else ""
+        progress, close = _progress(args.quiet, "images")
         try:
             with writing_to(args.out, kept + "; nothing partial is left"):
                 report = export_dataset(project, args.out, statuses=statuses,

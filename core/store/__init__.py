@@ -9,10 +9,12 @@ schema is managed by Alembic (``core/store/migrations``). See ``Project`` to sta
 from deepmark.core.store.engine import default_project_path, project_url
 from deepmark.core.store.errors import (
     ConflictError,
+    DamagedProjectError,
     DatabaseLockedError,
     InvalidValueError,
     NotAProjectError,
     NotFoundError,
+    ReadOnlyProjectError,
     SchemaVersionError,
     StoreError,
     UndoError,
@@ -32,8 +34,9 @@ from deepmark.core.store.records import (
 from deepmark.core.store.stats import ProjectStatus, project_status
 
 __all__ = [
-    "NEEDS_REVIEW", "ORIGINS", "STATUSES", "ConflictError", "DatabaseLockedError", "EditReceipt", "EditRecord",
-    "ImageRecord", "InvalidValueError", "ItemData", "ItemRecord", "ModelRunRecord", "NotAProjectError",
-    "NotFoundError", "PredictionRecord", "PresetRecord", "Project", "ProjectStatus", "SchemaVersionError",
-    "StoreError", "UndoError", "default_project_path", "project_status", "project_url",
+    "NEEDS_REVIEW", "ORIGINS", "STATUSES", "ConflictError", "DamagedProjectError", "DatabaseLockedError",
+    "EditReceipt", "EditRecord", "ImageRecord", "InvalidValueError", "ItemData", "ItemRecord", "ModelRunRecord",
+    "NotAProjectError", "NotFoundError", "PredictionRecord", "PresetRecord", "Project", "ProjectStatus",
+    "ReadOnlyProjectError", "SchemaVersionError", "StoreError", "UndoError", "default_project_path",
+    "project_status", "project_url",
 ]

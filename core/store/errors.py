@@ -17,6 +17,15 @@ class SchemaVersionError(StoreError):
     """The project was written by a newer DeepMark Studio (an unknown schema revision): refused, not touched."""
 
 
+class DamagedProjectError(StoreError):
+    """The project's schema does not match what its revision promises (a missing table or column, several
+    or no version rows beside DeepMark tables): refused at open, before anything is written."""
+
+
+class ReadOnlyProjectError(StoreError):
+    """A write to a project that can only be read (a read-only file or medium, a read-only database role)."""
+
+
 class ConflictError(StoreError):
     """Optimistic concurrency: someone else changed the image since it was read (its version moved on)."""
 

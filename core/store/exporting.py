@@ -13,8 +13,9 @@ The per-image JSON is the dataset's schema: ``source``, ``pair_id``, ``item1..N`
 ``viewpoint`` (DeepFashion2's neutral values where unknown). Files keep their numeric names when all
 exported images have distinct numeric names, else they are numbered by project image id.
 
-Everything is read in one snapshot and written into a temporary folder beside ``out_dir`` that is renamed
-into place at the end, so a crash or an error never leaves a half-written export. The split is a hash of
+Everything is read in one snapshot and written into a temporary folder beside ``out_dir`` (``.NAME.partial-PID``)
+that is renamed into place at the end, so a crash or an error never leaves a half-written export. What a
+killed export left there (its process gone) is cleaned up by the next export to the same folder. The split is a hash of
 (seed, image content hash): an image keeps its split when the project grows.
 """
 
@@ -26,6 +27,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -167,10 +169,46 @@ def _export_names(images: list[ImageRecord]) -> dict[int, tuple[int, str]]:
     return out
 
 
+def _pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` runs (and may be an export writing its staging folder now)."""
+    if pid == os.getpid():
+        return False  # ours: left by an earlier export of this process, which has ended
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or no way to tell: leave its folder alone
+    return True
+
+
+def _stale(out: Path, kind: str) -> list[Path]:
+    """``out``'s ``.partial-PID`` / ``.old-PID`` folders whose process is gone (killed during an export)."""
+    found = []
+    for path in out.parent.glob(f".{glob_escape(out.name)}.{kind}-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            found.append(path)
+    return sorted(found)
+
+
+def _clean_stale(out: Path) -> None:
+    """What an export killed before its end left beside ``out``: a staging folder is deleted; a previous
+    export set aside during the final swap is put back when ``out`` is missing, else deleted."""
+    for old in _stale(out, "old"):
+        if not out.exists():
+            os.replace(old, out)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for partial in _stale(out, "partial"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def _prepare_target(out: Path, overwrite: bool) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise StoreError(f"{out}: exists and is not empty (choose another folder or allow overwriting)", path=out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     for split in SPLITS:

@@ -21,7 +21,9 @@ Bad input is reported in ``ImportReport.errors``, one line per file (or item), a
   attributes a COCO file lacks (stored as unknown; the note names the value a DF2 export writes).
 
 Files are written in batches, each batch one transaction holding whole images only: a killed import leaves
-whole images, and running it again finishes the job.
+whole images, and running it again finishes the job. A predictions source is one model run keyed by its
+content: importing it again (after a kill, or twice) adds only what the run lacks, and the run is marked
+completed only once all is in.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from deepmark.core.domain.structures import Detection
@@ -45,13 +48,14 @@ from deepmark.core.store.bulk import checked_item, insert_items, insert_predicti
 from deepmark.core.store.errors import InvalidValueError, StoreError
 from deepmark.core.store.exporting import ExportReport, export_dataset
 from deepmark.core.store.images import FileFacts, check_status, file_facts
-from deepmark.core.store.models import Image, utc_now
-from deepmark.core.store.predictions import file_sha256, new_run
+from deepmark.core.store.models import Image, Prediction, utc_now
+from deepmark.core.store.predictions import complete_run, file_sha256, new_run, run_of_source
 from deepmark.core.store.records import ItemData
 from deepmark.core.store.sources import (
     PredictedImage,
     SourceImage,
     df2_files,
+    prediction_source_key,
     read_coco_source,
     read_df2_file,
     read_prediction_source,
@@ -334,20 +338,26 @@ def _image_index(project: Project) -> tuple[dict[str, int], dict[str, list[int]]
     return by_path, by_name, by_number
 
 
-def _write_predictions(session: Session, batch: list, run: dict, seed: bool, seed_threshold: float,
+def _write_predictions(session: Session, batch: list, run_id: int, seed: bool, seed_threshold: float,
                        visible_threshold: float) -> dict[str, int]:
-    counts = {"images_added": 0, "items_added": 0, "predictions_added": 0}
-    if run.get("pending") is None:
-        run["pending"] = new_run(session, run["name"], **run["options"])
+    """One batch in one transaction. An image that holds predictions of ``run_id`` already got them (and
+    its seeded items) from an earlier, interrupted import of the same source: it is left as it is."""
+    counts = {"images_added": 0, "items_added": 0, "predictions_added": 0, "unchanged": 0}
+    known = [image_id for _, image_id, *_ in batch if image_id is not None]
+    done = set(session.scalars(select(Prediction.image_id).distinct()
+                               .where(Prediction.model_run_id == run_id, Prediction.image_id.in_(known))))
     added = [(file, stored, facts) for _, _, file, stored, facts in batch if file is not None]
     new_ids = dict(zip([a[1] for a in added],
                        _insert_images(session, [_image_row(s, f, "new", None, None) for _, s, f in added]),
                        strict=True))
     counts["images_added"] = len(new_ids)
     ids = [image_id if image_id is not None else new_ids[stored] for _, image_id, _, stored, _ in batch]
-    current = item_records(session, ids)
+    current = item_records(session, [i for i in ids if i not in done])
     for (entry, *_), image_id in zip(batch, ids, strict=True):
-        pred_ids = insert_predictions(session, run["pending"], image_id, entry.detections)
+        if image_id in done:
+            counts["unchanged"] += 1
+            continue
+        pred_ids = insert_predictions(session, run_id, image_id, entry.detections)
         counts["predictions_added"] += len(pred_ids)
         if seed and not current[image_id]:
             confident = [(d, p) for d, p in zip(entry.detections, pred_ids, strict=True) if d.score >= seed_threshold]
@@ -360,29 +370,50 @@ def _write_predictions(session: Session, batch: list, run: dict, seed: bool, see
     return counts
 
 
+def _source_run(project: Project, key: str, name: str, options: dict) -> int:
+    """The run of the predictions source ``key``: the one an earlier import of it made, else a new one,
+    not completed (its own transaction, so every batch after it names it)."""
+    def work(session: Session) -> int:
+        found = run_of_source(session, key)
+        return found[0] if found is not None else new_run(session, name, source_key=key, completed=False,
+                                                          **options)
+    try:
+        return project.write(work)
+    except IntegrityError:  # another import of the same source made it in the meantime: that one
+        return project.write(work)
+
+
 def import_predictions(project: Project, path: str | Path, *, run_name: str | None = None,
                        model_path: str | Path | None = None, params: dict | None = None,
                        model_meta: dict | None = None, images_dir: str | Path | None = None,
                        seed_annotations: bool = True, seed_threshold: float = 0.3, visible_threshold: float = 0.0,
                        batch_size: int = BATCH_SIZE, progress: Progress | None = None,
                        taxonomy: Taxonomy | None = None) -> ImportReport:
-    """Import ``deepmark predict`` output (or an official results list) as one new model run.
+    """Import ``deepmark predict`` output (or an official results list) as one model run.
 
     Each file's image is found by its ``image_file`` name (or number): ``images_dir/image_file`` when
     ``images_dir`` is given (added to the project when new), else the one project image of that name.
     Images without items get the predictions with score ≥ ``seed_threshold`` as items (origin
     'predicted'; landmarks with score > ``visible_threshold`` visible, the others occluded); new images
     become 'predicted'. ``model_path`` is hashed; ``params`` are the post-processing parameters used.
+
+    The run is keyed by the source's content (``prediction_source_key``): importing the same source again
+    — twice, or after an import was killed at any moment — continues that run (its name, model and
+    parameters are the first import's), adding only the images it lacks (``unchanged`` counts the others),
+    so each prediction is stored once. The run is marked completed in a last transaction, after every batch.
     """
     taxonomy = taxonomy or load_taxonomy()
     entries, errors = read_prediction_source(path, taxonomy)
     report = ImportReport(errors=list(errors))
+    if not entries:
+        return report
     folder = Path(images_dir) if images_dir is not None else None
     by_path, by_name, by_number = _image_index(project)
     options = {"model_path": None if model_path is None else str(model_path),
                "model_hash": None if model_path is None else file_sha256(model_path),
                "model_meta": model_meta, "params": params}
-    run: dict[str, Any] = {"name": run_name or Path(path).name, "options": options, "id": None}
+    run_id = _source_run(project, prediction_source_key(path), run_name or Path(path).name, options)
+    report.model_run_id = run_id
     seen: set[str] = set()
     for done, batch in enumerate(_batches(entries, batch_size), start=1):
         resolved = []
@@ -399,14 +430,12 @@ def import_predictions(project: Project, path: str | Path, *, run_name: str | No
                 report.errors.append(FileError.from_error(exc, entry.where))
 
         def work(session: Session, resolved: list = resolved) -> dict[str, int]:
-            run["pending"] = run["id"]
-            return _write_predictions(session, resolved, run, seed_annotations, seed_threshold, visible_threshold)
+            return _write_predictions(session, resolved, run_id, seed_annotations, seed_threshold, visible_threshold)
         report.add(project.write(work))
-        run["id"] = run["pending"]
         by_path.update(_image_index(project)[0] if any(r[2] is not None for r in resolved) else {})
         if progress:
             progress(min(done * batch_size, len(entries)), len(entries))
-    report.model_run_id = run["id"]
+    project.write(lambda s: complete_run(s, run_id))
     return report
 
 

@@ -104,7 +104,12 @@ class Image(Base):
 
 
 class ModelRun(Base):
-    """A detector run (model file hash and metadata, post-processing parameters) or an import source."""
+    """A detector run (model file hash and metadata, post-processing parameters) or an import source.
+
+    ``source_key``: for an imported predictions source, SHA-256 hex of what it holds (``prediction_source_key``),
+    so that importing it again, or again after an interruption, continues this run instead of starting
+    another; unique. ``completed_at``: when its import finished (None: interrupted; importing the source
+    again finishes it). Runs made before revision 0003 count as completed when they were created."""
 
     __tablename__ = "model_runs"
     __table_args__ = (CheckConstraint(_in("kind", RUN_KINDS), name="kind"),)
@@ -116,6 +121,9 @@ class ModelRun(Base):
     model_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # a unique index, not a constraint: SQLite adds an index in place, a constraint only by copying the table
+    source_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Prediction(Base):

@@ -35,17 +35,34 @@ def file_sha256(path: str | Path) -> str:
 
 def _run_record(row: ModelRun) -> ModelRunRecord:
     return ModelRunRecord(row.id, row.name, row.kind, row.model_path, row.model_hash, row.model_meta, row.params,
-                          row.created_at)
+                          row.created_at, row.completed_at, row.source_key)
 
 
 def new_run(session: Session, name: str, kind: str = "model", model_path: str | None = None,
-            model_hash: str | None = None, model_meta: dict | None = None, params: dict | None = None) -> int:
-    """Insert a model run inside a transaction; its id."""
+            model_hash: str | None = None, model_meta: dict | None = None, params: dict | None = None, *,
+            source_key: str | None = None, completed: bool = True) -> int:
+    """Insert a model run inside a transaction; its id. ``completed`` False: an import that finishes it
+    later (``complete_run``)."""
     if kind not in RUN_KINDS:
         raise InvalidValueError(f"model run kind must be one of {RUN_KINDS}, got {kind!r}")
+    now = utc_now()
     return int(session.execute(insert(ModelRun).returning(ModelRun.id), {
         "name": name, "kind": kind, "model_path": model_path, "model_hash": model_hash, "model_meta": model_meta,
-        "params": params, "created_at": utc_now()}).scalar_one())
+        "params": params, "created_at": now, "source_key": source_key,
+        "completed_at": now if completed else None}).scalar_one())
+
+
+def run_of_source(session: Session, source_key: str) -> tuple[int, bool] | None:
+    """(id, completed) of the run imported from the source with this key; None when there is none."""
+    row = session.execute(select(ModelRun.id, ModelRun.completed_at).where(ModelRun.source_key == source_key)
+                          ).first()
+    return None if row is None else (int(row.id), row.completed_at is not None)
+
+
+def complete_run(session: Session, run_id: int) -> None:
+    """Mark a run's import finished (once: a finished run keeps its time)."""
+    session.execute(update(ModelRun).where(ModelRun.id == run_id, ModelRun.completed_at.is_(None))
+                    .values(completed_at=utc_now()), execution_options={"synchronize_session": False})
 
 
 def prediction_records(session: Session, image_ids: list[int], run_id: int | None = None,
@@ -99,8 +116,12 @@ class ModelRunRepository:
             raise NotFoundError(f"model run {run_id}: not in the project")
         return _run_record(row)
 
-    def list(self) -> list[ModelRunRecord]:
-        rows = self._project.read(lambda s: s.scalars(select(ModelRun).order_by(ModelRun.id)).all())
+    def list(self, *, unfinished: bool = True) -> list[ModelRunRecord]:
+        """Every run, oldest first; with ``unfinished`` False only those whose import finished."""
+        stmt = select(ModelRun).order_by(ModelRun.id)
+        if not unfinished:
+            stmt = stmt.where(ModelRun.completed_at.is_not(None))
+        rows = self._project.read(lambda s: s.scalars(stmt).all())
         return [_run_record(r) for r in rows]
 
     def remove(self, run_id: int) -> None:

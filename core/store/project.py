@@ -9,6 +9,11 @@ Every public write is its own transaction, retried while the database is locked 
 then ``DatabaseLockedError``). Image paths are stored relative to the project root: by default the
 folder holding the SQLite file, or the ``root`` given at creation (stored in the project); ``root=`` on
 open overrides it for this session (another mount point of the same images).
+
+Opening reads before it writes: a damaged project (``DamagedProjectError``) or one from a newer program is
+refused untouched, and a healthy one at the current revision is only read. A healthy older one is upgraded.
+A project this process cannot write (``read_only``: a read-only file, folder or medium) opens for reading;
+every write is then refused with ``ReadOnlyProjectError`` naming the file.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from deepmark.core.store import schema
 from deepmark.core.store.engine import Engines, create_engines, display_url, project_url, retry_locked, sqlite_path
-from deepmark.core.store.errors import NotAProjectError, SchemaVersionError, StoreError
+from deepmark.core.store.errors import NotAProjectError, ReadOnlyProjectError, SchemaVersionError, StoreError
 from deepmark.core.store.models import ProjectSetting
 
 T = TypeVar("T")
@@ -91,7 +96,9 @@ class Project:
         """Open a project; with ``create`` an absent or empty one is initialised.
 
         Raises NotAProjectError (no such file, not a database, another program's database),
-        SchemaVersionError (written by a newer DeepMark Studio, or older with ``upgrade=False``) and
+        SchemaVersionError (written by a newer DeepMark Studio, or older with ``upgrade=False``),
+        DamagedProjectError (tables, columns or the version row missing or doubled; nothing is written),
+        ReadOnlyProjectError (a read-only project that would need creating or upgrading) and
         DatabaseLockedError (another process holds the database for longer than ``lock_timeout_s``).
         """
         url = project_url(target)
@@ -103,9 +110,11 @@ class Project:
         try:
             created = retry_locked(lambda: _prepare_schema(engines, where, create, upgrade, root, path),
                                    lock_timeout_s, where, path)
+            engines.read.dispose()  # a connection made before the write engine switched the file to WAL
         except (DatabaseError, OperationalError) as exc:
             engines.dispose()
-            raise NotAProjectError(f"{where}: cannot be opened as a project ({exc.orig})", path=path) from None
+            why = f"; {engines.read_only}" if engines.read_only else ""
+            raise NotAProjectError(f"{where}: cannot be opened as a project ({exc.orig}{why})", path=path) from None
         except BaseException:
             engines.dispose()
             raise
@@ -135,9 +144,18 @@ class Project:
         """'sqlite' or 'postgresql'."""
         return self.engines.dialect
 
+    @property
+    def read_only(self) -> str | None:
+        """Why this project can only be read here ('the file is read-only'...); None when it can be written
+        (a server database that refuses a write says so then, as ``ReadOnlyProjectError``)."""
+        return self.engines.read_only
+
     def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in one write transaction (committed on return, rolled back on error),
-        retried from the start while the database is locked."""
+        retried from the start while the database is locked. ReadOnlyProjectError when it can only be read."""
+        if self.read_only is not None:
+            raise ReadOnlyProjectError(f"{self.where}: not saved: the project can only be read ({self.read_only})",
+                                       path=self.file)
         return retry_locked(lambda: _run(self.engines.write, fn), self.lock_timeout_s, self.where, self.file)
 
     def read(self, fn: Callable[[Session], T]) -> T:
@@ -201,8 +219,17 @@ def _prepare_schema(engines: Engines, where: str, create: bool, upgrade: bool, r
     """Check (and create or upgrade) the schema in one transaction; True when created now. A project at
     the current revision is only read, so opening one never waits for another program's write."""
     with engines.read.connect() as connection:
-        if schema.check_revision(connection, where, path) == schema.head_revision():
-            return False
+        revision = schema.check_revision(connection, where, path)
+    if revision == schema.head_revision():
+        return False
+    if revision is None and not create:
+        raise NotAProjectError(f"{where}: empty database, not a DeepMark project "
+                               "(create one with `deepmark project init`)", path=path)
+    if engines.read_only is not None:
+        needs = (f"an upgrade from schema {revision} to {schema.head_revision()}" if revision is not None
+                 else "creating")
+        raise ReadOnlyProjectError(f"{where}: needs {needs}, but can only be read here ({engines.read_only}); "
+                                   "open it once where it can be written", path=path)
     with engines.write.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INIT_LOCK})

@@ -122,7 +122,8 @@ class PredictionRecord:
 
 @dataclass(frozen=True)
 class ModelRunRecord:
-    """A detector run (``kind`` 'model') or an import set beside human corrections (``kind`` 'import')."""
+    """A detector run (``kind`` 'model') or an import set beside human corrections (``kind`` 'import').
+    ``completed_at`` None: an import of it was interrupted (``source_key`` names its source; see ModelRun)."""
 
     id: int
     name: str
@@ -132,6 +133,12 @@ class ModelRunRecord:
     model_meta: dict[str, Any] | None
     params: dict[str, Any] | None
     created_at: datetime
+    completed_at: datetime | None = None
+    source_key: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.completed_at is not None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ The parsers are ``deepmark.core.formats.df2``'s; this module adds what the store
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,6 +286,28 @@ def _coco_notes(path: Path, images: list[SourceImage]) -> list[str]:
 # Predictions
 
 
+def _prediction_files(source: Path) -> list[Path]:
+    """The files a predictions source consists of: the file itself, or a folder's ``*.json`` by name, in its
+    sub-folders too (``deepmark predict`` mirrors them when image names collide)."""
+    return [source] if source.is_file() else sorted(source.rglob("*.json"))
+
+
+def prediction_source_key(path: str | Path) -> str:
+    """SHA-256 hex identifying a predictions source by what it holds: each file's content and, in a folder,
+    its name (which names the image). Where the source lies does not count, so a copied or moved folder is
+    the same source; a file added, removed or changed makes another one."""
+    source = Path(path)
+    digest = hashlib.sha256(b"deepmark predictions source 1\0")
+    for file in _prediction_files(source):
+        try:
+            content = hashlib.sha256(file.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise StoreError(f"{file}: cannot read ({exc.strerror or exc})", path=file) from None
+        name = "" if file == source else file.relative_to(source).as_posix()
+        digest.update(f"{name}\0{content}\0".encode())
+    return digest.hexdigest()
+
+
 def read_prediction_source(path: str | Path, taxonomy: Taxonomy) -> tuple[list[PredictedImage], list[FileError]]:
     """``deepmark predict`` output folder (``<stem>.json`` with ``image_file``, ``score``, ``box_score``,
     landmarks [x, y, score] × L and ``refined`` flags), or an official results list (by image number)."""
@@ -298,7 +321,7 @@ def read_prediction_source(path: str | Path, taxonomy: Taxonomy) -> tuple[list[P
             raise StoreError(str(exc), path=source) from None
         return [PredictedImage(source, None, image_id, dets) for image_id, dets in detections.items()], errors
     out, errors = [], []
-    for file in sorted(source.rglob("*.json")):  # deepmark predict mirrors sub-folders when names collide
+    for file in _prediction_files(source):
         try:
             out.append(_read_prediction_file(file, taxonomy))
         except _Malformed as exc:

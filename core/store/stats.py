@@ -32,6 +32,7 @@ class ProjectStatus:
     model_runs: int
     edits: int
     edits_by_author: dict[str, int] = field(default_factory=dict)
+    unfinished_runs: int = 0  # runs whose import was interrupted (importing the source again finishes them)
 
     @property
     def images(self) -> int:
@@ -46,13 +47,15 @@ class ProjectStatus:
                 "items_by_category": self.items_by_category, "items_by_origin": self.items_by_origin,
                 "corrected_landmarks": self.corrected_landmarks, "mean_displacement_px": self.mean_displacement,
                 "predictions": self.predictions, "model_runs": self.model_runs, "edits": self.edits,
-                "edits_by_author": self.edits_by_author}
+                "edits_by_author": self.edits_by_author, "unfinished_runs": self.unfinished_runs}
 
     def table(self, taxonomy: Taxonomy | None = None) -> str:
         """Fixed-width text: statuses, then one row per category, then edits per author."""
         taxonomy = taxonomy or load_taxonomy()
+        unfinished = (f" ({self.unfinished_runs} unfinished: an import was interrupted; import the same source "
+                      "again to finish it)") if self.unfinished_runs else ""
         lines = [f"{self.images} images, {self.items} items, {self.predictions} predictions from "
-                 f"{self.model_runs} runs, {self.edits} edits", ""]
+                 f"{self.model_runs} runs{unfinished}, {self.edits} edits", ""]
         lines += [f"  {status:<10} {self.images_by_status[status]:>8}" for status in STATUSES]
         lines += ["", "  items by origin: " + ", ".join(f"{k} {v}" for k, v in self.items_by_origin.items()), ""]
         header = f"  {'category':<24}{'items':>8}{'corrected landmarks':>21}{'mean displacement px':>22}"
@@ -113,5 +116,7 @@ def project_status(project: Project) -> ProjectStatus:
             model_runs=int(session.scalar(select(func.count(ModelRun.id)))),
             edits=int(session.scalar(select(func.count(Edit.id)))),
             edits_by_author={str(k): int(v) for k, v in by_author.items()},
+            unfinished_runs=int(session.scalar(select(func.count(ModelRun.id))
+                                               .where(ModelRun.completed_at.is_(None)))),
         )
     return project.read(work)

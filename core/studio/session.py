@@ -152,8 +152,8 @@ class Session:
 
     def save_params(self) -> None:
         """Keep the parameters in the open project (the window calls this once a burst of changes ends)."""
-        if self.project is None:
-            return
+        if self.project is None or self.project.read_only is not None:
+            return  # a read-only project keeps what it has (said when it was opened)
         try:
             if project_params(self.project) != self.params:
                 set_project_params(self.project, self.params)
@@ -376,6 +376,8 @@ class Session:
     def _decode_and_store(self) -> None:
         if self.redecode() is None:
             return  # no usable detections: nothing is stored, the image is not marked predicted
+        if self.project.read_only is not None:
+            return  # shown, not stored: the project can only be read (said once, when it was opened)
         try:
             if self.model.store_predictions(self.project, self.record.id, self.detections, self.params):
                 self.refresh_record(self.project.images.get(self.record.id))

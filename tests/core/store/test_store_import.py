@@ -140,11 +140,14 @@ def test_predictions_go_beside_and_seed_new_images(project, df2, tmp_path):
     assert image.status == "predicted"
     (seeded,) = project.annotations.for_image(image.id)
     assert seeded.origin == "predicted" and seeded.prediction_id is not None
-    by_name = import_predictions(project, tmp_path / "pred", run_name="m2")  # found by image_file name
-    assert by_name.predictions_added == 6 and by_name.items_added == 0
+    # the same source again, its images found by image_file name: the one run gets only what it lacked
+    by_name = import_predictions(project, tmp_path / "pred", run_name="m2")
+    assert (by_name.model_run_id, by_name.predictions_added, by_name.unchanged) == (report.model_run_id, 2, 2)
+    assert by_name.items_added == 0
     val = project.images.by_path("df2/validation/image/000101.jpg")
     assert len(project.annotations.for_image(val.id)) == len(read_df2_annotations(df2 / "validation")[0][101])
-    assert [r.name for r in project.model_runs.list()] == ["m1", "m2"]
+    assert [(r.name, r.completed) for r in project.model_runs.list()] == [("m1", True)]
+    assert project.predictions.count() == 6
 
 
 def test_missing_source_is_a_clear_error(project, tmp_path):
