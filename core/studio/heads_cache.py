@@ -131,6 +131,13 @@ class HeadsCache:
                 self._memory.put((image_id, tta), found)
         return found
 
+    def load_saved(self, image: str | None, tta: str) -> RawHeads | None:
+        """The heads from the disk only (None: not there, or no disk cache). Touches no memory: safe from a
+        worker thread; ``put`` them after. HeadsFileError for a damaged file."""
+        if self.disk is None or image is None:
+            return None
+        return self.disk.load(image, self._model_key(), tta)
+
     def computed(self, image: str | None, tta: str, raw: RawHeads, image_id: int = -1) -> RawHeads:
         """Network output ``raw`` rounded ``at_cache_precision`` and saved to disk (a cache that cannot be
         written only costs a later re-run). Touches no memory: safe from a worker thread; ``put`` it after."""

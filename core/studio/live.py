@@ -13,6 +13,7 @@ import numpy as np
 
 from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.domain.structures import Detection, PostprocessParams, RawHeads
+from deepmark.core.errors import DeepMarkError
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 from deepmark.core.store import Project
 from deepmark.core.studio.batch import new_model_run
@@ -74,10 +75,6 @@ class LiveModel:
             self.network_seconds.append(time.perf_counter() - started)
         return found
 
-    def lookup(self, image_id: int, image_key: str | None) -> RawHeads | None:
-        """The image's heads for the current TTA setting from memory or the disk cache; None: not computed."""
-        return self.cache.lookup(image_id, image_key, self.tta.key())
-
     def compute(self, image_id: int, rgb: np.ndarray, image_key: str | None, tta: TestTimeAugmentation) -> RawHeads:
         """Run the network (for a worker thread: touches no shared state but the disk cache's files); the
         heads at the cache's precision. ``keep`` them in the GUI thread afterwards."""
@@ -86,10 +83,18 @@ class LiveModel:
         self.network_seconds.append(time.perf_counter() - started)  # list.append is atomic
         return heads
 
-    def keep(self, image_id: int, tta_key: str, heads: RawHeads) -> None:
-        """Heads computed by ``compute``, now in memory (one network run counted)."""
+    def saved(self, image_key: str | None, tta: TestTimeAugmentation) -> RawHeads | None:
+        """The image's heads from the disk cache only (for a worker thread, like ``compute``); None: not saved,
+        or the saved file is damaged (it is computed again and replaced then)."""
+        try:
+            return self.cache.load_saved(image_key, tta.key())
+        except DeepMarkError:
+            return None
+
+    def keep(self, image_id: int, tta_key: str, heads: RawHeads, computed: bool = True) -> None:
+        """Heads from ``compute`` (one network run counted) or ``saved``, now in memory."""
         self.cache.put(image_id, heads, tta_key)
-        self.runs += 1
+        self.runs += int(computed)
 
     def seconds_per_image(self) -> float | None:
         """The median time of this session's network runs (reading, pre-processing, network, cache write);

@@ -306,16 +306,16 @@ class Session:
         if self.model is None or self.record is None or self.rgb is None:
             return
         record, tta = self.record, self.model.tta
-        try:
-            found = self.model.lookup(record.id, image_key(record))
-            if found is None and self.background is None:
+        if self.background is not None:
+            if self.model.cached(record.id) is None:  # memory only: the disk is read in the background too
+                self._compute_later(record, self.rgb, tta)
+                return
+        else:
+            try:
                 self.model.heads(record.id, self.rgb, image_key(record))
-        except DeepMarkError as exc:
-            self._failed(exc)
-            return
-        if found is None and self.background is not None:
-            self._compute_later(record, self.rgb, tta)
-            return
+            except DeepMarkError as exc:
+                self._failed(exc)
+                return
         self._decode_and_store()
 
     def _failed(self, exc: DeepMarkError) -> None:
@@ -324,7 +324,8 @@ class Session:
         self._set_problem(message)
 
     def _compute_later(self, record: ImageRecord, rgb: np.ndarray | None, tta: TestTimeAugmentation) -> None:
-        """Have the background compute the heads (reading the image there when ``rgb`` is None)."""
+        """Have the background load the heads from the disk cache, else compute them (reading the image there
+        when ``rgb`` is None): no file is read on the session's thread."""
         key = (record.id, tta.key())
         if key in self._pending:
             return  # already on its way (a prefetch): its arrival decodes it when it is the current image
@@ -334,17 +335,20 @@ class Session:
             self.events.emit("busy", True)
 
         def work():
+            saved = model.saved(image_key(record), tta)
+            if saved is not None:
+                return saved, None, False
             if rgb is not None:
-                return model.compute(record.id, rgb, image_key(record), tta), None
+                return model.compute(record.id, rgb, image_key(record), tta), None, True
             signature = file_signature(where)  # before reading: a change while reading shows as a change
             pixels = read_image(where)
-            return model.compute(record.id, pixels, image_key(record), tta), (pixels, signature)
+            return model.compute(record.id, pixels, image_key(record), tta), (pixels, signature), True
 
         self.background(work, lambda result: self._arrived(model, record, tta.key(), result))
 
     def _arrived(self, model: LiveModel, record: ImageRecord, tta_key: str, result: object) -> None:
-        """(heads, pixels read there or None) computed in the background, or the exception it raised; back on
-        the session's thread."""
+        """(heads, (pixels, file signature) read there or None, whether the network ran) from the background,
+        or the exception it raised; back on the session's thread."""
         image_id = record.id
         self._pending.discard((image_id, tta_key))
         current = (model is self.model and self.record is not None and self.record.id == image_id
@@ -354,8 +358,8 @@ class Session:
                 self.events.emit("busy", False)
                 self._failed(result if isinstance(result, DeepMarkError) else DeepMarkError(str(result)))
             return
-        heads, read_ahead = result
-        model.keep(image_id, tta_key, heads)
+        heads, read_ahead, computed = result
+        model.keep(image_id, tta_key, heads, computed)
         if read_ahead is not None and not current and model is self.model:
             self._read_ahead.put((image_id, image_key(record)), read_ahead)
         if current:
@@ -367,11 +371,8 @@ class Session:
         if self.model is None or self.background is None:
             return
         for record in records[:PREFETCH]:
-            try:
-                if self.model.lookup(record.id, image_key(record)) is None:
-                    self._compute_later(record, None, self.model.tta)
-            except DeepMarkError:
-                continue  # a damaged cache file: the image is computed when it is opened
+            if self.model.cache.get(record.id, self.model.tta.key()) is None:  # memory only, no file read here
+                self._compute_later(record, None, self.model.tta)
 
     def _decode_and_store(self) -> None:
         if self.redecode() is None:

@@ -115,3 +115,40 @@ def test_leaving_an_image_before_its_detections_arrive(background_window, qtbot,
     assert window.current_row() == 3
     qtbot.waitUntil(lambda: bool(window.session.detections), timeout=1000)
     assert model.runs == runs
+
+
+def test_heads_saved_on_disk_are_read_off_the_gui_thread(qtbot, demo_project, tiny_model, tmp_path, monkeypatch):
+    """A second window (the next day): the heads of the first are on disk; opening and stepping through the
+    images reads them in the background — no cache file is read on the GUI thread, and no network runs."""
+    from deepmark.app.window import MainWindow
+    from deepmark.core.studio import heads_cache
+
+    monkeypatch.setenv("DEEPMARK_CACHE_DIR", str(tmp_path / "cache"))
+    first = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
+    qtbot.addWidget(first)
+    first.show()
+    assert first.set_model_path(tiny_model)
+    first.set_project(demo_project)
+    qtbot.waitUntil(lambda: first.session.model.runs >= 3 and not first.session._pending, timeout=20000)
+    first.close()
+
+    loads = []  # threads that read a heads file
+    real_load = heads_cache.HeadsDiskCache.load
+
+    def load(self, *args, **kwargs):
+        loads.append(threading.current_thread())
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(heads_cache.HeadsDiskCache, "load", load)
+    project = type(demo_project).open(demo_project.where)
+    second = MainWindow(PostprocessParams.all_techniques(score_threshold=0.0))
+    qtbot.addWidget(second)
+    second.show()
+    assert second.set_model_path(tiny_model)
+    second.set_project(project)
+    qtbot.waitUntil(lambda: bool(second.session.detections) and not second.session._pending, timeout=20000)
+    second.setFocus()
+    qtbot.keyClick(second, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: bool(second.session.detections) and not second.session._pending, timeout=20000)
+    assert loads and threading.main_thread() not in loads
+    assert second.session.model.runs == 1  # the first three images came from the disk; the fourth (ahead) is new
