@@ -137,6 +137,9 @@ class _OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # idle worker threads sleep instead of spinning: as fast on this model (99.9 vs 109.7 ms at 512², 2
+        # threads) and it leaves the CPU to the GUI thread while the network runs in the background
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 4  # fatal only: a failure is reported once, as our own one-line error
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         try:

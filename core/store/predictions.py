@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from deepmark.core.domain.structures import Detection
@@ -138,18 +139,28 @@ class PredictionRepository:
 
     def add(self, image_id: int, run_id: int, detections: Sequence[Detection]) -> list[int]:
         """Store one image's detections of a run (one transaction); a 'new' image becomes 'predicted'.
-        ``Detection.landmarks`` (L, 3) x, y, score; ``refined`` (L,) bool."""
+        ``Detection.landmarks`` (L, 3) x, y, score; ``refined`` (L,) bool. Once per (image, run): when the
+        image already holds predictions of the run — stored by another writer, e.g. the live view while a
+        batch job runs under the same run — nothing is stored and the result is ``[]``."""
         for k, det in enumerate(detections):
             checked_detection(det, self._project.annotations.taxonomy, f"image {image_id} detection {k}")
 
         def work(session: Session) -> list[int]:
             if session.get(Image, image_id) is None:
                 raise NotFoundError(f"image {image_id}: not in the project")
+            held = select(Prediction.id).where(Prediction.image_id == image_id, Prediction.model_run_id == run_id)
+            if session.scalar(held.limit(1)) is not None:
+                return []
             ids = insert_predictions(session, run_id, image_id, detections)
             session.execute(update(Image).where(Image.id == image_id, Image.status == "new")
                             .values(status="predicted"), execution_options={"synchronize_session": False})
             return ids
-        return self._project.write(work)
+        try:
+            return self._project.write(work)
+        except IntegrityError:  # a concurrent writer (PostgreSQL, read committed) stored them first
+            if self.for_image(image_id, run_id):
+                return []
+            raise
 
     def for_image(self, image_id: int, run_id: int | None = None) -> list[PredictionRecord]:
         return self._project.read(lambda s: prediction_records(s, [image_id], run_id))

@@ -157,6 +157,8 @@ def _one(project: Project, detector: Detector, record: ImageRecord, where: Path,
             except OSError as exc:  # slower later (the network runs again), not wrong: noted once
                 report.cache_warning = report.cache_warning or f"{cache.folder}: raw heads not cached ({exc})"
     detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)
-    project.predictions.add(record.id, report.run_id, detections)
+    if not project.predictions.add(record.id, report.run_id, detections) and detections:
+        report.already += 1  # stored meanwhile by the live view under the same run
+        return
     report.stored += 1
     report.predictions += len(detections)

@@ -367,8 +367,18 @@ class Session:
             self._decode_and_store()
 
     def prefetch(self, records: list[ImageRecord]) -> None:
-        """Compute the heads of the images the user is likely to open next, in the background."""
+        """Compute the heads of the images the user is likely to open next, in the background — handed over
+        only once the current image is painted and decoded (``later``), so the network does not compete
+        with that for the CPU."""
         if self.model is None or self.background is None:
+            return
+        if self.later is not None:
+            self.later(lambda: self._prefetch_now(records))
+        else:
+            self._prefetch_now(records)
+
+    def _prefetch_now(self, records: list[ImageRecord]) -> None:
+        if self.model is None:
             return
         for record in records[:PREFETCH]:
             if self.model.cache.get(record.id, self.model.tta.key()) is None:  # memory only, no file read here

@@ -207,3 +207,38 @@ def test_a_preset_goes_through_the_one_parameter_parser(project, values, expecte
         project.presets.save("bad", values)
     project.presets.save("strings", {"top_k": "7", "nms": "yes", "alpha": "0.25"})  # as a JSON client may send them
     assert project.presets.params("strings") == PostprocessParams(top_k=7, nms=True, alpha=0.25)
+
+
+def test_predictions_are_stored_once_per_image_and_run_whoever_writes_first(project, project_url, image_with_item):
+    """The live view and a batch job store under one run: two writers racing on one image store its
+    predictions once, and neither fails (on SQLite and PostgreSQL)."""
+    import threading
+
+    from deepmark.core.store import Project
+
+    image_id, _ = image_with_item
+    run = project.model_runs.add("run-1")
+    landmarks = np.column_stack([np.linspace(10, 60, 14), np.linspace(20, 70, 14), np.full(14, 0.9)])
+    dets = [Detection(8, 0.9, 0.8, np.array([1.0, 2.0, 60.0, 70.0]), landmarks, np.zeros(14, bool))] * 2
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def writer() -> None:
+        other = Project.open(project_url)
+        try:
+            barrier.wait()
+            results.append(other.predictions.add(image_id, run.id, dets))
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert sorted(len(r) for r in results) == [0, 0, 0, 2]  # one writer stored both, the others nothing
+    assert len(project.predictions.for_image(image_id, run.id)) == 2
+    assert project.predictions.add(image_id, run.id, dets) == []  # and again later: nothing
