@@ -1,8 +1,28 @@
-"""Shared fixtures: the bundled taxonomy and groupings (loaded once per session)."""
+"""Shared fixtures: the bundled taxonomy and groupings (loaded once per session), and one throwaway
+PostgreSQL server for every test that needs one."""
+
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
-from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
+sys.path.insert(0, str(Path(__file__).resolve().parent / "core" / "store"))
+import store_pg  # noqa: E402
+
+from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server of its own (skipped when none can be started, unless CI requires one)."""
+    server = store_pg.start_server()
+    if isinstance(server, str):
+        if os.environ.get("DEEPMARK_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"DEEPMARK_REQUIRE_POSTGRES=1 but {server}")
+        pytest.skip(server)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

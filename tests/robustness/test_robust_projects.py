@@ -30,7 +30,6 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core" / "store"))
 
-import store_pg  # noqa: E402
 
 from deepmark.core.domain.structures import Detection, PostprocessParams  # noqa: E402
 from deepmark.core.formats.df2 import write_df2_predictions  # noqa: E402
@@ -71,17 +70,6 @@ def df2(df2_master, tmp_path) -> Path:
     target = tmp_path / "df2"
     shutil.copytree(df2_master, target)
     return target
-
-
-@pytest.fixture(scope="module")
-def pg_server():
-    server = store_pg.start_server()
-    if isinstance(server, str):
-        if os.environ.get("DEEPMARK_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"DEEPMARK_REQUIRE_POSTGRES=1 but {server}")
-        pytest.skip(server)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=("sqlite", "postgresql"))

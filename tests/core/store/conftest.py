@@ -7,7 +7,6 @@ The PostgreSQL half is skipped, with the reason, when no server binaries are ins
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,23 +15,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import store_pg  # noqa: E402
 
 from deepmark.core.store import Project  # noqa: E402
 from deepmark.core.synthetic import SynthConfig, generate_dataset  # noqa: E402
 
 BACKENDS = ("sqlite", "postgresql")
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    server = store_pg.start_server()
-    if isinstance(server, str):
-        if os.environ.get("DEEPMARK_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"DEEPMARK_REQUIRE_POSTGRES=1 but {server}")
-        pytest.skip(server)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=BACKENDS)
