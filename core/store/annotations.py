@@ -50,14 +50,14 @@ def item_records(session: Session, image_ids: list[int]) -> dict[int, list[ItemR
             id=a["id"], image_id=a["image_id"], item_index=a["item_index"], origin=a["origin"],
             prediction_id=a["prediction_id"], category_id=a["category_id"],
             box=np.array([a["x1"], a["y1"], a["x2"], a["y2"]], np.float64), landmarks=arr[:, :3].copy(),
-            corrected=arr[:, 3].astype(bool), segmentation=a["segmentation"],
+            corrected=arr[:, 3].astype(bool), segmentation=a["segmentation"], extra=a["extra"] or None,
             **{name: a[name] for name in ATTRIBUTE_NAMES}))
     return out
 
 
 def _state_from_data(base: dict[str, Any], data: ItemData, origin: str) -> dict[str, Any]:
-    """The item state after replacing its content by ``data``; landmarks that moved or changed
-    visibility are flagged corrected (with their first position kept) unless the item is manual."""
+    """The item state after replacing its content by ``data`` (its extra keys too); landmarks that moved or
+    changed visibility are flagged corrected (with their first position kept) unless the item is manual."""
     old = dict(enumerate(base["landmarks"]))
     same_category = base is not None and base["category_id"] == data.category_id
     landmarks = []
@@ -70,8 +70,12 @@ def _state_from_data(base: dict[str, Any], data: ItemData, origin: str) -> dict[
         corrected = prev[3] or changed
         x0, y0 = (prev[4], prev[5]) if prev[3] else ((prev[0], prev[1]) if changed else (None, None))
         landmarks.append([x, y, int(v), corrected, x0, y0])
-    return {**base, "category_id": int(data.category_id), "box": [float(v) for v in data.box], "origin": origin,
-            **data.attributes, "segmentation": data.segmentation, "landmarks": landmarks}
+    state = {**base, "category_id": int(data.category_id), "box": [float(v) for v in data.box], "origin": origin,
+             **data.attributes, "segmentation": data.segmentation, "landmarks": landmarks}
+    state.pop("extra", None)
+    if data.extra:  # as item_state: the key only where there are extra keys
+        state["extra"] = data.extra
+    return state
 
 
 class AnnotationRepository:
@@ -135,11 +139,12 @@ class AnnotationRepository:
         return self._project.write(work)
 
     def update_item(self, annotation_id: int, *, category_id: int | None = None, box=None, landmarks=None,
-                    attributes: dict[str, int | None] | None = None, segmentation=_UNSET,
+                    attributes: dict[str, int | None] | None = None, segmentation=_UNSET, extra=_UNSET,
                     author: str | None = None, expected_version: int | None = None,
                     action: str = "update_item") -> EditReceipt:
-        """Change an item's category, ``box`` (4,) xyxy, ``landmarks`` (L, 3) x, y, v, DF2 ``attributes``
-        and/or ``segmentation`` in one logged edit. A new category with another landmark count needs
+        """Change an item's category, ``box`` (4,) xyxy, ``landmarks`` (L, 3) x, y, v, DF2 ``attributes``,
+        ``segmentation`` and/or ``extra`` keys (name → JSON value; None: none) in one logged edit; what is
+        not given is kept, the item's extra keys included. A new category with another landmark count needs
         ``landmarks``."""
         def work(session: Session) -> EditReceipt:
             image_id = self._image_of(session, annotation_id)
@@ -158,7 +163,8 @@ class AnnotationRepository:
                 raise InvalidValueError(f"item {annotation_id}: unknown attributes {sorted(unknown)}")
             data = checked_item(ItemData(
                 category_id=new_category, box=before["box"] if box is None else box, landmarks=points,
-                segmentation=before["segmentation"] if segmentation is _UNSET else segmentation, **attrs,
+                segmentation=before["segmentation"] if segmentation is _UNSET else segmentation,
+                extra=before.get("extra") if extra is _UNSET else extra, **attrs,
             ), self.taxonomy, f"item {annotation_id}")
             origin = "corrected" if before["origin"] in _MACHINE_ORIGINS else before["origin"]
             after = _state_from_data(before, data, origin)
@@ -214,8 +220,9 @@ class AnnotationRepository:
     def accept_prediction(self, prediction_id: int, *, replace: int | None = None, visible_threshold: float = 0.0,
                           author: str | None = None, expected_version: int | None = None) -> EditReceipt:
         """Take a prediction as the truth: a new item (origin 'predicted'), or the new content of item
-        ``replace`` (its old content stays in the edit log). Landmarks with a score
-        above ``visible_threshold`` become visible (v 2), the others occluded (v 1)."""
+        ``replace`` (its old content stays in the edit log; its extra keys stay unless the prediction is an
+        imported item that brings its own). Landmarks with a score above ``visible_threshold`` become
+        visible (v 2), the others occluded (v 1)."""
         record = self._project.predictions.get(prediction_id)
         data = checked_item(item_from_detection(record.to_detection(), visible_threshold, record.attributes),
                             self.taxonomy, f"prediction {prediction_id}")
@@ -223,7 +230,8 @@ class AnnotationRepository:
             return self.add_item(record.image_id, data, origin="predicted", prediction_id=prediction_id,
                                  author=author, expected_version=expected_version)
         return self.update_item(replace, category_id=data.category_id, box=data.box, landmarks=data.landmarks,
-                                attributes=data.attributes, segmentation=data.segmentation, author=author,
+                                attributes=data.attributes, segmentation=data.segmentation,
+                                extra=data.extra if data.extra else _UNSET, author=author,
                                 expected_version=expected_version, action="accept_prediction")
 
     @staticmethod

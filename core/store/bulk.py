@@ -6,8 +6,10 @@ image with its items and their landmark rows is a handful of statements whatever
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import insert
@@ -19,13 +21,13 @@ from deepmark.core.errors import DeepMarkError, TaxonomyError
 from deepmark.core.formats.coco import checked_box, checked_landmarks
 from deepmark.core.store.errors import InvalidValueError
 from deepmark.core.store.models import Annotation, Landmark, Prediction, PredictionLandmark, utc_now
-from deepmark.core.store.records import ATTRIBUTE_NAMES, ItemData
+from deepmark.core.store.records import ATTRIBUTE_NAMES, DF2_ITEM_FIELDS, ItemData
 
 
 def checked_item(data: ItemData, taxonomy: Taxonomy, where: str) -> ItemData:
     """``data`` with float64 arrays, checked: known category, finite (4,) box with x2 ≥ x1 and y2 ≥ y1,
-    (L, 3) finite landmarks for the category with v in {0, 1, 2}, integer attributes, numeric polygons.
-    Raises InvalidValueError naming ``where``."""
+    (L, 3) finite landmarks for the category with v in {0, 1, 2}, integer attributes, numeric polygons,
+    extra keys that are not DF2 fields with plain JSON values. Raises InvalidValueError naming ``where``."""
     category = _category(taxonomy, data.category_id, where)
     try:
         box = checked_box(data.box, where)
@@ -41,7 +43,8 @@ def checked_item(data: ItemData, taxonomy: Taxonomy, where: str) -> ItemData:
             raise InvalidValueError(f"{where}: {name} must be an integer or None, got {value!r}")
         attributes[name] = None if value is None else int(value)
     segmentation = _checked_segmentation(data.segmentation, where)
-    return ItemData(category_id=category.id, box=box, landmarks=landmarks, segmentation=segmentation, **attributes)
+    return ItemData(category_id=category.id, box=box, landmarks=landmarks, segmentation=segmentation,
+                    extra=_checked_extra(data.extra, where), **attributes)
 
 
 def checked_detection(det: Detection, taxonomy: Taxonomy, where: str) -> None:
@@ -78,12 +81,30 @@ def _checked_segmentation(value, where: str) -> list[list[float]] | None:
     return out
 
 
+def _checked_extra(value, where: str) -> dict[str, Any] | None:
+    """An item's extra keys as the JSON a file would hold (a copy; None for none). InvalidValueError naming
+    ``where`` for a DF2 field name among them (it is no extra key) or a value JSON cannot hold exactly
+    (NaN and infinities are not JSON: a PostgreSQL project refuses them, other tools too)."""
+    if not value:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InvalidValueError(f"{where}: extra keys must be an object of named values, got {value!r}")
+    fields = sorted(DF2_ITEM_FIELDS & set(value))
+    if fields:
+        raise InvalidValueError(f"{where}: extra key {fields[0]!r} is a DeepFashion2 field, not an extra key")
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidValueError(f"{where}: an extra key's value is not plain JSON ({exc})") from None
+
+
 def annotation_row(image_id: int, item_index: int, data: ItemData, origin: str, prediction_id: int | None,
                    now: datetime) -> dict:
     x1, y1, x2, y2 = (float(v) for v in data.box)
     return {"image_id": image_id, "item_index": item_index, "category_id": int(data.category_id),
             "x1": x1, "y1": y1, "x2": x2, "y2": y2, "origin": origin, "prediction_id": prediction_id,
-            "segmentation": data.segmentation, "created_at": now, "updated_at": now, **data.attributes}
+            "segmentation": data.segmentation, "extra": data.extra, "created_at": now, "updated_at": now,
+            **data.attributes}
 
 
 def insert_items(session: Session, items: Sequence[tuple[int, int, ItemData, str, int | None]]) -> list[int]:
@@ -135,7 +156,8 @@ def insert_predictions(session: Session, run_id: int, image_id: int, detections:
 def item_from_detection(det: Detection, visible_threshold: float = 0.0, attributes: dict | None = None) -> ItemData:
     """An annotation seeded from a prediction: landmarks with score > ``visible_threshold`` get v = 2
     (visible), the others v = 1 (occluded); the annotator corrects from there. An imported item set
-    beside a human correction carries its exact ``visibility`` list and DF2 attributes in ``attributes``."""
+    beside a human correction carries its exact ``visibility`` list, DF2 attributes, segmentation and
+    extra keys in ``attributes``."""
     landmarks = np.array(det.landmarks, np.float64)
     attributes = dict(attributes or {})
     visibility = attributes.pop("visibility", None)
@@ -146,4 +168,4 @@ def item_from_detection(det: Detection, visible_threshold: float = 0.0, attribut
     segmentation = attributes.pop("segmentation", None)
     known = {k: attributes.get(k) for k in ATTRIBUTE_NAMES}
     return ItemData(category_id=int(det.category_id), box=np.array(det.box, np.float64), landmarks=landmarks,
-                    segmentation=segmentation, **known)
+                    segmentation=segmentation, extra=attributes.get("extra"), **known)

@@ -3,8 +3,8 @@
 A change has a target and that target's state as JSON, before and after:
 
 * ``landmark`` (item id + landmark index): ``{x, y, v, corrected, x0, y0, origin}`` (origin: the item's);
-* ``item`` (item id): the whole item (category, box, attributes, segmentation, landmarks), or None
-  where the item did not exist (an addition's before, a deletion's after);
+* ``item`` (item id): the whole item (category, box, attributes, segmentation, landmarks, and ``extra``
+  when it has extra keys), or None where the item did not exist (an addition's before, a deletion's after);
 * ``image``: ``{status, reviewer, reviewed_at}``.
 
 Undo applies an edit's ``before`` and appends a new ``undo`` edit naming it, in one transaction that
@@ -100,13 +100,16 @@ def item_state(session: Session, annotation_id: int) -> dict[str, Any] | None:
         select(Landmark.x, Landmark.y, Landmark.v, Landmark.corrected, Landmark.x0, Landmark.y0)
         .where(Landmark.annotation_id == annotation_id).order_by(Landmark.idx)
     ).all()
-    return {
+    state = {
         "id": ann["id"], "image_id": ann["image_id"], "item_index": ann["item_index"],
         "category_id": ann["category_id"], "box": [ann["x1"], ann["y1"], ann["x2"], ann["y2"]],
         "origin": ann["origin"], "prediction_id": ann["prediction_id"],
         **{name: ann[name] for name in ATTRIBUTE_NAMES}, "segmentation": ann["segmentation"],
         "landmarks": [[r.x, r.y, int(r.v), bool(r.corrected), r.x0, r.y0] for r in rows],
     }
+    if ann["extra"]:  # only then: a state logged before revision 0004 still equals the item's (undo compares)
+        state["extra"] = ann["extra"]
+    return state
 
 
 def image_state(session: Session, image_id: int) -> dict[str, Any] | None:
@@ -159,7 +162,7 @@ def write_item_state(session: Session, state: dict[str, Any], now: datetime) -> 
     x1, y1, x2, y2 = state["box"]
     values = {"image_id": state["image_id"], "item_index": state["item_index"], "category_id": state["category_id"],
               "x1": x1, "y1": y1, "x2": x2, "y2": y2, "origin": state["origin"], "prediction_id": prediction_id,
-              "segmentation": state["segmentation"], "updated_at": now,
+              "segmentation": state["segmentation"], "extra": state.get("extra"), "updated_at": now,
               **{name: state[name] for name in ATTRIBUTE_NAMES}}
     table = Annotation.__table__
     if session.scalar(select(Annotation.id).where(Annotation.id == state["id"])) is None:

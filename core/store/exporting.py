@@ -10,7 +10,8 @@ Layout of ``out_dir``::
 The per-image JSON is the dataset's schema: ``source``, ``pair_id``, ``item1..N`` with ``category_id``,
 ``category_name``, ``bounding_box`` [x1, y1, x2, y2], ``landmarks`` [x, y, v] × the category's count
 (unlabelled points as 0, 0, 0), ``segmentation``, ``style``, ``scale``, ``occlusion``, ``zoom_in``,
-``viewpoint`` (DeepFashion2's neutral values where unknown). Files keep their numeric names when all
+``viewpoint`` (DeepFashion2's neutral values where unknown), then the item's extra keys as they were imported
+(keys that are not DeepFashion2 fields). Files keep their numeric names when all
 exported images have distinct numeric names, else they are numbered by project image id.
 
 Everything is read in one snapshot and written into a temporary folder beside ``out_dir`` (``.NAME.partial-PID``)
@@ -78,8 +79,9 @@ def _nums(values) -> list[int | float]:
 
 
 def df2_document(items: list[ItemRecord], image: ImageRecord, taxonomy: Taxonomy) -> dict:
-    """The per-image DeepFashion2 dict (``annotation_document`` plus the known attributes); landmarks
-    not labelled (v = 0) are written as 0, 0, 0 as in the dataset."""
+    """The per-image DeepFashion2 dict (``annotation_document`` plus the known attributes, segmentation and
+    each item's extra keys after its DF2 fields); landmarks not labelled (v = 0) are written as 0, 0, 0 as in
+    the dataset."""
     doc = annotation_document([r.to_item() for r in items], taxonomy, image.source or "user", image.pair_id or 0)
     for k, record in enumerate(items, start=1):
         entry = doc[f"item{k}"]
@@ -90,6 +92,7 @@ def df2_document(items: list[ItemRecord], image: ImageRecord, taxonomy: Taxonomy
         entry.update({name: getattr(record, name) for name in ATTRIBUTE_NAMES if getattr(record, name) is not None})
         if record.segmentation is not None:
             entry["segmentation"] = record.segmentation
+        entry.update(record.extra or {})  # never a DF2 field's name: the store refuses those as extra keys
     return doc
 
 
@@ -127,8 +130,9 @@ def _coco(split_items: dict[int, list[ItemRecord]], names: dict[int, str], image
     """The official 294-keypoint COCO dataset (as ``ground_truth_to_coco``) with real file names, sizes and
     each annotation's style, pair_id and segmentation as the official converter writes them, plus every other
     DF2 field the project holds, so DF2 → COCO → DF2 loses nothing: per annotation the known ``scale``,
-    ``occlusion``, ``zoom_in``, ``viewpoint`` and the exact xyxy ``bounding_box`` (``bbox`` x + w may round);
-    per image its ``source`` and ``pair_id``. Pycocotools and the official tools ignore keys they do not use."""
+    ``occlusion``, ``zoom_in``, ``viewpoint``, the exact xyxy ``bounding_box`` (``bbox`` x + w may round) and
+    the item's extra keys as one object ``df2_extra`` (so they cannot clash with COCO's own keys); per image
+    its ``source`` and ``pair_id``. Pycocotools and the official tools ignore keys they do not use."""
     # ground_truth_to_coco's own builder, keeping each annotation's keypoints as an (882,) array for coco_text
     dataset = ground_truth_dataset({n: [r.to_item() for r in rs] for n, rs in split_items.items()}, taxonomy)
     for entry in dataset["images"]:
@@ -142,6 +146,8 @@ def _coco(split_items: dict[int, list[ItemRecord]], names: dict[int, str], image
         ann.update({name: getattr(record, name) for name in ATTRIBUTE_NAMES
                     if name != "style" and getattr(record, name) is not None})  # style: written above
         ann["bounding_box"] = _nums(record.box.tolist())
+        if record.extra:
+            ann["df2_extra"] = record.extra
     return dataset
 
 

@@ -15,10 +15,14 @@ Bad input is reported in ``ImportReport.errors``, one line per file (or item), a
   ``LANDMARK_MARGIN`` of its width / height, the same image twice, a missing image file (an annotation
   without an image), an image file that is truncated or corrupt (``check_complete``: end marker, else a
   full decode), and in a DF2 folder an image without an annotation file (nothing to import it with);
-* only the item is skipped: an exact duplicate (same category, box, landmarks, attributes, segmentation)
-  of an earlier item of the same file; the file's other items are imported;
-* imported, with a line in ``ImportReport.notes``: DF2 item keys the store does not keep, and DF2
-  attributes a COCO file lacks (stored as unknown; the note names the value a DF2 export writes).
+* only the item is skipped: an exact duplicate (same category, box, landmarks, attributes, segmentation,
+  extra keys) of an earlier item of the same file; the file's other items are imported;
+* imported, with a line in ``ImportReport.notes``: DF2 attributes a COCO file lacks (stored as unknown; the
+  note names the value a DF2 export writes).
+
+An item's keys that are not DeepFashion2 fields (a team's own ``"annotator"``, ``"quality"``...) are kept
+with it as read (``extra``) and written back by both exports; a value JSON cannot hold exactly (NaN,
+infinity) skips the file, named.
 
 Files are written in batches, each batch one transaction holding whole images only: a killed import leaves
 whole images, and running it again finishes the job. A predictions source is one model run keyed by its
@@ -167,13 +171,15 @@ def _insert_images(session: Session, rows: list[dict]) -> list[int]:
 
 
 def _as_detection(item: ItemData) -> tuple[Detection, dict[str, Any]]:
-    """An imported item as a prediction (score 1, landmark score v / 2) plus what accepting it restores."""
+    """An imported item as a prediction (score 1, landmark score v / 2) plus what accepting it restores
+    (its exact visibility, attributes, segmentation and extra keys)."""
     landmarks = np.array(item.landmarks, np.float64)
     visibility = landmarks[:, 2].astype(int).tolist()
     landmarks[:, 2] /= 2.0
     det = Detection(item.category_id, 1.0, 1.0, np.array(item.box, np.float64), landmarks,
                     np.zeros(len(landmarks), bool))
-    return det, {**item.attributes, "segmentation": item.segmentation, "visibility": visibility}
+    kept = {**item.attributes, "segmentation": item.segmentation, "visibility": visibility}
+    return det, kept | ({"extra": item.extra} if item.extra else {})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +252,6 @@ def _import_annotated(project: Project, entries: Sequence, load: Callable[[Any],
     check_status(status)
     seen: set[str] = set()
     run: dict[str, Any] = {"name": run_name, "id": None}
-    extra_keys: dict[str, list] = {}  # item key the store does not keep → [count of files, first file and item]
     for done, batch in enumerate(_batches(entries, batch_size), start=1):
         prepared = []
         for entry in batch:
@@ -258,8 +263,6 @@ def _import_annotated(project: Project, entries: Sequence, load: Callable[[Any],
                 continue
             prepared.append(image)
             report.errors += dropped
-            for key, item in source.extra_keys.items():
-                extra_keys.setdefault(key, [0, f"{source.label} {item}"])[0] += 1
 
         def work(session: Session, prepared: list[_Prepared] = prepared) -> dict[str, int]:
             run["pending"] = run["id"]
@@ -269,8 +272,6 @@ def _import_annotated(project: Project, entries: Sequence, load: Callable[[Any],
         if progress:
             progress(min(done * batch_size, len(entries)), len(entries))
     report.model_run_id = run["id"]
-    report.notes += [f"item key {key!r} is not kept by the project (in {count} files, first {first}); exports will "
-                     "not carry it" for key, (count, first) in sorted(extra_keys.items())]
     return report
 
 

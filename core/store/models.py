@@ -160,7 +160,9 @@ class PredictionLandmark(Base):
 class Annotation(Base):
     """The current truth of one item: category, xyxy box, ``origin``, DF2 attributes when known and
     ``segmentation`` (list of flat [x, y, ...] polygons in pixels) when known. ``item_index`` orders the
-    items of an image (``item1``.. on export)."""
+    items of an image (``item1``.. on export). ``extra``: the imported item's keys that are not DeepFashion2
+    fields (a team's own ``"annotator"``, ``"quality"``...), name → JSON value exactly as read, carried by
+    every export; None for an item without any."""
 
     __tablename__ = "annotations"
     __table_args__ = (CheckConstraint(_in("origin", ORIGINS), name="origin"),)
@@ -182,6 +184,7 @@ class Annotation(Base):
     segmentation: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # revision 0004
 
 
 class Landmark(Base):

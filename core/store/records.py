@@ -7,6 +7,7 @@ x, y in pixels and v (0 not labelled, 1 occluded, 2 visible) for annotations, or
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,12 +17,24 @@ import numpy as np
 from deepmark.core.domain.structures import Detection, Item
 
 ATTRIBUTE_NAMES = ("style", "occlusion", "scale", "zoom_in", "viewpoint")
+DF2_ITEM_FIELDS = frozenset({"category_id", "category_name", "bounding_box", "landmarks", "segmentation",
+                             *ATTRIBUTE_NAMES})
+"""The DeepFashion2 item keys (``category_name`` follows from ``category_id``); any other key of an item is
+one of its ``extra`` keys."""
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """True when ``a`` and ``b`` are the same JSON (1, 1.0 and true differ, as they do in a file; the order of
+    an object's keys does not count). None and {} both mean "no extra keys"."""
+    return json.dumps(a or None, sort_keys=True) == json.dumps(b or None, sort_keys=True)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class ItemData:
     """An item to store: category, ``box`` (4,) xyxy, ``landmarks`` (L, 3) x, y, v; the DeepFashion2
-    attributes when known (None when not) and ``segmentation``: flat [x, y, ...] polygons, or None."""
+    attributes when known (None when not), ``segmentation``: flat [x, y, ...] polygons, or None, and
+    ``extra``: an imported item's keys that are not DeepFashion2 fields, name → JSON value as read (None:
+    none; an item a person or a model made has none)."""
 
     category_id: int
     box: np.ndarray
@@ -32,6 +45,7 @@ class ItemData:
     zoom_in: int | None = None
     viewpoint: int | None = None
     segmentation: list[list[float]] | None = None
+    extra: dict[str, Any] | None = None
 
     @staticmethod
     def from_item(item: Item, **attributes: Any) -> ItemData:
@@ -48,20 +62,22 @@ class ItemData:
 
     def agrees_with(self, existing: ItemData) -> bool:
         """True when this (incoming) item says nothing that contradicts ``existing``: same category, box
-        and landmarks, and equal attributes / segmentation wherever this one knows them."""
+        and landmarks, and equal attributes / segmentation / extra keys wherever this one has them."""
         return (self.category_id == existing.category_id
                 and np.array_equal(np.asarray(self.box, float), np.asarray(existing.box, float))
                 and np.array_equal(np.asarray(self.landmarks, float), np.asarray(existing.landmarks, float))
                 and all(v is None or v == getattr(existing, k) for k, v in self.attributes.items())
-                and (not self.segmentation or self.segmentation == existing.segmentation))
+                and (not self.segmentation or self.segmentation == existing.segmentation)
+                and (not self.extra or same_json(self.extra, existing.extra)))
 
     def same_content(self, other: ItemData) -> bool:
-        """Equal category, box, landmarks, attributes and segmentation."""
+        """Equal category, box, landmarks, attributes, segmentation and extra keys."""
         return (self.category_id == other.category_id
                 and np.array_equal(np.asarray(self.box, float), np.asarray(other.box, float))
                 and np.array_equal(np.asarray(self.landmarks, float), np.asarray(other.landmarks, float))
                 and self.attributes == other.attributes
-                and (self.segmentation or None) == (other.segmentation or None))
+                and (self.segmentation or None) == (other.segmentation or None)
+                and same_json(self.extra, other.extra))
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

@@ -2,9 +2,11 @@
 
 * DeepFashion2 per-image JSON (``annos/*.json`` beside ``image/``, or a dataset folder with ``train/``,
   ``validation/``... sub-folders; this project's own export has that layout), with the item attributes
-  (style, occlusion, scale, zoom_in, viewpoint, segmentation) and the image's ``source`` and ``pair_id``;
+  (style, occlusion, scale, zoom_in, viewpoint, segmentation), each item's other keys (its ``extra``) and
+  the image's ``source`` and ``pair_id``;
 * the 294-keypoint COCO json of the official conversion (``read_coco_keypoints``), with each
-  annotation's ``style``, ``segmentation`` and ``pair_id`` when present;
+  annotation's ``style``, ``segmentation`` and ``pair_id`` when present, and the DF2 fields and extra keys
+  (``df2_extra``) this project's COCO export adds;
 * ``deepmark predict`` output (``<image stem>.json`` with ``image_file``) or an official results list.
 
 The parsers are ``deepmark.core.formats.df2``'s; this module adds what the store keeps beyond ``Item``.
@@ -33,7 +35,7 @@ from deepmark.core.formats.df2 import (
 )
 from deepmark.core.imaging.read import IMAGE_SUFFIXES
 from deepmark.core.store.errors import StoreError
-from deepmark.core.store.records import ATTRIBUTE_NAMES, ItemData
+from deepmark.core.store.records import ATTRIBUTE_NAMES, DF2_ITEM_FIELDS, ItemData
 
 
 @dataclass
@@ -46,7 +48,6 @@ class SourceImage:
     source: str | None = None
     pair_id: int | None = None
     entry: str | None = None  # the image within a file of many (a COCO json), for messages
-    extra_keys: dict[str, str] = field(default_factory=dict)  # item keys the store does not keep → first item
 
     @property
     def label(self) -> str:
@@ -115,27 +116,20 @@ def _segmentation(raw: dict, key: str) -> list[list[float]] | None:
     return [list(poly) for poly in value]  # numbers kept as written (ints stay ints on export)
 
 
-DF2_ITEM_KEYS = frozenset({"category_id", "category_name", "bounding_box", "landmarks", "segmentation",
-                           *ATTRIBUTE_NAMES})
-"""The DeepFashion2 item keys the store keeps (``category_name`` follows from ``category_id``)."""
-
-
-def unknown_item_keys(raw) -> dict[str, str]:
-    """Keys of a per-image DF2 document's items that the store does not keep → the first item holding each."""
-    out: dict[str, str] = {}
-    for key, entry in _items(raw):
-        for name in sorted(set(entry) - DF2_ITEM_KEYS):
-            out.setdefault(name, key)
-    return out
+def _extra_keys(entry: dict) -> dict | None:
+    """The item's keys that are not DeepFashion2 fields, with their values as read (None: it has none)."""
+    return {name: value for name, value in entry.items() if name not in DF2_ITEM_FIELDS} or None
 
 
 def parse_df2_document(raw, taxonomy: Taxonomy) -> tuple[list[ItemData], str | None, int | None]:
-    """Items (with attributes) and the image's ``source`` and ``pair_id`` of a per-image DF2 document."""
+    """Items (with attributes and extra keys) and the image's ``source`` and ``pair_id`` of a per-image DF2
+    document."""
     items = []
     for key, entry in _items(raw):
         item = _parse_item(entry, key, taxonomy)
         attributes = {name: _attribute(entry, name, key) for name in ATTRIBUTE_NAMES}
-        items.append(ItemData.from_item(item, segmentation=_segmentation(entry, key), **attributes))
+        items.append(ItemData.from_item(item, segmentation=_segmentation(entry, key), extra=_extra_keys(entry),
+                                        **attributes))
     source = raw.get("source")
     if source is not None and not isinstance(source, str):
         raise _Malformed(f"source must be a string, got {source!r}")
@@ -155,7 +149,7 @@ def read_df2_file(path: Path, image_dir: Path, taxonomy: Taxonomy) -> SourceImag
     image = find_image(image_dir, path.stem)
     if image is None:
         raise StoreError(f"{path}: image file {image_dir / path.stem}.jpg (or .png, ...) not found", path=path)
-    return SourceImage(path, image, items, source, pair_id, extra_keys=unknown_item_keys(raw))
+    return SourceImage(path, image, items, source, pair_id)
 
 
 def unannotated_images(folder: str | Path) -> list[tuple[Path, Path]]:
@@ -187,10 +181,10 @@ COCO_DEFAULTS = {"style": 0, "scale": 2, "occlusion": 1, "zoom_in": 1, "viewpoin
 def read_coco_source(path: str | Path, images_dir: str | Path | None, taxonomy: Taxonomy
                      ) -> tuple[list[SourceImage], list[FileError], list[str]]:
     """Images of a 294-keypoint COCO json, with the DF2 fields this project's COCO export adds (``scale``,
-    ``occlusion``, ``zoom_in``, ``viewpoint``, xyxy ``bounding_box`` per annotation; ``source`` and
-    ``pair_id`` per image) when present. An image with any bad annotation is reported and skipped whole
-    (never half-imported); so are duplicate image ids or file names and missing image files. The notes
-    say which DF2 attributes were absent and what a DF2 export will write for them."""
+    ``occlusion``, ``zoom_in``, ``viewpoint``, xyxy ``bounding_box`` and the item's extra keys ``df2_extra``
+    per annotation; ``source`` and ``pair_id`` per image) when present. An image with any bad annotation is
+    reported and skipped whole (never half-imported); so are duplicate image ids or file names and missing image
+    files. The notes say which DF2 attributes were absent and what a DF2 export will write for them."""
     source = Path(path)
     try:
         items, names, errors = read_coco_keypoints(source, taxonomy)
@@ -243,15 +237,19 @@ def read_coco_source(path: str | Path, images_dir: str | Path | None, taxonomy: 
 
 
 def _coco_item(item, ann: dict, where: str) -> ItemData:
-    """The item with the annotation's DF2 fields; its xyxy ``bounding_box`` (exact, where ``bbox`` x + w may
-    round) is taken when it agrees with ``bbox``."""
+    """The item with the annotation's DF2 fields and extra keys (``df2_extra``); its xyxy ``bounding_box``
+    (exact, where ``bbox`` x + w may round) is taken when it agrees with ``bbox``."""
     attributes = {name: _attribute(ann, name, where) for name in ATTRIBUTE_NAMES}
+    extra = ann.get("df2_extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise _Malformed(f"annotation {ann.get('id')!r} df2_extra must be an object of the item's extra keys, "
+                         f"got {type(extra).__name__}")
     xyxy = ann.get("bounding_box")
     if isinstance(xyxy, list) and len(xyxy) == 4 and all(type(v) in (int, float) for v in xyxy):
         exact = np.asarray(xyxy, np.float64)
         if np.allclose(exact, item.box, rtol=0.0, atol=1e-6):
             item = Item(item.category_id, exact, item.landmarks)
-    return ItemData.from_item(item, segmentation=_segmentation(ann, where), **attributes)
+    return ItemData.from_item(item, segmentation=_segmentation(ann, where), extra=extra or None, **attributes)
 
 
 def _coco_image_fields(image: dict, anns: list[dict], where: str) -> tuple[str | None, int | None]:

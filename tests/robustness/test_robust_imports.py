@@ -20,8 +20,9 @@ from PIL import Image
 from deepmark.core.domain.taxonomy import load_taxonomy
 from deepmark.core.formats.df2 import read_df2_annotations, read_predictions
 from deepmark.core.imaging.read import ImageError, check_complete
-from deepmark.core.store import Project
+from deepmark.core.store import InvalidValueError, ItemData, Project
 from deepmark.core.store.interchange import LANDMARK_MARGIN, export_dataset, import_coco, import_df2, import_images
+from deepmark.core.store.records import DF2_ITEM_FIELDS
 
 TAXONOMY = load_taxonomy()
 W, H = 80, 60
@@ -283,12 +284,26 @@ def _export_docs(out: Path) -> dict[str, dict]:
     return {f"{p.parent.parent.name}/{p.name}": json.loads(p.read_text()) for p in sorted(out.glob("*/annos/*.json"))}
 
 
+def _json(value) -> str:
+    """``value`` as canonical JSON text: equal only for the same JSON (1, 1.0 and true differ)."""
+    return json.dumps(value, sort_keys=True)
+
+
+# A team's own item keys, one of each JSON type, nested ones too; 2.0 must stay a float and 1 an integer.
+EXTRA_KEYS = ({"annotator": "x", "quality": 3},
+              {"confidence": 0.125, "ratio": 2.0, "checked": True, "rejected": False, "note": None,
+               "huge": 12345678901234567890, "tiny": 1.5e-300, "label": "Ünïcødé ✓ \"quoted\"\n"},
+              {"tags": ["a", 1, 2.5, None, [True, {"deep": []}]],
+               "review": {"by": "ann", "round": 2, "history": [{"ok": False, "at": 1}, {"ok": True, "at": 1.0}],
+                          "empty": {}}})
+
+
 def test_df2_to_coco_to_df2_is_lossless(tmp_path):
     rng = np.random.default_rng(5)
     docs = {}
     for k in range(1, 7):
         items = []
-        for _ in range(int(rng.integers(1, 4))):
+        for j in range(int(rng.integers(1, 4))):
             cat = int(rng.integers(1, 14))
             x1, y1 = (round(float(v), 3) for v in rng.uniform(0, 30, 2))
             box = (float(x1), float(y1), float(x1 + round(rng.uniform(10, 45), 3)),
@@ -300,6 +315,8 @@ def test_df2_to_coco_to_df2_is_lossless(tmp_path):
             lm[:, 2] = rng.choice([0, 1, 2], len(lm))
             lm[lm[:, 2] == 0] = 0
             it["landmarks"] = lm.ravel().tolist()
+            if (k + j) % 4:  # most items carry keys outside the format, some none
+                it.update(EXTRA_KEYS[(k + j) % len(EXTRA_KEYS)])
             items.append(it)
         if k == 1:  # 21.06 + (61.76 − 21.06) ≠ 61.76 in floating point: COCO's x, w alone would not give it back
             items.append(_item(8, (21.06, 10.5, 61.76, 40.25), style=1, scale=1, occlusion=3, zoom_in=2, viewpoint=3))
@@ -307,7 +324,8 @@ def test_df2_to_coco_to_df2_is_lossless(tmp_path):
     root = _df2(tmp_path / "df2", docs)
     first, second = tmp_path / "first", tmp_path / "second"
     with Project.create(tmp_path / "a.deepmark", root=tmp_path) as a:
-        assert import_df2(a, root, status="accepted").errors == []
+        report = import_df2(a, root, status="accepted")
+        assert report.errors == [] and report.notes == []  # nothing left out, nothing assumed
         export_dataset(a, first, val_fraction=0.5, seed=1)
     with Project.create(tmp_path / "b.deepmark", root=tmp_path) as b:
         for split in ("train", "validation"):
@@ -315,13 +333,26 @@ def test_df2_to_coco_to_df2_is_lossless(tmp_path):
             assert report.errors == [] and report.notes == []  # nothing assumed: every field was there
         export_dataset(b, second, val_fraction=0.5, seed=1)
     assert _export_docs(first) == _export_docs(second)
-    # and both say what the original files said, item by item
+    files = sorted(p.relative_to(first) for p in first.glob("*/annos/*.json"))
+    assert files == sorted(p.relative_to(second) for p in second.glob("*/annos/*.json")) and len(files) == 6
+    for name in files:  # byte for byte: values, JSON types and key order
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    # and both say what the original files said, item by item, extra keys included with their JSON types
+    extras = 0
     for name, doc in _export_docs(first).items():
         original = docs[Path(name).stem]
         assert (doc["source"], doc["pair_id"]) == (original["source"], original["pair_id"])
         for key, item in original.items():
             if key.startswith("item"):
                 assert {k: doc[key][k] for k in item} == json.loads(json.dumps(item)), (name, key)
+                assert set(doc[key]) == set(item) | {"category_name", "segmentation"}, (name, key)
+                extra = {k: v for k, v in item.items() if k not in DF2_ITEM_FIELDS}
+                assert _json({k: doc[key][k] for k in extra}) == _json(extra), (name, key)  # 2.0 stays 2.0
+                extras += bool(extra)
+    assert extras >= 6
+    coco = [a for split in ("train", "validation") for a in
+            json.loads((first / f"{split}_coco.json").read_text())["annotations"]]
+    assert sum("df2_extra" in a for a in coco) == extras  # COCO carries them in one object per annotation
 
 
 def test_coco_without_df2_fields_says_which_defaults_were_used(tmp_path):
@@ -346,10 +377,126 @@ def test_coco_without_df2_fields_says_which_defaults_were_used(tmp_path):
     assert not any("style" in n for n in notes)  # given in the file
 
 
-def test_df2_item_keys_the_project_does_not_keep_are_noted(project, tmp_path):
-    docs = {f"{k:06d}": _doc(_item(colour="red"), _item(4, colour="blue", fabric="wool")) for k in (1, 2)}
+# ---------------------------------------------------------------------------------------------
+# Item keys outside the DeepFashion2 format ("extra" keys)
+
+
+def test_df2_item_keys_outside_the_format_are_kept_and_exported(project, tmp_path):
+    docs = {f"{k:06d}": _doc(_item(colour="red", **EXTRA_KEYS[2]), _item(4, colour="blue", fabric="wool"), _item(7))
+            for k in (1, 2)}
     report = import_df2(project, _df2(tmp_path / "df2", docs))
-    assert report.errors == [] and report.items_added == 4
-    assert len(report.notes) == 2
-    assert "item key 'colour' is not kept by the project (in 2 files, first" in report.notes[0]
-    assert "000001.json item1" in report.notes[0] and "'fabric'" in report.notes[1]
+    assert report.errors == [] and report.items_added == 6 and report.notes == []
+    image = project.images.page(limit=1)[0]
+    extras = [item.extra for item in project.annotations.for_image(image.id)]
+    assert [_json(e) for e in extras] == [_json({"colour": "red", **EXTRA_KEYS[2]}),
+                                          _json({"colour": "blue", "fabric": "wool"}), _json(None)]
+    assert list(extras[0]) == ["colour", *EXTRA_KEYS[2]]  # in the file's order
+    export_dataset(project, tmp_path / "out", statuses=("new",), val_fraction=0.0)
+    doc = json.loads((tmp_path / "out" / "train" / "annos" / "000001.json").read_text())
+    assert list(doc["item1"])[-3:] == ["colour", "tags", "review"]  # after the DF2 fields, as imported
+    assert doc["item2"]["fabric"] == "wool" and set(doc["item3"]) == DF2_ITEM_FIELDS
+    coco = json.loads((tmp_path / "out" / "train_coco.json").read_text())["annotations"]
+    assert [_json(a.get("df2_extra")) for a in coco[:3]] == [_json(e) for e in extras]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", '{"deep": [1, NaN]}'])
+def test_extra_key_values_json_cannot_hold_skip_the_file_named(project, tmp_path, value):
+    """Python reads NaN and Infinity from a file, JSON has no such values: a PostgreSQL project and other tools
+    refuse them, so the file is skipped, named, rather than stored in a form that is not JSON."""
+    good = json.dumps(_doc(_item(quality=1)))
+    bad = json.dumps(_doc(_item(), _item(4))).replace('"category_id": 4', f'"quality": {value}, "category_id": 4')
+    report = import_df2(project, _df2(tmp_path / "df2", {"000001": bad, "000002": good}))
+    assert report.images_added == 1 and len(report.errors) == 1
+    message = _messages(report)["000001.json"]
+    assert "item2" in message and "not plain JSON" in message
+
+
+@pytest.mark.parametrize("df2_extra", [{"scale": 3}, {"annotator": "x", "landmarks": []}, {"category_name": "x"},
+                                       ["annotator", "x"], "annotator", 3])
+def test_coco_df2_extra_that_is_not_extra_keys_skips_the_image_named(project, tmp_path, df2_extra):
+    """``df2_extra`` holds an item's keys outside the format: a DF2 field there (it would take the field's
+    place in a DF2 export) or anything but an object skips that image, named; the other images are imported."""
+    kp = np.zeros((TAXONOMY.num_landmarks, 3))
+    kp[:25] = np.asarray(_item()["landmarks"]).reshape(-1, 3)
+    ann = {"category_id": 1, "bbox": [10, 10, 40, 30], "area": 1200, "iscrowd": 0,
+           "keypoints": kp.ravel().tolist(), "num_keypoints": 25}
+    coco = {"images": [{"id": k, "file_name": f"{k}.jpg", "width": W, "height": H} for k in (1, 2)],
+            "annotations": [{**ann, "id": 1, "image_id": 1, "df2_extra": {"annotator": "ok"}},
+                            {**ann, "id": 2, "image_id": 2, "df2_extra": df2_extra}], "categories": []}
+    for k in (1, 2):
+        _write_image(tmp_path / "image" / f"{k}.jpg", seed=k)
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    report = import_coco(project, tmp_path / "c.json")
+    assert report.images_added == 1 and len(report.errors) == 1
+    assert "image 2 (2.jpg)" in str(report.errors[0]) and ("DeepFashion2 field" in str(report.errors[0])
+                                                          or "df2_extra must be an object" in str(report.errors[0]))
+    (image,) = project.images.page(limit=10)
+    assert project.annotations.for_image(image.id)[0].extra == {"annotator": "ok"}
+
+
+def test_items_differing_only_in_extra_keys_are_not_duplicates(project, tmp_path):
+    docs = {"000001": _doc(_item(quality=1), _item(quality=1.0), _item(quality=True), _item(), _item(quality=1))}
+    report = import_df2(project, _df2(tmp_path / "df2", docs))
+    assert report.items_added == 4 and len(report.errors) == 1  # only item5 repeats item1 exactly
+    assert "item5 is an exact duplicate of item1" in str(report.errors[0])
+
+
+def test_edits_keep_an_items_extra_keys_and_undo_restores_them(project, tmp_path):
+    extra = {"annotator": "x", **EXTRA_KEYS[2]}
+    import_df2(project, _df2(tmp_path / "df2", {"000001": _doc(_item(**extra))}))
+    image = project.images.page(limit=1)[0]
+    annotations = project.annotations
+    (item,) = annotations.for_image(image.id)
+    other = _item(4)
+    edits = [lambda: annotations.set_landmark(item.id, 0, x=12.0, v=1),
+             lambda: annotations.set_box(item.id, [11, 11, 50, 40]),
+             lambda: annotations.update_item(item.id, attributes={"scale": 3}, segmentation=[[1, 2, 3, 4, 5, 6]]),
+             lambda: annotations.set_category(item.id, 4, landmarks=np.reshape(other["landmarks"], (-1, 3)))]
+    for edit in edits:
+        edit()
+        assert _json(annotations.get(item.id).extra) == _json(extra)
+    annotations.delete_item(item.id)
+    assert annotations.for_image(image.id) == []
+    project.history.undo(image.id)
+    back = annotations.get(item.id)
+    assert _json(back.extra) == _json(extra) and back.category_id == 4
+    for _ in edits:  # every edit undone in turn, back to the imported item
+        project.history.undo(image.id)
+    assert _json(annotations.get(item.id).extra) == _json(extra)
+    export_dataset(project, tmp_path / "out", statuses=("new",), val_fraction=0.0)
+    doc = json.loads((tmp_path / "out" / "train" / "annos" / "000001.json").read_text())
+    assert list(doc["item1"])[-len(extra):] == list(extra)
+    assert _json({k: doc["item1"][k] for k in extra}) == _json(extra)
+    drawn = annotations.add_item(image.id, ItemData(category_id=1, box=np.array([1.0, 1.0, 9.0, 9.0]),
+                                                    landmarks=np.zeros((25, 3))))
+    assert annotations.get(drawn.annotation_id).extra is None  # a person's item has none
+
+
+def test_extra_keys_that_are_df2_fields_are_refused_by_edits(project, tmp_path):
+    import_df2(project, _df2(tmp_path / "df2", {"000001": _doc(_item(annotator="x"))}))
+    (item,) = project.annotations.for_image(project.images.page(limit=1)[0].id)
+    for bad in ({"scale": 2}, {"bounding_box": [1, 2, 3, 4]}, {"x": float("nan")}, {"x": {1, 2}}):
+        with pytest.raises(InvalidValueError, match=f"item {item.id}: .*(DeepFashion2 field|not plain JSON)"):
+            project.annotations.update_item(item.id, extra=bad)
+    assert project.annotations.get(item.id).extra == {"annotator": "x"}
+
+
+def test_a_reimport_with_other_extra_keys_goes_beside_and_accepting_it_takes_them(project, tmp_path):
+    root = _df2(tmp_path / "df2", {"000001": _doc(_item(annotator="a", quality=1))})
+    import_df2(project, root)
+    image = project.images.page(limit=1)[0]
+    (item,) = project.annotations.for_image(image.id)
+    (root / "annos" / "000001.json").write_text(json.dumps(_doc(_item(quality=1, annotator="a"))))
+    again = import_df2(project, root)
+    assert again.unchanged == 1 and again.set_beside == 0  # the same keys (in another order): nothing to do
+    (root / "annos" / "000001.json").write_text(json.dumps(_doc(_item(annotator="b", quality=1.0))))
+    changed = import_df2(project, root)
+    assert changed.set_beside == 1 and project.annotations.get(item.id).extra == {"annotator": "a", "quality": 1}
+    (beside,) = project.predictions.for_image(image.id)
+    project.annotations.accept_prediction(beside.id, replace=item.id)
+    assert _json(project.annotations.get(item.id).extra) == _json({"annotator": "b", "quality": 1.0})
+    run = project.model_runs.add("model")
+    det = beside.to_detection()
+    (model_prediction,) = project.predictions.add(image.id, run.id, [det])
+    project.annotations.accept_prediction(model_prediction, replace=item.id)  # a model's: keeps the item's keys
+    assert _json(project.annotations.get(item.id).extra) == _json({"annotator": "b", "quality": 1.0})

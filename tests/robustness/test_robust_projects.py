@@ -243,6 +243,30 @@ def test_a_healthy_old_project_is_upgraded_and_its_runs_count_as_finished(projec
         assert project.images.count() == 12
 
 
+def test_a_project_before_extra_keys_is_upgraded_and_its_edits_still_undo(project_url, tmp_path, df2):
+    """Revision 0004 adds ``annotations.extra`` in place: a 0003 project opens upgraded, its items without
+    extra keys, and an edit logged before the upgrade can still be undone."""
+    from alembic import command
+
+    with Project.create(project_url, root=tmp_path) as project:
+        import_df2(project, df2)
+        image = project.images.page(limit=1)[0]
+        item = project.annotations.for_image(image.id)[0]
+        project.annotations.set_box(item.id, (item.box + [0, 0, -1, -1]).tolist())
+        project.annotations.delete_item(item.id)
+    engine = _engine(project_url)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0003")
+    engine.dispose()
+    with Project.open(project_url) as project:
+        assert project.schema_revision() == head_revision()
+        assert all(i.extra is None for i in project.annotations.for_image(image.id))
+        project.history.undo(image.id)  # the deletion
+        project.history.undo(image.id)  # the box
+        back = project.annotations.get(item.id)
+        assert back.extra is None and back.box.tolist() == item.box.tolist()
+
+
 def test_opening_a_healthy_project_writes_nothing(tmp_path, df2):
     path = tmp_path / "p.deepmark"
     _filled_project(str(path), tmp_path, df2)
@@ -327,7 +351,8 @@ def test_a_read_only_project_is_readable_and_refuses_every_edit(tmp_path, df2):
         assert _fingerprint(str(path)) == before
 
 
-def test_a_read_only_project_that_needs_an_upgrade_says_so_untouched(tmp_path, df2):
+@pytest.mark.parametrize("revision", ["0002", "0003"])
+def test_a_read_only_project_that_needs_an_upgrade_says_so_untouched(tmp_path, df2, revision):
     from alembic import command
 
     media = tmp_path / "media"
@@ -336,11 +361,11 @@ def test_a_read_only_project_that_needs_an_upgrade_says_so_untouched(tmp_path, d
     _filled_project(str(path), tmp_path, df2)
     engine = _engine(str(path))
     with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "0002")
+        command.downgrade(alembic_config(conn), revision)
     engine.dispose()
     before = _fingerprint(str(path))
     with _unwritable(media) as reason:
-        with pytest.raises(ReadOnlyProjectError, match=f"^{path}: needs an upgrade from schema 0002 to "
+        with pytest.raises(ReadOnlyProjectError, match=f"^{path}: needs an upgrade from schema {revision} to "
                                                         f"{head_revision()}, but can only be read here \\({reason}"):
             Project.open(path)
     assert _fingerprint(str(path)) == before
