@@ -122,7 +122,7 @@ def cmd_import(args) -> int:
         finally:
             close()
     _report(report.errors)
-    for note in report.notes:  # imported, but a default was assumed or a key not kept: said, not an error
+    for note in report.notes:  # imported, but a default was assumed (a COCO file without DF2 attributes): not an error
         print(f"note: {note}", file=sys.stderr)
     print(f"{fmt} import into {project.where}: {report.summary()}")
     if report.errors and not (report.images_added or report.items_added or report.predictions_added
