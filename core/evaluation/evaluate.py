@@ -182,12 +182,7 @@ class DeepFashion2Evaluator:
         Raises EvaluationError for detections on an image absent from the ground truth or with
         non-finite or wrongly shaped values, TaxonomyError for an unknown category id.
         """
-        results = result_entries(detections, self.taxonomy, self._image_set, landmark_scores=False)
-        for ann_id, ann in enumerate(results, start=1):
-            ann["id"] = ann_id  # pycocotools treats id 0 as "unmatched"
-            ann["area"] = ann["bbox"][2] * ann["bbox"][3]
-            ann["iscrowd"] = 0
-        coco_dt = _quiet_coco({"annotations": results})
+        coco_dt, results = self._detections_dataset(detections)
         box = self._run(coco_dt, "bbox", BOX_MAX_DETECTIONS)
         pt = self._run(coco_dt, "keypoints", LANDMARK_MAX_DETECTIONS)
         return EvaluationResult(
@@ -203,6 +198,23 @@ class DeepFashion2Evaluator:
             num_items=self.num_items,
             num_detections=len(results),
         )
+
+    def map_only(self, detections: Mapping[int, Sequence[Detection]], *, landmarks: bool) -> float:
+        """mAP_pt (``landmarks``) or mAP_box of ``detections``, exactly as ``evaluate`` gives it, computing
+        only that one (a grid search whose other metric is already known)."""
+        coco_dt, _ = self._detections_dataset(detections)
+        if landmarks:
+            return self._run(coco_dt, "keypoints", LANDMARK_MAX_DETECTIONS).map
+        return self._run(coco_dt, "bbox", BOX_MAX_DETECTIONS).map
+
+    def _detections_dataset(self, detections: Mapping[int, Sequence[Detection]]) -> tuple[COCO, list[dict]]:
+        """Detections as a pycocotools result set (and its entries)."""
+        results = result_entries(detections, self.taxonomy, self._image_set, landmark_scores=False)
+        for ann_id, ann in enumerate(results, start=1):
+            ann["id"] = ann_id  # pycocotools treats id 0 as "unmatched"
+            ann["area"] = ann["bbox"][2] * ann["bbox"][3]
+            ann["iscrowd"] = 0
+        return _quiet_coco({"annotations": results}), results
 
     def _run(self, coco_dt: COCO, iou_type: str, max_dets: int) -> _Metrics:
         """One COCOeval pass at area 'all' and one maxDets; overall AP, AP50, AP75 and per-category mAP."""

@@ -189,14 +189,20 @@ class _GridState:
         return {i: cache.detections(p) for i, cache in self.caches.items()}
 
     def evaluate_row(self, row: list[tuple[int, ...]]) -> list[tuple[tuple[int, ...], float, float]]:
-        """(index, mAP_pt, mAP_box) of each grid point of a row; identical detection sets evaluated once."""
+        """(index, mAP_pt, mAP_box) of each grid point of a row; each metric evaluated once per distinct
+        detection set (boxes and scores for mAP_box, with the landmarks for mAP_pt)."""
         out = []
         for index in row:
             detections = self.detections(self.params_at(index))
             key_pt, key_box = _fingerprint(detections, True), _fingerprint(detections, False)
-            if key_pt not in self.memo_pt or key_box not in self.memo_box:
+            have_pt, have_box = key_pt in self.memo_pt, key_box in self.memo_box
+            if not have_pt and not have_box:
                 result = self.evaluator.evaluate(detections)
                 self.memo_pt[key_pt], self.memo_box[key_box] = result.map_pt, result.map_box
+            elif not have_pt:  # boxes and scores as at an earlier point (a γ sweep): only the landmarks moved
+                self.memo_pt[key_pt] = self.evaluator.map_only(detections, landmarks=True)
+            elif not have_box:
+                self.memo_box[key_box] = self.evaluator.map_only(detections, landmarks=False)
             out.append((index, self.memo_pt[key_pt], self.memo_box[key_box]))
         return out
 

@@ -97,3 +97,29 @@ def test_worker_processes_give_the_same_table(taxonomy, semantic62, labelled_set
     np.testing.assert_array_equal(serial.map_pt, forked.map_pt)
     np.testing.assert_array_equal(serial.map_box, forked.map_box)
     assert serial.best == forked.best
+
+
+def test_each_metric_is_evaluated_once_per_distinct_detection_set(taxonomy, semantic62, labelled_set, monkeypatch):
+    """γ moves landmarks only: box AP is computed once for the sweep, landmark AP once per distinct set,
+    and every table cell is still what evaluating that point directly gives."""
+    from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator
+
+    gt, heads = labelled_set
+    runs = []
+    real_run = DeepFashion2Evaluator._run
+
+    def run(self, coco_dt, iou_type, max_dets):
+        runs.append(iou_type)
+        return real_run(self, coco_dt, iou_type, max_dets)
+
+    monkeypatch.setattr(DeepFashion2Evaluator, "_run", run)
+    values = [0.0, 0.25, 0.5, 0.75, 1.0]
+    result = grid_search(heads, gt, ["gamma"], taxonomy, semantic62, values=[values], workers=1)
+    grid_runs = runs[:-2]  # the last evaluate() is the best point's full result
+    assert grid_runs.count("bbox") == 1 and grid_runs.count("keypoints") == len(values)
+    monkeypatch.setattr(DeepFashion2Evaluator, "_run", real_run)
+    for k, gamma in enumerate(values):
+        p = replace(PostprocessParams(location_refinement=True), gamma=gamma)
+        direct = evaluate_detections(gt, {i: decode_detections(heads[i], p, taxonomy, semantic62) for i in gt},
+                                     taxonomy)
+        assert (result.map_pt[k], result.map_box[k]) == (direct.map_pt, direct.map_box)
