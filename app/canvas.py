@@ -59,6 +59,7 @@ class Canvas(QGraphicsView):
         super().__init__(parent)
         self.taxonomy = taxonomy
         self._after_paint: list[Callable[[], None]] = []
+        self._after_paint_flushes = 0
         self.setScene(QGraphicsScene(self))
         # no BSP index: the overlay is rebuilt on every slider move, and indexing ~40 items costs more
         # than the linear hit tests it would save
@@ -453,10 +454,13 @@ class Canvas(QGraphicsView):
         within ``AFTER_PAINT_LIMIT_MS`` even when no paint comes (a hidden window)."""
         self._after_paint.append(fn)
         self.viewport().update()
-        QTimer.singleShot(AFTER_PAINT_LIMIT_MS, self, self._run_after_paint)
+        waiting_since = self._after_paint_flushes  # the limit applies to this wait, not to a later one
+        QTimer.singleShot(AFTER_PAINT_LIMIT_MS, self,
+                          lambda: self._run_after_paint() if self._after_paint_flushes == waiting_since else None)
 
     def _run_after_paint(self) -> None:
         waiting, self._after_paint = self._after_paint, []
+        self._after_paint_flushes += 1
         for fn in waiting:
             fn()
 

@@ -55,8 +55,9 @@ object when it raised) back on the caller's thread. The app gives one running on
 one the session runs the network in place."""
 Later = Callable[[Callable[[], None]], None]
 """``later(fn)``: run ``fn`` on the caller's thread once what is pending there (a repaint) is done. The app
-gives a zero-delay timer, so that a new image is painted before its detections are decoded and drawn;
-without one the session decodes at once."""
+runs it after the canvas's next paint (``Canvas.after_paint``), so that a new image is painted before its
+detections are decoded and drawn and before the next images are computed; without one the session does
+both at once."""
 PREFETCH = 2  # images ahead whose heads are computed while the user looks at the current one
 
 

@@ -257,3 +257,29 @@ def test_clicking_a_predictions_label_selects_the_prediction(window, qtbot):
                                                               Qt.MouseButton.LeftButton, buttons,
                                                               Qt.KeyboardModifier.NoModifier))
     assert canvas.selected_detection == 0 and canvas.selected_id is None
+
+
+def test_after_paint_runs_after_the_next_paint_or_within_its_limit(qtbot, taxonomy):
+    """Work handed to ``after_paint`` runs once the canvas has painted; on a canvas that never paints (hidden)
+    it still runs, within ``AFTER_PAINT_LIMIT_MS``."""
+    import time
+
+    from deepmark.app.canvas import AFTER_PAINT_LIMIT_MS, Canvas
+
+    shown = Canvas(taxonomy)
+    qtbot.addWidget(shown)
+    shown.resize(300, 200)
+    shown.show()
+    qtbot.waitExposed(shown)
+    order = []
+    shown.after_paint(lambda: order.append("work"))
+    assert order == []  # not at once: after the paint it asked for (tests/app/test_background.py: the order)
+    qtbot.waitUntil(lambda: order == ["work"], timeout=2000)
+
+    hidden = Canvas(taxonomy)
+    qtbot.addWidget(hidden)
+    ran = []
+    start = time.perf_counter()
+    hidden.after_paint(lambda: ran.append(time.perf_counter() - start))
+    qtbot.waitUntil(lambda: bool(ran), timeout=2000)
+    assert ran[0] * 1000 < AFTER_PAINT_LIMIT_MS + 500
