@@ -49,7 +49,8 @@ EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 1, 2
 
 
 def _output_folder(path: str | Path) -> Path:
-    """An output folder checked before any work: made, and known to take files (else one named error)."""
+    """An output folder checked before any work: it can be made (or is there) and takes files (else one named
+    error); nothing is created."""
     from deepmark.core.util.atomic import writable_folder
 
     return writable_folder(path)
