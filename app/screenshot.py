@@ -14,6 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _wait_for_detections(app, window, timeout_s: float = 60.0) -> None:
+    """Let the image paint and its detections arrive: the network runs in the background and the decode
+    follows the paint, so the picture shows what a user sees once the model has answered."""
+    deadline = time.monotonic() + timeout_s
+    session = window.session
+    while time.monotonic() < deadline and (session._pending or window.canvas._after_paint
+                                           or not (session.detections or session.model_problem)):
+        app.processEvents()
+        time.sleep(0.02)
+    app.processEvents()
+
+
 def _wait_for_thumbnails(app, window, timeout_s: float = 20.0) -> None:
     """Let the list paint (which requests its rows' thumbnails) and the workers finish them."""
     deadline = time.monotonic() + timeout_s
@@ -51,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     window.params_panel.set_params(replace(window.params(), score_threshold=args.threshold))
     window.select_row(args.image)
+    _wait_for_detections(app, window)
     window.redecode()
     if args.heatmap != "off":
         source, _, index = args.heatmap.partition(":")
