@@ -83,6 +83,16 @@ def _engine(url: str):
     return create_engine(url if "://" in url else f"sqlite:///{url}")
 
 
+def _downgrade(url: str, revision: str) -> None:
+    """Take a project back to an older schema revision, as an older DeepMark Studio left it."""
+    from alembic import command
+
+    engine = _engine(url)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), revision)
+    engine.dispose()
+
+
 def _fingerprint(url: str) -> tuple:
     """What must not change when a project is only opened: a SQLite file's bytes, modification time and
     journal files with content; a server database's tables, columns, version rows and row counts."""
@@ -227,15 +237,11 @@ def test_a_damaged_old_project_is_refused_before_its_upgrade(project_url, tmp_pa
 
 
 def test_a_healthy_old_project_is_upgraded_and_its_runs_count_as_finished(project_url, tmp_path, df2):
-    from alembic import command
 
     with Project.create(project_url, root=tmp_path) as project:
         import_df2(project, df2)
         run = project.model_runs.add("before 0003")
-    engine = _engine(project_url)
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "0002")
-    engine.dispose()
+    _downgrade(project_url, "0002")
     with Project.open(project_url) as project:
         assert project.schema_revision() == head_revision()
         (old,) = project.model_runs.list()
@@ -246,7 +252,6 @@ def test_a_healthy_old_project_is_upgraded_and_its_runs_count_as_finished(projec
 def test_a_project_before_extra_keys_is_upgraded_and_its_edits_still_undo(project_url, tmp_path, df2):
     """Revision 0004 adds ``annotations.extra`` in place: a 0003 project opens upgraded, its items without
     extra keys, and an edit logged before the upgrade can still be undone."""
-    from alembic import command
 
     with Project.create(project_url, root=tmp_path) as project:
         import_df2(project, df2)
@@ -254,10 +259,7 @@ def test_a_project_before_extra_keys_is_upgraded_and_its_edits_still_undo(projec
         item = project.annotations.for_image(image.id)[0]
         project.annotations.set_box(item.id, (item.box + [0, 0, -1, -1]).tolist())
         project.annotations.delete_item(item.id)
-    engine = _engine(project_url)
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "0003")
-    engine.dispose()
+    _downgrade(project_url, "0003")
     with Project.open(project_url) as project:
         assert project.schema_revision() == head_revision()
         assert all(i.extra is None for i in project.annotations.for_image(image.id))
@@ -353,16 +355,12 @@ def test_a_read_only_project_is_readable_and_refuses_every_edit(tmp_path, df2):
 
 @pytest.mark.parametrize("revision", ["0002", "0003"])
 def test_a_read_only_project_that_needs_an_upgrade_says_so_untouched(tmp_path, df2, revision):
-    from alembic import command
 
     media = tmp_path / "media"
     media.mkdir()
     path = media / "p.deepmark"
     _filled_project(str(path), tmp_path, df2)
-    engine = _engine(str(path))
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), revision)
-    engine.dispose()
+    _downgrade(str(path), revision)
     before = _fingerprint(str(path))
     with _unwritable(media) as reason:
         with pytest.raises(ReadOnlyProjectError, match=f"^{path}: needs an upgrade from schema {revision} to "
