@@ -128,6 +128,8 @@ def setup_logging() -> Path | None:
             path = None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers)
+    # a schema upgrade is routine: Alembic's step-by-step notes (each revision's docstring) are not for users
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return path
 
 
