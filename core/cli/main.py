@@ -4,6 +4,7 @@
     deepmark decode HEADS --out RESULTS.json        saved raw heads → DF2 result file
     deepmark tune ANNOTATIONS HEADS --param alpha   grid search → best parameters + table (CSV/JSON)
     deepmark ablation ANNOTATIONS HEADS             DeepMark++ Table 1 layout, parameters tuned on a split
+    deepmark ablation --table 3 ANNOTATIONS IMAGES  DeepMark++ Table 3 layout: + NMS, flip, multi-scale, refinement
     deepmark model-params MODEL --params P.json     store tuned post-processing in a model's metadata
     deepmark model-params MODEL --export P.json     write the parameters a model uses to a file
     deepmark simulate --n N --out DIR               labelled scenes + simulated heads (no model needed)
@@ -307,11 +308,54 @@ def cmd_model_params(args) -> int:
 def cmd_ablation(args) -> int:
     from deepmark.core.formats.df2 import read_df2_annotations
 
+    if args.table == 3:
+        return _table3(args)
+    if args.model or args.refiner:
+        raise DeepMarkError("ablation: --model and --refiner belong to --table 3 (Table 1 reads saved heads)")
     gt, gt_errors = read_df2_annotations(args.annotations)
-    heads, grouping_name, head_errors, _ = _load_heads_folder(args.heads, args.grouping)
+    heads, grouping_name, head_errors, _ = _load_heads_folder(args.source, args.grouping)
     _report([*gt_errors, *head_errors])
     _run_ablation(gt, heads, grouping_name, args)
     return EXIT_PARTIAL if gt_errors or head_errors else EXIT_OK
+
+
+def _refiner(path: str):
+    from deepmark.core.refinement.runner import Refiner
+
+    return Refiner(path)
+
+
+def _table3(args) -> int:
+    from deepmark.core.domain.taxonomy import load_taxonomy
+    from deepmark.core.evaluation.ablation import describe_params
+    from deepmark.core.experiments.table3 import format_table3, paper_table3
+    from deepmark.core.formats.df2 import read_df2_annotations
+    from deepmark.core.imaging.read import collect_images
+    from deepmark.core.inference.detector import Detector
+
+    _output_file(getattr(args, "best_params", None))
+    gt, gt_errors = read_df2_annotations(args.annotations)
+    root = Path(args.source)
+    paths = collect_images([root / "image" if (root / "image").is_dir() else root])
+    images = {int(p.stem): p for p in paths if p.stem.isdigit() and int(p.stem) in gt}
+    detector = Detector(args.model)
+    refiner = _refiner(args.refiner) if args.refiner else None
+    taxonomy = load_taxonomy()
+    tune_ids, test_ids = _split(sorted(images), args.tune_fraction)
+    values = [round(v, 4) for v in np.arange(0.0, 1.0 + 1e-9, args.step)]
+    table = paper_table3(detector, images, gt, tune_ids, test_ids, taxonomy, detector.grouping, refiner,
+                         values=values, workers=args.workers, progress=lambda msg: print(msg, file=sys.stderr))
+    _report(gt_errors)
+    for line in table.skipped:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"{detector.path.name}: tuned on {table.tune_images} images ({describe_params(table.params)}), "
+          f"measured on {table.test_images} held-out images"
+          + ("" if refiner else "; no --refiner given, so no refinement row") + ":\n")
+    print(format_table3(table))
+    if getattr(args, "best_params", None):
+        with writing_to(args.best_params):
+            write_text_atomically(args.best_params, json.dumps(asdict(table.params), indent=1))
+    return EXIT_PARTIAL if gt_errors or table.skipped else EXIT_OK
 
 
 def cmd_simulate(args) -> int:
@@ -502,9 +546,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params_options(p)
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("ablation", help="DeepMark++ Table 1: each technique alone and combined, tuned on a split")
+    p = sub.add_parser("ablation", help="DeepMark++ Table 1 (each technique alone and combined) or Table 3 "
+                                        "(--table 3: each technique added to the previous), tuned on a split")
     p.add_argument("annotations", help="DF2 annotation folder of the labelled images")
-    p.add_argument("heads", help="folder of raw-heads .npz files of the same images")
+    p.add_argument("source", metavar="HEADS|IMAGES", help="Table 1: folder of raw-heads .npz files of the same "
+                                                          "images; Table 3: their image folder (image/ or its parent)")
+    p.add_argument("--table", type=int, choices=(1, 3), default=1, help="the paper's table to reproduce (default 1)")
+    p.add_argument("--model", help="Table 3: the detector (default: the bundled model)")
+    p.add_argument("--refiner", help="Table 3: a landmark refinement model for the last row")
     p.add_argument("--grouping", help="keypoint grouping of the heads (default: stored in the files)")
     p.add_argument("--best-params", help="write the tuned parameters (all four techniques + NMS) as JSON here")
     _add_ablation_options(p)
