@@ -211,10 +211,12 @@ class Canvas(QGraphicsView):
         if self.hovered is not None and self.hovered[0] == annotation_id:
             self.hovered = None
 
-    def set_detections(self, detections: Sequence[Detection]) -> None:
+    def set_detections(self, detections: Sequence[Detection], before: Sequence[Detection] | None = None) -> None:
         """The model's live detections, one painted graphic each (dashed box, category and score,
         score-shaded landmark squares): by default only the best class at each location
-        (``all_classes`` shows every one), best-scoring on top, labels placed so that none covers another."""
+        (``all_classes`` shows every one), best-scoring on top, labels placed so that none covers another.
+        ``before``: the same detections before landmark refinement (same order), drawn as rings joined to
+        the refined landmarks."""
         self._clear(self._detection_layer)
         self.selected_detection = None  # indices change with every decode
         if not self.show_detections:
@@ -226,7 +228,8 @@ class Canvas(QGraphicsView):
         for index in order:
             det = detections[index]
             graphic = DetectionGraphic(det, index, self.taxonomy.category(det.category_id),
-                                       category_color(det.category_id), pixel, on_click=self.select_detection)
+                                       category_color(det.category_id), pixel, on_click=self.select_detection,
+                                       before=before[index].landmarks[:, :2] if before is not None else None)
             step = graphic.label.size.height() + 1.0
             for _ in range(len(placed)):  # best first: it keeps its place, the others move down
                 rect = graphic.label_rect()

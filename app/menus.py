@@ -65,6 +65,11 @@ def build_menus(window: MainWindow) -> None:
     _action(window, model, "Run on selected images", lambda: run_on_selected(window), "model.run_selected")
     _action(window, model, "Run on all images", lambda: run_on_all(window), "model.run_all")
     model.addSeparator()
+    _action(window, model, "Refine landmarks (on / off)", window.params_panel.refine.toggle, "model.refine")
+    _action(window, model, "Show landmarks before refinement (on / off)", window.params_panel.before.toggle,
+            "view.before_refinement")
+    _action(window, model, "Choose refinement model file…", lambda: choose_refiner(window), "model.choose_refiner")
+    model.addSeparator()
     _action(window, model, "Model information…", lambda: show_model_info(window), "model.info")
 
     edit = bar.addMenu("&Edit")
@@ -129,12 +134,12 @@ def apply_user_keys(window: MainWindow) -> None:
 def _toggle(window: MainWindow, flag: str, on: bool) -> None:
     setattr(window.canvas, flag, on)
     window.reload_items()
-    window.canvas.set_detections(window.session.detections)
+    window.draw_detections()
 
 
 def _all_classes(window: MainWindow, on: bool) -> None:
     window.canvas.set_all_classes(on)
-    window.canvas.set_detections(window.session.detections)
+    window.draw_detections()
 
 
 def _toggle_heatmap(window: MainWindow) -> None:
@@ -203,6 +208,12 @@ def add_images(window: MainWindow) -> None:
     paths = file_dialogs.open_files(window, "Add images", IMAGE_FILTER)
     if paths:
         window.open_paths(paths)
+
+
+def choose_refiner(window: MainWindow) -> None:
+    path = file_dialogs.open_file(window, "Choose a landmark refinement model", "Refinement models (*.onnx);;All (*)")
+    if path and not window.session.load_refiner(path):
+        window.show_error(window.statusBar().currentMessage(), dialog=True)
 
 
 def choose_model(window: MainWindow) -> None:

@@ -208,22 +208,26 @@ class DetectionGraphic(OverlayGraphic):
     """One live detection: dashed box, "category score" label under its bottom-left corner, dashed
     skeleton between the landmarks the model found (score > 0), and a square per landmark, opaque in
     proportion to its score. Hovering a landmark shows its name and score. The outline, label and
-    landmarks take clicks (``on_click(index)``); the inside of the box does not, so it still pans."""
+    landmarks take clicks (``on_click(index)``); the inside of the box does not, so it still pans.
+    ``before`` (L, 2) image pixels: where the decoder put the landmarks before refinement, drawn as small
+    rings joined to the refined squares by a thin line (shown on demand)."""
 
     def __init__(self, detection: Detection, index: int, category: Category, color: QColor, pixel: float,
-                 on_click: Callable[[int], None] | None = None) -> None:
+                 on_click: Callable[[int], None] | None = None, before: np.ndarray | None = None) -> None:
         super().__init__(pixel)
         self.detection, self.index, self.category = detection, index, category
         self._on_click = on_click
         self.box = np.asarray(detection.box, np.float64)
         self.points = np.asarray(detection.landmarks[:, :2], np.float64)
+        self.before = None if before is None else np.asarray(before, np.float64).reshape(-1, 2)[: len(self.points)]
         self.scores = np.clip(np.asarray(detection.landmarks[:, 2], np.float64), 0.0, 1.0)
         self.edges = present_edges(category.skeleton, self.scores > 0)
         self.label = Label(f"{category.name} {detection.score:.2f}", detection_style(color.rgba()).label_color)
-        self.extent = np.array([min(self.box[0], self.points[:, 0].min(initial=self.box[0])),
-                                min(self.box[1], self.points[:, 1].min(initial=self.box[1])),
-                                max(self.box[2], self.points[:, 0].max(initial=self.box[2])),
-                                max(self.box[3], self.points[:, 1].max(initial=self.box[3]))])
+        every = self.points if self.before is None else np.concatenate([self.points, self.before])
+        self.extent = np.array([min(self.box[0], every[:, 0].min(initial=self.box[0])),
+                                min(self.box[1], every[:, 1].min(initial=self.box[1])),
+                                max(self.box[2], every[:, 0].max(initial=self.box[2])),
+                                max(self.box[3], every[:, 1].max(initial=self.box[3]))])
         self.selected = False
         self.style = detection_style(color.rgba())
         levels = np.rint(self.scores * (SCORE_LEVELS - 1)).astype(int)
@@ -298,6 +302,12 @@ class DetectionGraphic(OverlayGraphic):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(self.style.selected_pen if self.selected else self.style.box_pen)
         painter.drawRect(QRectF(QPointF(*corners[0]), QPointF(*corners[1])))
+        if self.before is not None and len(self.before) == len(points):
+            before = to_device(t, self.before)
+            painter.setPen(cosmetic_pen(self.style.label_color, 1.0))
+            painter.drawLines([QLineF(QPointF(*a), QPointF(*b)) for a, b in zip(before, points, strict=True)])
+            for x, y in before:
+                painter.drawEllipse(QPointF(x, y), PREDICTION_HALF, PREDICTION_HALF)
         painter.setPen(self.style.marker_pen)
         for brush, idx in self._groups:
             painter.setBrush(brush)

@@ -1,9 +1,10 @@
 """The post-processing panel: saved presets, a slider and a spin box per DeepMark++ parameter, a switch per
-technique, the test-time augmentation switches and "Reset to model defaults".
+technique, the test-time augmentation switches, the landmark refinement switches and "Reset to model defaults".
 
 Emits ``changed`` with a fresh ``PostprocessParams`` (the window coalesces bursts of slider moves) and
 ``tta_changed`` with a ``TestTimeAugmentation`` (the window re-runs the network once per image and
-setting; the heads of every setting stay cached)."""
+setting; the heads of every setting stay cached), ``refine_changed`` / ``before_changed`` with a bool (landmark
+refinement on or off; the landmarks before refinement drawn too, or not)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ class ParamsPanel(QWidget):
 
     changed = Signal(object)
     tta_changed = Signal(object)
+    refine_changed = Signal(bool)
+    before_changed = Signal(bool)
     error = Signal(str)
     info = Signal(str)
 
@@ -143,6 +146,20 @@ class ParamsPanel(QWidget):
         for box in (self.flip, self.multiscale):
             box.toggled.connect(lambda _: self.tta_changed.emit(self.tta()))
             tta_layout.addWidget(box)
+        # the refinement network runs per garment: only when switched on, never on a slider move
+        self.refine = QCheckBox("refine landmarks (network)")
+        self.refine.setToolTip("DeepMark++ §4.2.2: a second network moves each detected garment's landmarks "
+                               "(a run per garment after each image's decode and once the sliders rest; cached)")
+        self.refine.toggled.connect(self.refine_changed)
+        self.before = QCheckBox("show before refinement")
+        self.before.setToolTip("Draw where the decoder put each landmark (rings), joined to its refined position")
+        self.before.toggled.connect(self.before_changed)
+        self.refine_state = QLabel("off")
+        self.refine_state.setWordWrap(True)
+        refinement = QGroupBox("Landmark refinement")
+        refinement_layout = QVBoxLayout(refinement)
+        for widget in (self.refine, self.before, self.refine_state):  # one per line: the dock stays narrow
+            refinement_layout.addWidget(widget)
         layout = QVBoxLayout(self)
         layout.addWidget(self.presets)
         layout.addLayout(form)
@@ -152,6 +169,7 @@ class ParamsPanel(QWidget):
         layout.addWidget(self.differs)
         layout.addWidget(self.reset_button)
         layout.addWidget(tta)
+        layout.addWidget(refinement)
         layout.addStretch(1)
         self._show(params)
 
@@ -162,6 +180,13 @@ class ParamsPanel(QWidget):
         """The test-time augmentation the switches ask for."""
         return TestTimeAugmentation(flip=self.flip.isChecked(),
                                     scales=PAPER_SCALES if self.multiscale.isChecked() else (1.0,))
+
+    def show_refinement(self, on: bool, state: str) -> None:
+        """Show the session's refinement state (``on`` may differ from the switch when loading failed)."""
+        self.refine.blockSignals(True)
+        self.refine.setChecked(on)
+        self.refine.blockSignals(False)
+        self.refine_state.setText(state)
 
     def set_project(self, project: Project | None) -> None:
         """The project whose presets the combo lists."""

@@ -147,9 +147,11 @@ class MainWindow(QMainWindow):
         self._decode_timer.timeout.connect(self.redecode)
         # the parameters are kept in the project once a burst of changes has ended
         self._save_params_timer = QTimer(self, singleShot=True, interval=800)
-        self._save_params_timer.timeout.connect(self.session.save_params)
+        self._save_params_timer.timeout.connect(self.session.settle_params)
         self.params_panel.changed.connect(self._params_changed)
         self.params_panel.tta_changed.connect(self.set_tta)
+        self.params_panel.refine_changed.connect(self.session.set_refinement)
+        self.params_panel.before_changed.connect(lambda _: self.draw_detections())
         self.params_panel.error.connect(self.show_error)
         self.params_panel.info.connect(self.show_info)
         # owned by the window (dies with it), unlike a bare singleShot that could fire on a closed window
@@ -172,7 +174,7 @@ class MainWindow(QMainWindow):
                            ("image", self._image_changed), ("items", self._items_changed),
                            ("detections", self._detections_changed), ("record", self._record_changed),
                            ("params", self._params_chosen), ("params_offer", self._offer_params),
-                           ("busy", self._busy),
+                           ("busy", self._busy), ("refinement", self._refinement_changed),
                            ("model_problem", self._model_problem), ("error", self.show_error),
                            ("info", self.show_info)):
             self.session.events.connect(name, slot)
@@ -295,8 +297,19 @@ class MainWindow(QMainWindow):
         self.canvas.set_items(self.session.items, True, self._landmark_pressed)
 
     def _detections_changed(self) -> None:
-        self.canvas.set_detections(self.session.detections)
+        self.draw_detections()
         self.update_heatmap()
+
+    def draw_detections(self) -> None:
+        """The shown detections; with "show before refinement", each refined landmark joined to where the
+        decoder had put it."""
+        session = self.session
+        refined = session.detections is not session.unrefined and len(session.detections) == len(session.unrefined)
+        before = session.unrefined if refined and self.params_panel.before.isChecked() else None
+        self.canvas.set_detections(session.detections, before)
+
+    def _refinement_changed(self) -> None:
+        self.params_panel.show_refinement(self.session.refine_on, self.session.refinement_state())
 
     def _busy(self, running: bool) -> None:
         if running:

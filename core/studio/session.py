@@ -17,6 +17,8 @@ Listeners subscribe to named events with ``session.events.connect(name, callback
 - ``busy`` — the network is running for the current image (True), or no longer (False);
 - ``model_problem`` — the model's output on the current image is unusable (the message), or usable again
   (None): nothing is stored for such an image, and the message stays until a decode succeeds;
+- ``refinement`` — the landmark refinement's state changed (switched, a refiner loaded, running, done):
+  ``refinement_state()`` says it in words;
 - ``error`` / ``info`` — a message for the user (one line; the session never raises for a user action).
 """
 
@@ -42,10 +44,11 @@ from deepmark.core.store.presets import (
 )
 from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.live import LiveModel
+from deepmark.core.studio.refinement import LiveRefiner, RefinementKey
 from deepmark.core.util.lru import LruDict
 
 EVENTS = ("project", "model", "image", "items", "detections", "record", "params", "params_offer", "busy",
-          "model_problem", "error", "info")
+          "model_problem", "refinement", "error", "info")
 
 Work = Callable[[], object]
 Done = Callable[[object], None]
@@ -113,7 +116,11 @@ class Session:
         self.rgb: np.ndarray | None = None  # (H, W, 3) uint8 RGB of the current image
         self.items: list[ItemRecord] = []
         self.version: int | None = None  # the current image's version when its items were read
-        self.detections: list[Detection] = []
+        self.detections: list[Detection] = []  # what is shown: refined when refinement is on and has run
+        self.unrefined: list[Detection] = []  # the decoder's detections of the current image
+        self.refiner: LiveRefiner | None = None
+        self.refine_on = False
+        self._refining: set[RefinementKey] = set()  # being refined in the background
         self.params = params or PostprocessParams.all_techniques()
         self.tta = TestTimeAugmentation()
         self.model_problem: str | None = None  # why the model's output on the current image is unusable
@@ -129,8 +136,11 @@ class Session:
         """Make ``project`` the open one (the previous one is closed); the current image is cleared."""
         if self.project is not None and self.project is not project:
             self.project.close()
-        if self.model is not None and self.project is not project:
-            self.model.forget()  # cached heads are per image id, and ids name other images in another project
+        if self.project is not project:
+            # cached heads and refinements are per image id, and ids name other images in another project
+            for cache in (self.model, self.refiner):
+                if cache is not None:
+                    cache.forget()
         self.project = project
         self._clear_image()
         self.events.emit("project")
@@ -177,6 +187,7 @@ class Session:
 
     def _clear_image(self) -> None:
         self.record, self.rgb, self.items, self.detections, self.version = None, None, [], [], None
+        self.unrefined = []
         self._read_ahead.clear()
 
     # -- model ---------------------------------------------------------------------------------
@@ -223,7 +234,95 @@ class Session:
             self.model.tta = tta
             self.run_model()
 
+    # -- landmark refinement -------------------------------------------------------------------
+
+    def load_refiner(self, path: str | Path | None = None) -> bool:
+        """Load a refinement model file (None: the bundled one). A file that does not load leaves the refiner
+        in use in place and says so (``error``); then False."""
+        try:
+            refiner = LiveRefiner.load(path)
+        except DeepMarkError as exc:
+            keeping = f" (still using {self.refiner.describe()})" if self.refiner is not None else ""
+            self.events.emit("error", f"{exc}{keeping}")
+            return False
+        self.refiner = refiner
+        self.events.emit("info", f"refinement model loaded: {refiner.describe()}")
+        self.events.emit("refinement")
+        self._show_refinement()
+        return True
+
+    def set_refinement(self, on: bool) -> None:
+        """Switch landmark refinement on or off. On: the current image's detections are refined now (a network
+        run per garment, in the background), and every image's after its decode; off: the decoder's are shown."""
+        if on and self.refiner is None and not self.load_refiner():
+            on = False
+        self.refine_on = on
+        self.events.emit("refinement")
+        self._show_refinement()
+
+    def refinement_state(self) -> str:
+        """The refinement's state in words, for the panel."""
+        if not self.refine_on:
+            return "off"
+        key = self._refinement_key()
+        if key is not None and key in self._refining:
+            return "refining…"
+        if key is not None and self.refiner is not None and self.refiner.cached(key) is not None:
+            return f"refined by {self.refiner.describe()}"
+        return "waiting (runs once the sliders rest)" if self.unrefined else "on"
+
+    def _refinement_key(self) -> RefinementKey | None:
+        if self.record is None or self.model is None:
+            return None
+        return self.record.id, self.model.tta.key(), self.params
+
+    def _show_refinement(self) -> None:
+        """Show the refined detections when they are known, else the decoder's — and refine them when needed."""
+        key = self._refinement_key()
+        refined = self.refiner.cached(key) if self.refine_on and key is not None and self.refiner else None
+        self.detections = refined if refined is not None else self.unrefined
+        self.events.emit("detections")
+        if self.refine_on and refined is None:
+            self.refine()
+
+    def refine(self) -> None:
+        """Refine the current image's decoded detections (in the background when the session has one), unless
+        refinement is off, already known or under way. Never called on a slider move: after a decode of a new
+        image, and once a burst of parameter changes has ended (``settle_params``)."""
+        key = self._refinement_key()
+        if (not self.refine_on or self.refiner is None or key is None or self.rgb is None or not self.unrefined
+                or key in self._refining or self.refiner.cached(key) is not None):
+            return
+        refiner, rgb, unrefined = self.refiner, self.rgb, list(self.unrefined)
+        self._refining.add(key)
+        self.events.emit("refinement")
+
+        def done(result: object) -> None:
+            self._refining.discard(key)
+            if isinstance(result, BaseException):
+                self.events.emit("error", f"{self.record.path if self.record else 'image'}: landmark refinement "
+                                          f"failed ({result}); the decoder's landmarks are shown")
+            elif refiner is self.refiner:
+                refiner.keep(key, result)
+                if key == self._refinement_key() and self.refine_on:
+                    self.detections = result
+                    self.events.emit("detections")
+            self.events.emit("refinement")
+
+        if self.background is None:
+            try:
+                done(refiner.refine(rgb, unrefined))
+            except DeepMarkError as exc:
+                done(exc)
+        else:
+            self.background(lambda: refiner.refine(rgb, unrefined), done)
+
     # -- parameters ----------------------------------------------------------------------------
+
+    def settle_params(self) -> None:
+        """A burst of parameter changes has ended: keep them in the project, and refine with them."""
+        self.save_params()
+        self.refine()
 
     def set_params(self, params: PostprocessParams) -> float | None:
         """New post-processing parameters: re-decode the cached heads (never the network); ``redecode``'s
@@ -237,7 +336,7 @@ class Session:
         """Make ``record`` the current image: read it (or take the pixels read ahead), its stored items, then
         its detections (after the image is painted, when the session has ``later``)."""
         self.record = record
-        self.detections, self.items, self.version = [], [], None
+        self.detections, self.unrefined, self.items, self.version = [], [], [], None
         try:
             self.rgb = self._pixels_read_ahead(record)
             if self.rgb is None and self.project is not None:
@@ -388,10 +487,12 @@ class Session:
     def _decode_and_store(self) -> None:
         if self.redecode() is None:
             return  # no usable detections: nothing is stored, the image is not marked predicted
+        self.refine()
         if self.project.read_only is not None:
             return  # shown, not stored: the project can only be read (said once, when it was opened)
         try:
-            if self.model.store_predictions(self.project, self.record.id, self.detections, self.params):
+            # the model run's predictions are the decoder's; refined landmarks reach the store when accepted
+            if self.model.store_predictions(self.project, self.record.id, self.unrefined, self.params):
                 self.refresh_record(self.project.images.get(self.record.id))
         except DeepMarkError as exc:
             self.events.emit("error", f"predictions not stored: {exc}")
@@ -402,19 +503,25 @@ class Session:
             self.events.emit("model_problem", message)
 
     def redecode(self) -> float | None:
-        """Decode the cached heads with the parameters (``detections`` follows); the decode time in ms, None
-        when there were no heads or the decode failed (``model_problem`` says why)."""
+        """Decode the cached heads with the parameters (``detections`` follows: the refined ones when refinement
+        is on and has run for these parameters, else the decoder's; refinement itself never runs here); the
+        decode time in ms, None when there were no heads or the decode failed (``model_problem`` says why)."""
         heads = self.heads()
         elapsed = None
-        self.detections = []
+        self.unrefined = []
         if heads is not None:
             start = time.perf_counter()
             try:
-                self.detections = self.model.decode(heads, self.params)
+                self.unrefined = self.model.decode(heads, self.params)
             except DeepMarkError as exc:
                 self._set_problem(f"{self.record.path}: the model's output cannot be used ({exc})")
             else:
                 elapsed = (time.perf_counter() - start) * 1000
                 self._set_problem(None)
+        key = self._refinement_key()
+        refined = self.refiner.cached(key) if self.refine_on and self.refiner and key is not None else None
+        self.detections = refined if refined is not None else self.unrefined
         self.events.emit("detections")
+        if self.refine_on:
+            self.events.emit("refinement")
         return elapsed
