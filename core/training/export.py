@@ -1,9 +1,10 @@
 """Model export: a trained CenterNet → a self-describing ONNX file, and its static int8 (QDQ) version.
 
 The ONNX graph takes ``image`` (B, 3, H, W) float32 (normalised RGB, H and W multiples of the model's
-``input_multiple`` — 32, 128 for an hourglass — batch and size dynamic) and returns the six heads named as ``HEAD_NAMES`` with the sigmoid applied to ``hm`` and
-``hm_hp``. The int8 model is calibrated on real training images through ``onnxruntime.quantization``
-(``quant_pre_process``, then ``quantize_static`` with QDQ, per-channel weights).
+``input_multiple`` — 32, 128 for an hourglass — batch and size dynamic) and returns the six heads named
+as ``HEAD_NAMES`` with the sigmoid applied to ``hm`` and ``hm_hp``. The int8 model is calibrated on real
+training images through ``onnxruntime.quantization`` (``quant_pre_process``, then ``quantize_static``
+with QDQ, per-channel weights).
 """
 
 from __future__ import annotations
