@@ -282,7 +282,7 @@ class Detector:
                    input_size: Sequence[int] | None = None) -> list[RawHeads | ModelOutputError]:
         """Per image of one batched run: its raw heads, or the ModelOutputError saying why the model's output
         on it is unusable (NaN/Inf, a heatmap outside [0, 1]). Raises DeepMarkError when a size it asks for
-        differs from a size fixed in the model's graph."""
+        is not a multiple of the model's ``input_multiple`` or differs from a size fixed in its graph."""
         base = tuple(input_size or self.input_size)
         sizes = [_scaled(base, s, self.info.input_multiple) for s in tta.scales]
         self._check_sizes([base, *sizes])
