@@ -29,7 +29,9 @@ from deepmark.core.util.atomic import write_atomically
 
 METADATA_KEY = "deepmark"
 METADATA_VERSION = 1
-INPUT_MULTIPLE = 32  # every backbone reduces by 32 before climbing back to stride 4 (deepmark.core.network)
+# What input H and W must be multiples of when the metadata does not say (every model exported before the
+# field existed: their backbones reduce by 32 before climbing back to stride 4); an hourglass says 128.
+INPUT_MULTIPLE = 32
 
 
 class ModelFileError(DeepMarkError):
@@ -55,6 +57,8 @@ class ModelInfo:
     training: dict | None = None
     # what images it learned from, in words (e.g. "synthetic garments"); "" when the file does not say
     training_data: str = ""
+    # input H and W must be multiples of this (the network's skip connections line up only then)
+    input_multiple: int = INPUT_MULTIPLE
 
     @property
     def synthetic_only(self) -> bool:
@@ -63,6 +67,9 @@ class ModelInfo:
 
     def to_json(self) -> str:
         data = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        if self.input_multiple == INPUT_MULTIPLE:
+            # the default is left out, so a 32-multiple model stays readable by versions without the field
+            del data["input_multiple"]
         data["version"] = METADATA_VERSION
         return json.dumps(data)
 
@@ -133,9 +140,15 @@ def _text_list(value: object) -> tuple[str, ...]:
 
 
 def _input_size(value: object) -> tuple[int, int]:
-    size = _list(value, lambda v: _is_int(v) and v > 0 and v % INPUT_MULTIPLE == 0,
-                 f"positive multiples of {INPUT_MULTIPLE} (width, height)", 2)
+    # that they are multiples of the model's input_multiple is checked across fields (_checked_fields)
+    size = _list(value, lambda v: _is_int(v) and v > 0, "positive integers (width, height)", 2)
     return int(size[0]), int(size[1])
+
+
+def _input_multiple(value: object) -> int:
+    if not _is_int(value) or value <= 0 or value % OUTPUT_STRIDE:
+        raise _BadField(f"a positive multiple of the output stride {OUTPUT_STRIDE}")
+    return value
 
 
 def _mean(value: object) -> tuple[float, float, float]:
@@ -187,6 +200,7 @@ FIELDS: dict[str, tuple[Callable[[object], object], bool]] = {
     "precision": (_text, False),
     "training": (_training, False),
     "training_data": (_any_text, False),
+    "input_multiple": (_input_multiple, False),
 }
 
 
@@ -212,13 +226,18 @@ def _checked_fields(data: object) -> dict:
     names, ids = checked["category_names"], checked["category_ids"]
     if len(names) != len(ids):
         raise _BadField(f"field 'category_names' must be one name per category id, got {len(names)} for {len(ids)}")
+    multiple = checked.get("input_multiple", INPUT_MULTIPLE)
+    if any(v % multiple for v in checked["input_size"]):
+        raise _BadField(f"field 'input_size' must be multiples of {multiple} (the model's input_multiple), "
+                        f"got {list(checked['input_size'])}")
     return checked
 
 
 def model_info(arch: str, grouping: Grouping, taxonomy: Taxonomy, input_size: Sequence[int],
-               training: dict | None = None) -> ModelInfo:
+               training: dict | None = None, input_multiple: int = INPUT_MULTIPLE) -> ModelInfo:
     """The metadata of a model of ``arch`` with ``grouping``, ``input_size`` (W, H) pixels and the default
-    (ImageNet, RGB) normalisation; ``training``: a summary of how it was trained."""
+    (ImageNet, RGB) normalisation; ``training``: a summary of how it was trained; ``input_multiple``: what
+    the network's input H and W must be multiples of."""
     return ModelInfo(
         arch=arch,
         grouping_name=grouping.name,
@@ -229,6 +248,7 @@ def model_info(arch: str, grouping: Grouping, taxonomy: Taxonomy, input_size: Se
         mean=tuple(NORMALIZE_MEAN),
         std=tuple(NORMALIZE_STD),
         training=training,
+        input_multiple=int(input_multiple),
     )
 
 

@@ -5,7 +5,9 @@
 training data goes through. Test-time augmentation: the flip test averages the heads of the image and
 of its mirror (mirrored back: columns reversed, group channels swapped through the grouping's flip map,
 x offsets measured from a pixel become 1 − x); multi-scale averages the center and group heatmaps of
-each scale resampled to the base scale's map (sizes and offsets come from the base scale).
+each scale resampled to the base scale's map (sizes and offsets come from the base scale). Every input
+size — the model's own, one asked for, each scale's (rounded to the nearest) — is a multiple of the model's
+``input_multiple`` (its metadata: 32, or 128 for an hourglass), and the image is letterboxed into it.
 
 A model is checked when it is loaded (``ModelFileError`` naming the file and the first problem): its
 metadata (``read_model_info``), its one input (named ``image``, float32, laid out (batch, 3, height,
@@ -246,7 +248,8 @@ class Detector:
             if fixed is not None and fixed != declared:
                 raise ModelFileError(f"{self.path}: the graph fixes the input {what} at {fixed}, the metadata's "
                                      f"input_size says {declared}", path=self.path)
-        size = (spec.width or DRY_RUN_SIDE, spec.height or DRY_RUN_SIDE)
+        side = _round_up(DRY_RUN_SIDE, self.info.input_multiple)  # a size the network takes (128 for an hourglass)
+        size = (spec.width or side, spec.height or side)
         count = spec.batch or DRY_RUN_BATCH
         try:
             outputs = self._backend.run(self.network_input(probe_pictures(count, size)))
@@ -279,11 +282,13 @@ class Detector:
                    input_size: Sequence[int] | None = None) -> list[RawHeads | ModelOutputError]:
         """Per image of one batched run: its raw heads, or the ModelOutputError saying why the model's output
         on it is unusable (NaN/Inf, a heatmap outside [0, 1]). Raises DeepMarkError when a size it asks for
-        differs from a size fixed in the model's graph."""
+        is not a multiple of the model's ``input_multiple`` or differs from a size fixed in its graph."""
         base = tuple(input_size or self.input_size)
-        sizes = [_scaled(base, s) for s in tta.scales]
-        self._check_sizes(sizes)
-        per_scale = [self._run_scale(images, size, tta.flip) for size in sizes]
+        sizes = [_scaled(base, s, self.info.input_multiple) for s in tta.scales]
+        self._check_sizes([base, *sizes])
+        # Scales that round to the same size (a coarse input multiple) run once and keep their weight.
+        runs = {size: self._run_scale(images, size, tta.flip) for size in dict.fromkeys(sizes)}
+        per_scale = [runs[size] for size in sizes]
         reference = int(np.argmin([abs(s - 1.0) for s in tta.scales]))
         results = []
         for i in range(len(images)):
@@ -296,8 +301,15 @@ class Detector:
         return results
 
     def _check_sizes(self, sizes: Sequence[tuple[int, int]]) -> None:
+        """DeepMarkError naming the model when a size is not a positive multiple of its ``input_multiple``
+        or differs from a size fixed in its graph."""
+        multiple = self.info.input_multiple
         fixed = (self.input_spec.width, self.input_spec.height)
         for size in sizes:
+            if any(v <= 0 or v % multiple for v in size):
+                raise DeepMarkError(f"{self.path}: input size {size[0]}×{size[1]} does not suit this model: width and "
+                                    f"height must be positive multiples of {multiple} ({self.info.arch})",
+                                    path=self.path)
             if any(f is not None and f != v for f, v in zip(fixed, size, strict=True)):
                 wanted = "×".join("any" if f is None else str(f) for f in fixed)
                 raise DeepMarkError(f"{self.path}: the model's graph takes {wanted} inputs only, not {size[0]}×"
@@ -348,8 +360,13 @@ def _map_size(input_size: tuple[int, int]) -> tuple[int, int]:
     return input_size[1] // OUTPUT_STRIDE, input_size[0] // OUTPUT_STRIDE
 
 
-def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    return tuple(max(32, int(round(v * scale / 32)) * 32) for v in size)
+def _scaled(size: tuple[int, int], scale: float, multiple: int) -> tuple[int, int]:
+    """``size`` (W, H) times ``scale``, each side rounded to the nearest positive multiple of ``multiple``."""
+    return tuple(max(multiple, int(round(v * scale / multiple)) * multiple) for v in size)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def _fuse_scales(reference: RawHeads, all_scales: list[RawHeads]) -> RawHeads:

@@ -73,7 +73,8 @@ def predict_images(
 ) -> PredictionSummary:
     """Predict every image; ``out_dir/<name>.json`` (and ``out_dir/heads/<name>.npz``) per image, ``name``
     from ``output_names`` (the stem unless stems collide).
-    ``input_size`` (W, H) overrides the model's own input size (multiples of 32)."""
+    ``input_size`` (W, H) overrides the model's own input size (multiples of its ``input_multiple``: 32, 128 for an
+    hourglass)."""
     params = params or PostprocessParams()
     tta = tta or TestTimeAugmentation()
     out = Path(out_dir)

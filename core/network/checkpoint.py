@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy, load_grouping
-from deepmark.core.formats.model_file import ModelFileError, ModelInfo, model_info
+from deepmark.core.formats.model_file import INPUT_MULTIPLE, ModelFileError, ModelInfo, model_info
 from deepmark.core.network.factory import build_model
 from deepmark.core.network.heads import ExportWrapper
 from deepmark.core.util.atomic import write_atomically
@@ -39,13 +39,16 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def checkpoint_info(checkpoint: dict, taxonomy: Taxonomy, training: dict | None = None) -> ModelInfo:
-    """What a checkpoint's model is (as an exported model file would describe it)."""
+    """What a checkpoint's model is (as an exported model file would describe it). A checkpoint written
+    before ``input_multiple`` was recorded is of an architecture whose multiple is 32."""
     grouping = load_grouping(checkpoint["grouping"], taxonomy)
-    return model_info(checkpoint["arch"], grouping, taxonomy, checkpoint["input_size"], training)
+    return model_info(checkpoint["arch"], grouping, taxonomy, checkpoint["input_size"], training,
+                      input_multiple=checkpoint.get("input_multiple", INPUT_MULTIPLE))
 
 
 def checkpoint_model(checkpoint: dict, grouping: Grouping, taxonomy: Taxonomy):
-    """The checkpoint's CenterNet with its weights loaded (train mode; call ``.eval()`` to infer)."""
+    """The checkpoint's CenterNet (or HourglassNet) with its weights loaded (train mode; call ``.eval()`` to
+    infer)."""
     model = build_model(checkpoint["arch"], grouping, taxonomy.num_classes, head_conv=checkpoint.get("head_conv"))
     model.load_state_dict(checkpoint["model"])
     return model

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from deepmark.core.domain.structures import HEAD_NAMES, HEATMAP_HEADS, OUTPUT_STRIDE
 
 HEATMAP_BIAS = -2.19  # log(0.1 / 0.9): sigmoid(−2.19) ≈ 0.10
-INPUT_MULTIPLE = 32  # every backbone reduces by 32 before climbing back to stride 4
+INPUT_MULTIPLE = 32  # every CenterNet backbone here reduces by 32 before climbing back to stride 4
 
 
 def make_head(in_channels: int, head_conv: int, out_channels: int, heatmap: bool) -> nn.Sequential:
@@ -37,8 +37,9 @@ def make_head(in_channels: int, head_conv: int, out_channels: int, heatmap: bool
     return head
 
 
-def _check_input(x: Tensor) -> None:
-    """Reject inputs whose H or W is not a multiple of 32 (skip connections would not line up)."""
+def check_input(x: Tensor, multiple: int = INPUT_MULTIPLE) -> None:
+    """Reject inputs whose H or W is not a multiple of ``multiple`` (the model's ``input_multiple``: skip
+    connections would not line up)."""
     # Shape checks are skipped while tracing/exporting: they would bake the example size into the
     # graph or add guards on symbolic sizes.
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
@@ -46,8 +47,8 @@ def _check_input(x: Tensor) -> None:
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"expected input of shape (B, 3, H, W), got {tuple(x.shape)}")
     h, w = x.shape[-2:]
-    if h % INPUT_MULTIPLE or w % INPUT_MULTIPLE:
-        raise ValueError(f"input H and W must be multiples of {INPUT_MULTIPLE}, got {h}×{w}")
+    if h % multiple or w % multiple:
+        raise ValueError(f"input H and W must be multiples of {multiple}, got {h}×{w}")
 
 
 class CenterNet(nn.Module):
@@ -55,7 +56,8 @@ class CenterNet(nn.Module):
 
     ``forward(x)``: x (B, 3, H, W), H and W multiples of 32 → dict in HEAD_NAMES order of raw outputs
     (no sigmoid), each (B, C_head, H/4, W/4) with C_head from ``head_channels``.
-    ``config`` records how the model was built (arch, grouping, …) for checkpoints.
+    ``config`` records how the model was built (arch, grouping, …) for checkpoints; ``input_multiple``
+    is what H and W must be multiples of (recorded in checkpoints and model files).
     """
 
     def __init__(
@@ -81,21 +83,23 @@ class CenterNet(nn.Module):
         )
         self.head_conv = head_conv
         self.output_stride = OUTPUT_STRIDE
+        self.input_multiple = INPUT_MULTIPLE
         self.config: dict[str, Any] = dict(config or {})
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        _check_input(x)
+        check_input(x, self.input_multiple)
         feat = self.backbone(x)
         return {name: self.heads[name](feat) for name in HEAD_NAMES}
 
 
 class ExportWrapper(nn.Module):
-    """Inference/export view of a CenterNet: a tuple in HEAD_NAMES order, heatmaps sigmoided.
+    """Inference/export view of a CenterNet (or HourglassNet): a tuple in HEAD_NAMES order, heatmaps sigmoided.
 
     ``forward(x)``: x (B, 3, H, W) → (hm, reg, wh, hps, hm_hp, hp_offset), ``hm`` (B, C, H/4, W/4) and
     ``hm_hp`` (B, G, H/4, W/4) in [0, 1]. A tuple, not a dict, because ONNX export wants positional
     outputs. No max-pool NMS in the graph: the decoder smooths the heatmaps (DeepMark++ §3.2.2) before
-    its own NMS, and NMS on unsmoothed maps would discard peaks it needs.
+    its own NMS, and NMS on unsmoothed maps would discard peaks it needs. A model that returns one dict
+    per stack (an HourglassNet in train mode) is read at its last stack, the one inference uses.
     """
 
     output_names = HEAD_NAMES
@@ -106,4 +110,6 @@ class ExportWrapper(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         out = self.model(x)
+        if isinstance(out, list):
+            out = out[-1]
         return tuple(out[name].sigmoid() if name in HEATMAP_HEADS else out[name] for name in HEAD_NAMES)

@@ -5,12 +5,12 @@ Example (every key optional except ``data.train``)::
     [data]
     train = "data/synth/train"      # DeepFashion2 layout: image/ + annos/
     val = "data/synth/val"
-    input_size = [256, 256]         # (width, height), multiples of 32
+    input_size = [256, 256]         # (width, height), multiples of 32 (128 for the hourglasses)
     grouping = "semantic62"
     max_objects = 32
 
     [model]
-    arch = "mobilenetv2"            # resnet18 | mdla34 | mobilenetv2
+    arch = "mobilenetv2"            # resnet18 | mdla34 | mobilenetv2 | hourglass104 | hourglass_small
     head_conv = 64
 
     [train]
@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from deepmark.core.errors import DeepMarkError, path_of
+from deepmark.core.network.factory import input_multiple
 
 
 class ConfigError(DeepMarkError):
@@ -174,9 +175,10 @@ def _check(config: RunConfig, source: str | Path) -> None:
     if not config.data.train:
         raise ConfigError(f"{source}: [data] train is required (a DeepFashion2-layout folder)", path=path_of(source))
     w, h = config.data.input_size
-    if w % 32 or h % 32 or w <= 0 or h <= 0:
-        raise ConfigError(f"{source}: [data] input_size {[w, h]} must be positive multiples of 32",
-                          path=path_of(source))
+    multiple = input_multiple(config.model.arch)
+    if w % multiple or h % multiple or w <= 0 or h <= 0:
+        raise ConfigError(f"{source}: [data] input_size {[w, h]} must be positive multiples of {multiple} "
+                          f"for arch {config.model.arch!r}", path=path_of(source))
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise ConfigError(f"{source}: [train] epochs and batch_size must be at least 1", path=path_of(source))
     if config.train.device not in ("auto", "cpu", "cuda"):

@@ -1,9 +1,10 @@
 """Model export: a trained CenterNet → a self-describing ONNX file, and its static int8 (QDQ) version.
 
-The ONNX graph takes ``image`` (B, 3, H, W) float32 (normalised RGB, H and W multiples of 32, batch and
-size dynamic) and returns the six heads named as ``HEAD_NAMES`` with the sigmoid applied to ``hm`` and
-``hm_hp``. The int8 model is calibrated on real training images through ``onnxruntime.quantization``
-(``quant_pre_process``, then ``quantize_static`` with QDQ, per-channel weights).
+The ONNX graph takes ``image`` (B, 3, H, W) float32 (normalised RGB, H and W multiples of the model's
+``input_multiple`` — 32, 128 for an hourglass — batch and size dynamic) and returns the six heads named
+as ``HEAD_NAMES`` with the sigmoid applied to ``hm`` and ``hm_hp``. The int8 model is calibrated on real
+training images through ``onnxruntime.quantization`` (``quant_pre_process``, then ``quantize_static``
+with QDQ, per-channel weights).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from deepmark.core.domain.structures import HEAD_NAMES
-from deepmark.core.formats.model_file import METADATA_KEY, ModelInfo
+from deepmark.core.formats.model_file import METADATA_KEY, ModelFileError, ModelInfo
 from deepmark.core.util.atomic import write_atomically
 
 OPSET = 17
@@ -30,13 +31,19 @@ def _set_metadata(onnx_model, info: ModelInfo) -> None:
 
 
 def export_onnx(model, info: ModelInfo, path: str | Path) -> Path:
-    """Write ``model`` (a ``deepmark.core.network.CenterNet``) as ONNX with ``info`` in its metadata,
-    atomically."""
+    """Write ``model`` (a ``deepmark.core.network.CenterNet`` or ``HourglassNet``) as ONNX with ``info`` in its
+    metadata, atomically. The metadata's ``input_multiple`` is the model's own; ModelFileError when
+    ``info.input_size`` is not a multiple of it."""
     import onnx
     import torch
 
     from deepmark.core.network import ExportWrapper
 
+    # The network knows which sizes it takes; the caller's info (built from a checkpoint) may not say.
+    info = replace(info, input_multiple=int(getattr(model, "input_multiple", info.input_multiple)))
+    if any(v % info.input_multiple for v in info.input_size):
+        raise ModelFileError(f"{path}: cannot export {info.arch} at {info.input_size[0]}×{info.input_size[1]}: width "
+                             f"and height must be multiples of {info.input_multiple}", path=Path(path))
     wrapper = ExportWrapper(model).eval()
     width, height = info.input_size
     dummy = torch.zeros(1, 3, height, width)

@@ -1,7 +1,9 @@
 """CenterNet multi-pose training losses (torch): focal loss on heatmaps, masked L1 on regressions.
 
 Total = hm·L_hm + wh·L_wh + off·L_reg + hp·L_hps + hm_hp·L_hm_hp + off·L_hp_offset with CenterNet's
-default weights (hm 1, wh 0.1, off 1, hp 1, hm_hp 1); see centernet-notes §1.3.
+default weights (hm 1, wh 0.1, off 1, hp 1, hm_hp 1); see centernet-notes §1.3. A stacked hourglass is
+trained with intermediate supervision: every stack's loss, averaged over the stacks (``stacked_loss``, as
+CenterNet's MultiPoseLoss).
 """
 
 from __future__ import annotations
@@ -73,3 +75,19 @@ def centernet_loss(
              + weights.hm_hp * hm_hp + weights.off * hp_offset)
     parts = {"hm": hm, "wh": wh, "reg": reg, "hps": hps, "hm_hp": hm_hp, "hp_offset": hp_offset}
     return total, {name: float(value.detach()) for name, value in parts.items()}
+
+
+def stacked_loss(
+    stacks: list[dict[str, torch.Tensor]], batch: dict[str, torch.Tensor], weights: LossWeights = LossWeights()
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Intermediate supervision: ``centernet_loss`` of each stack's raw heads (one dict per stack; one dict
+    for a single-stack model), total and parts averaged over the stacks (CenterNet divides every part by
+    num_stacks)."""
+    total = torch.zeros((), device=batch["hm"].device)
+    parts: dict[str, float] = {}
+    for outputs in stacks:
+        loss, stack_parts = centernet_loss(outputs, batch, weights)
+        total = total + loss / len(stacks)
+        for name, value in stack_parts.items():
+            parts[name] = parts.get(name, 0.0) + value / len(stacks)
+    return total, parts

@@ -34,7 +34,7 @@ from deepmark.core.network.checkpoint import CHECKPOINT_VERSION, load_checkpoint
 from deepmark.core.training.augment import AugmentConfig
 from deepmark.core.training.config import RunConfig
 from deepmark.core.training.dataset import DF2Dataset, collate
-from deepmark.core.training.losses import centernet_loss
+from deepmark.core.training.losses import stacked_loss
 from deepmark.core.util.atomic import append_text_atomically, write_text_atomically
 
 log = logging.getLogger("deepmark.train")
@@ -117,7 +117,8 @@ def _augment_config(config: RunConfig) -> AugmentConfig:
 
 
 def checkpoint_dict(model, optimizer, scheduler, state: TrainState, config: RunConfig, grouping_name: str) -> dict:
-    """Everything needed to resume, and (``model``, ``arch``, ``grouping``, ``input_size``) to infer."""
+    """Everything needed to resume, and (``model``, ``arch``, ``grouping``, ``input_size``, ``input_multiple``)
+    to infer."""
     module = model.module if hasattr(model, "module") else model
     return {
         "version": CHECKPOINT_VERSION,
@@ -130,6 +131,7 @@ def checkpoint_dict(model, optimizer, scheduler, state: TrainState, config: RunC
         "head_conv": config.model.head_conv,
         "grouping": grouping_name,
         "input_size": list(config.data.input_size),
+        "input_multiple": module.input_multiple,
         "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
     }
 
@@ -274,7 +276,9 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
             tensors = _to_tensors(batch, device)
             with torch.autocast(device.type, enabled=use_amp):
                 outputs = model(tensors["image"])
-                loss, parts = centernet_loss({k: v.float() for k, v in outputs.items()}, tensors)
+                # a stacked hourglass gives one dict per stack in train mode (intermediate supervision)
+                stacks = outputs if isinstance(outputs, list) else [outputs]
+                loss, parts = stacked_loss([{k: v.float() for k, v in out.items()} for out in stacks], tensors)
             if not torch.isfinite(loss):
                 raise TrainingError(f"epoch {epoch}, step {state.global_step}: loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)

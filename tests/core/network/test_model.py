@@ -9,9 +9,11 @@ from torch import nn
 from deepmark.core.domain.structures import HEAD_NAMES, OUTPUT_STRIDE
 from deepmark.core.domain.taxonomy import load_grouping
 from deepmark.core.network import ARCHITECTURES, CenterNet, ExportWrapper, build_model, count_parameters
+from deepmark.core.network.factory import input_multiple
 from deepmark.core.network.layers import Upsample2x
 
-ARCHS = tuple(ARCHITECTURES)
+# The backbone + heads CenterNets (inputs multiples of 32); the stacked hourglasses: test_hourglass.py.
+ARCHS = tuple(arch for arch in ARCHITECTURES if input_multiple(arch) == 32)
 # Leaf modules an int8-quantizable, BN-foldable graph may contain (Add, Concat and Resize are functional).
 ALLOWED_LEAVES = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.Identity, Upsample2x)
 
@@ -35,6 +37,7 @@ def _run(model: nn.Module, h: int, w: int, batch: int = 1):
 
 def test_architectures_registry():
     assert set(ARCHS) == {"resnet18", "mdla34", "mobilenetv2"}
+    assert set(ARCHITECTURES) == set(ARCHS) | {"hourglass104", "hourglass_small"}
     assert all(isinstance(d, str) and d for d in ARCHITECTURES.values())
 
 

@@ -58,7 +58,7 @@ def test_resume_mid_epoch_reaches_the_same_weights(tiny_data, tmp_path, monkeypa
     # Interrupted run: checkpoint after every batch, killed (KeyboardInterrupt) at the 5th step, resumed.
     interrupted = tmp_path / "interrupted"
     config = _config(tiny_data, interrupted, epochs=2, val_images=1, checkpoint_minutes=0.0)
-    real_loss, calls = train_module.centernet_loss, {"n": 0}
+    real_loss, calls = train_module.stacked_loss, {"n": 0}
 
     def dying_loss(outputs, batch):
         calls["n"] += 1
@@ -66,12 +66,12 @@ def test_resume_mid_epoch_reaches_the_same_weights(tiny_data, tmp_path, monkeypa
             raise KeyboardInterrupt
         return real_loss(outputs, batch)
 
-    monkeypatch.setattr(train_module, "centernet_loss", dying_loss)
+    monkeypatch.setattr(train_module, "stacked_loss", dying_loss)
     with pytest.raises(KeyboardInterrupt):
         train(config, progress=False)
     saved = load_checkpoint(interrupted / "last.pt")["state"]
     assert (saved["epoch"], saved["batch_in_epoch"]) == (1, 1)  # 3 batches per epoch, 4 done
-    monkeypatch.setattr(train_module, "centernet_loss", real_loss)
+    monkeypatch.setattr(train_module, "stacked_loss", real_loss)
     state = train(config, progress=False)
     assert state.global_step == 6
     a, b = _weights(straight / "last.pt"), _weights(interrupted / "last.pt")
