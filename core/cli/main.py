@@ -467,10 +467,13 @@ def cmd_predict(args) -> int:
     from deepmark.core.inference.predict import predict_images
 
     params = _params_from_args(args)  # bad arguments fail before the model is loaded
-    if args.input_size and any(v % 32 or v <= 0 for v in args.input_size):
-        raise DeepMarkError(f"--input-size {args.input_size}: both must be positive multiples of 32")
+    if args.input_size and any(v <= 0 for v in args.input_size):
+        raise DeepMarkError(f"--input-size {args.input_size}: both must be positive")
     _output_folder(args.out)
     detector = Detector(args.model)
+    multiple = detector.info.input_multiple  # 32, or 128 for an hourglass
+    if args.input_size and any(v % multiple for v in args.input_size):
+        raise DeepMarkError(f"--input-size {args.input_size}: {detector.path.name} takes multiples of {multiple}")
     params = _params_for_model(args, detector.info, detector.path.name)
     images = collect_images(args.inputs)
     if not images:

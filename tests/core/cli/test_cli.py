@@ -254,3 +254,10 @@ def test_model_params_records_what_the_model_learned_from(tiny_onnx, tmp_path):
     info = read_model_info(model)
     assert info.training_data == "synthetic garments (test)" and info.synthetic_only
     assert info.training["postprocess"]["alpha"] == 0.7  # the recommended parameters are kept
+
+
+def test_predict_input_size_must_be_a_multiple_the_model_takes(tmp_path, capsys):
+    demo = Path(__file__).resolve().parents[3] / "resources" / "demo" / "image"
+    assert main(["predict", str(demo), "--out", str(tmp_path / "out"), "--input-size", "200", "200"]) == 2
+    assert "takes multiples of 32" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
