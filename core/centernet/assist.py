@@ -33,6 +33,10 @@ from deepmark.core.errors import DecodeError
 # A click is rarely on the exact centre pixel; the centre peak of the category is searched this many map
 # pixels (stride 4: ± 8 image pixels at the default input scale) around it.
 CENTRE_SEARCH = 2
+# A box drawn by hand (or labelled) is the landmarks' bounding box, so its outermost landmarks lie on its
+# edge, where float32 rounding of a peak's position can put them just outside: peaks this many map pixels
+# outside the user's box still count (half a map pixel: 2 image pixels at stride 4).
+BOX_TOLERANCE = 0.5
 # CenterNet's landmark-peak floor: below it the decoder never uses a peak, so snapping does not either.
 SNAP_MIN_SCORE = 0.1
 
@@ -68,7 +72,9 @@ def prompted_landmarks(
     ``prompt`` is a box (4,) x1, y1, x2, y2 or a centre click (2,) x, y, in image pixels.
 
     * Box: the coarse landmarks are the category template stretched over the box (``template_landmarks``
-      in ``deepmark.core.studio.templates`` does the same for a new item without heads).
+      in ``deepmark.core.studio.templates`` does the same for a new item without heads); peaks up to
+      ``BOX_TOLERANCE`` map pixels outside the box count as inside (the outermost landmarks lie on a
+      tight box's edge).
     * Click: the centre is the pixel of highest center heatmap of the category within ``centre_search``
       map pixels of the click; the coarse landmarks are the ``hps`` regression there and the box the
       ``reg`` + ``wh`` box there, exactly as the decoder derives them for a candidate at that pixel.
@@ -96,7 +102,7 @@ def prompted_landmarks(
         groups = grouping.category_groups[k][None]  # (1, L)
         stretched = point[:2] + category.template * (point[2:] - point[:2])  # (L, 2) image pixels
         coarse = to_map.apply(stretched)[None]  # (1, L, 2) map pixels
-        box = map_box(to_map, point)[None]  # (1, 4)
+        box = map_box(to_map, point)[None] + (-BOX_TOLERANCE, -BOX_TOLERANCE, BOX_TOLERANCE, BOX_TOLERANCE)
         box_image = point.copy()
         u, v = to_map.apply((point[:2] + point[2:]) / 2)
         y, x = _map_pixel(heads, u, v)

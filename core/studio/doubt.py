@@ -246,7 +246,8 @@ class _LandmarkFit:
     reasons: tuple[str, ...]
 
 
-def _compare_landmarks(item: Item, category: Category, candidates: list[Detection], labelled: np.ndarray) -> _LandmarkFit:
+def _compare_landmarks(item: Item, category: Category, candidates: list[Detection],
+                       labelled: np.ndarray) -> _LandmarkFit:
     """Position and flip doubts of ``item`` against the best of ``candidates`` (same category, N ≥ 1)."""
     label = np.asarray(item.landmarks, np.float64)[:, :2]
     box = np.asarray(item.box, np.float64)
