@@ -217,7 +217,8 @@ def peak_contrast(
 
     Inputs as ``match_landmarks``: ``coarse`` (D, Lmax, 2) and ``box`` (D, 4) in map pixels, ``groups``
     (D, Lmax) (-1 pad), ``peaks`` from ``landmark_peaks``. A peak counts for a landmark when the decoder
-    could accept it: inside the box and within 0.3 × max(w, h) of the coarse landmark. Scores are the
+    could accept it: inside the box (give or take ``BOX_TOLERANCE``: the outermost landmarks lie on the box's
+    edge) and within 0.3 × max(w, h) of the coarse landmark. Scores are the
     peaks' own, not keypoint-rescored, so two equally strong peaks read as equally strong wherever the
     regression points.
     """
@@ -230,7 +231,7 @@ def peak_contrast(
     g = groups[pair_d, pair_l]
     c = coarse[pair_d, pair_l]  # (P, 2)
     px, py, ps = peak_x[g].astype(np.float64), peak_y[g].astype(np.float64), peak_score[g].astype(np.float64)
-    b = box[pair_d]
+    b = box[pair_d] + (-BOX_TOLERANCE, -BOX_TOLERANCE, BOX_TOLERANCE, BOX_TOLERANCE)
     reach = MAX_REFINE_DISTANCE * np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
     with np.errstate(invalid="ignore"):  # padding at +inf: inf - inf never arises, inf compares False
         usable = ((px >= b[:, :1]) & (px <= b[:, 2:3]) & (py >= b[:, 1:2]) & (py <= b[:, 3:4])
