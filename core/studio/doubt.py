@@ -195,9 +195,9 @@ def label_mistakes(items: Sequence[Item], detections: Sequence[Detection], taxon
     * position: among same-category predictions with box IoU ≥ ``COMPARE_IOU``, the one with the best OKS
       (as labelled or with every flip pair exchanged, so a mirrored label still finds its garment); KS
       is then taken with ``tolerance`` (``POSITION_TOLERANCE``, a fraction of the garment's size) added
-      in quadrature to 2σ, so that the model's ordinary error is not a mistake. Each labelled landmark's doubt is (1 − KS) × weight (1 where the prediction's
-      heatmap peak placed it, ``UNREFINED_WEIGHT`` where only the regression did); the largest, and 1 −
-      the mean KS, whichever is higher;
+      in quadrature to 2σ, so that the model's ordinary error is not a mistake. Each labelled landmark's
+      doubt is (1 − KS) × weight (1 where the prediction's heatmap peak placed it, ``UNREFINED_WEIGHT``
+      where only the regression did); the largest, and 1 − the mean KS, whichever is higher;
     * swapped flip pairs: for each pair with both labelled, mean KS exchanged − mean KS as labelled (same
       tolerance, × the smaller weight), clipped at 0; the largest;
     * category: the best score of another category's prediction with IoU ≥ ``MATCH_IOU`` minus the best of

@@ -246,7 +246,7 @@ def test_each_kind_of_mistake_is_named(review_set):
     named = {"moved": 0, "swapped": 0, "category": 0}
     counts = dict.fromkeys(named, 0)
     for labels, kinds, detections in review_set:
-        for doubt, kind, item in zip(label_mistakes(labels, detections, TAXONOMY), kinds, labels, strict=True):
+        for doubt, kind in zip(label_mistakes(labels, detections, TAXONOMY), kinds, strict=True):
             if kind is None:
                 continue
             counts[kind] += 1
