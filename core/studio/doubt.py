@@ -3,9 +3,10 @@
 Pure functions over cached heads, items and detections (no store, no Qt); ``docs/decoding.md`` ("Doubt")
 defines both scores. Units: image pixels for boxes and landmarks; scores in [0, 1], higher = look first.
 
-* ``image_uncertainty``: from one image's raw heads, the noisy-OR of three doubts: a center peak near the
-  score threshold (a garment the model is unsure exists), landmarks without one clear peak (weak, or
-  two similar peaks), and, when the heads of the mirrored image are cached, disagreement between the two.
+* ``image_uncertainty``: from one image's raw heads, the edits to expect, summed from three doubts: center
+  peaks near the score threshold (garments the model is unsure exist), landmarks without one clear peak
+  (weak, or two similar peaks), and, when the heads of the mirrored image are cached, disagreement between
+  the two; squashed into [0, 1].
 * ``label_mistakes``: per labelled item, the disagreement with the model's best-matching prediction —
   landmarks far from a confident predicted position, left/right pairs that fit the prediction better
   swapped, another category predicted there, no prediction there at all — as one score plus the reasons.
@@ -40,6 +41,11 @@ from deepmark.core.studio.templates import box_ious
 CENTRE_DOUBT_WIDTH = 0.5
 # Centre peaks more than this many τ below the threshold in logit space are not looked at (doubt < 0.011).
 CENTRE_DOUBT_REACH = 3.0
+# A garment to add or delete costs about this many edits (placing or removing it, then its landmarks).
+GARMENT_EDITS = 1.0
+# expected edits → score: 1 − exp(−edits / this): 0.63 at this many edits (the bundled model's heads of a
+# 256² scene of 1–5 garments expect about 15–130).
+EDITS_SCALE = 50.0
 # The threshold is clamped into this range for the logit (a threshold of 0 keeps every candidate).
 THRESHOLD_RANGE = (0.01, 0.99)
 
@@ -62,11 +68,14 @@ POSITION_TOLERANCE = 0.1
 
 @dataclass(frozen=True)
 class ImageDoubt:
-    """An image's uncertainty ``score`` in [0, 1] and its parts, each in [0, 1]: ``centre`` (a center peak
-    near the threshold), ``landmarks`` (the least certain detection's mean landmark doubt), ``flip``
-    (disagreement with the mirrored image's heads; nan when those were not given)."""
+    """How much the model doubts one image. ``score`` in [0, 1], 1 − exp(−``expected_edits`` / ``EDITS_SCALE``):
+    sort by it. ``expected_edits`` ≥ 0: the doubts summed, in edits (see ``image_uncertainty``). Its parts,
+    each in [0, 1], for a tooltip: ``centre`` the largest center-peak doubt (a garment near the threshold),
+    ``landmarks`` the mean landmark doubt of the least certain detection, ``flip`` the disagreement with the
+    mirrored image's heads (nan when those were not given)."""
 
     score: float
+    expected_edits: float
     centre: float
     landmarks: float
     flip: float
@@ -108,17 +117,24 @@ def image_uncertainty(
 ) -> ImageDoubt:
     """How much the model doubts one image, from its raw heads (see ``docs/decoding.md``, "Doubt").
 
-    * centre: the decoder's candidates (center peaks down to ``CENTRE_DOUBT_REACH`` τ below the threshold
-      in logit space), their final scores (center rescoring as in ``params``); the largest
-      ``centre_doubt``;
-    * landmarks: for each detection the decoder keeps (threshold, NMS, ``max_detections``), each of its
-      landmarks' doubt is 1 − (best − second), best and second the two strongest group peaks it could
-      take (``peak_contrast``): 0 for one peak of 1 and no rival, 1 with no peak or two equal ones. Per
-      detection the mean; the image's part is the largest (0 without detections);
-    * flip: ``flip_disagreement`` when ``flipped`` is given.
+    Each doubt below is read as the chance that one edit is needed, so their sum is the edits to expect
+    and an image with more doubtful garments and landmarks ranks higher:
 
-    score = 1 − (1 − centre)(1 − landmarks)(1 − flip): high when any part is. ``flipped`` must have the
-    same shapes as ``heads``. Raises DecodeError for heads that do not fit the taxonomy and grouping.
+    * centre: the decoder's candidates (center peaks down to ``CENTRE_DOUBT_REACH`` τ below the threshold in
+      logit space) with their final scores (center rescoring as in ``params``); each one's
+      ``centre_doubt`` (a garment to add or delete) counts ``GARMENT_EDITS`` edits;
+    * landmarks: for each detection the decoder keeps (threshold, NMS, ``max_detections``), each landmark's
+      doubt is 1 − s · (1 − second / best): s its score as the decoder gives it (the accepted peak's,
+      keypoint-rescored with technique 4; 0 when no peak was accepted), best and second the two strongest
+      group peaks it could take (``peak_contrast``). 0 for a sure peak of 1 without a rival; 1 without a
+      peak, or with two equal ones (on the bundled model's heads this ranks landmarks that need a
+      correction better than the peak score, or best − second, alone: ``bench/doubt.py``);
+    * flip: ``flip_disagreement`` f when ``flipped`` is given; each landmark's doubt u becomes
+      1 − (1 − u)(1 − f).
+
+    expected_edits = ``GARMENT_EDITS`` · Σ centre doubts + Σ over detections of score · Σ its landmark doubts
+    (a detection is a garment with the chance its final score gives; if it is not, its landmarks need no
+    edit). ``flipped`` must have the same shapes as ``heads``. Raises DecodeError for heads that do not fit the taxonomy and grouping.
     """
     validate_heads(heads, taxonomy, grouping)
     layout = decode_layout(taxonomy, grouping)
@@ -129,21 +145,26 @@ def image_uncertainty(
     coarse, groups = coarse_landmarks(heads, cand, layout)
     marks = match_landmarks(coarse, groups, cand.box, peaks, params)
     score = rescore(cand, marks, layout.count[cand.cls], params)
-    centre = float(centre_doubt(score, t).max()) if len(score) else 0.0
-    keep = kept_candidates(cand, score, params)
-    landmarks = 0.0
-    if len(keep):
-        best, second = peak_contrast(coarse[keep], groups[keep], cand.box[keep], peaks)
-        per_landmark = np.where(groups[keep] >= 0, 1.0 - (best - second), 0.0)
-        landmarks = float((per_landmark.sum(1) / layout.count[cand.cls[keep]]).max())
+    centre = centre_doubt(score, t)
     flip = math.nan
     if flipped is not None:
         validate_heads(flipped, taxonomy, grouping)
         if flipped.hm.shape != heads.hm.shape:
             raise DecodeError(f"flipped heads have a {flipped.map_size} map, the image's {heads.map_size}")
         flip = flip_disagreement(heads, flipped, params)
-    parts = np.array([centre, landmarks, 0.0 if math.isnan(flip) else flip])
-    return ImageDoubt(float(1.0 - np.prod(1.0 - np.clip(parts, 0.0, 1.0))), centre, landmarks, flip)
+    keep = kept_candidates(cand, score, params)
+    landmarks, landmark_edits = 0.0, 0.0
+    if len(keep):
+        best, second = peak_contrast(coarse[keep], groups[keep], cand.box[keep], peaks)
+        agree = 1.0 if math.isnan(flip) else 1.0 - flip
+        rival = np.divide(second, best, out=np.zeros_like(best), where=best > 0)
+        per_landmark = np.where(groups[keep] >= 0, 1.0 - marks.score[keep] * (1.0 - rival) * agree, 0.0)  # (D, Lmax)
+        landmarks = float((per_landmark.sum(1) / layout.count[cand.cls[keep]]).max())
+        # a detection is a garment with the chance its score says; else its landmarks need no edit at all
+        landmark_edits = float(np.clip(score[keep], 0.0, 1.0) @ per_landmark.sum(1))
+    edits = GARMENT_EDITS * float(centre.sum()) + landmark_edits
+    return ImageDoubt(float(1.0 - math.exp(-edits / EDITS_SCALE)), edits, float(centre.max(initial=0.0)),
+                      landmarks, flip)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from deepmark.core.domain.structures import Detection, Item, PostprocessParams
 from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
 from deepmark.core.errors import DecodeError
 from deepmark.core.studio.doubt import (
+    EDITS_SCALE,
     NO_PREDICTION_DOUBT,
     centre_doubt,
     image_uncertainty,
@@ -69,7 +70,7 @@ def test_a_rival_peak_raises_the_landmark_doubt(seed):
     """A second peak as strong as the true one, next to each landmark inside the garment's box: ambiguous."""
     items, heads = _scene(seed, num_items=1, hidden_fraction=0.0)
     before = _doubt(heads)
-    assert before.landmarks < 0.1  # one clear peak per landmark
+    assert before.landmarks < 0.3  # one clear peak per landmark (smoothing keeps it below 1)
     item = items[0]
     k = TAXONOMY.category_index(item.category_id)
     rival = heads.hm_hp.copy()
@@ -136,7 +137,9 @@ def test_uncertainty_of_real_heads(demo_model_heads):
         doubt = image_uncertainty(heads, PARAMS, TAXONOMY, GROUPING, flipped=flipped)
         for value in (doubt.score, doubt.centre, doubt.landmarks, doubt.flip):
             assert 0.0 <= value <= 1.0
-        assert doubt.score >= max(doubt.centre, doubt.landmarks, doubt.flip)
+        assert doubt.score == pytest.approx(1 - math.exp(-doubt.expected_edits / EDITS_SCALE))
+        # disagreeing with the mirror image only adds doubt
+        assert doubt.expected_edits >= image_uncertainty(heads, PARAMS, TAXONOMY, GROUPING).expected_edits
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +304,14 @@ def test_a_weak_rival_category_is_less_doubtful_than_a_strong_one():
     weak = label_mistakes([item], [_detection_of(item), replace(rival, score=0.3)], TAXONOMY)[0]
     assert strong.predicted_category == other and strong.score == pytest.approx(0.7)
     assert weak.predicted_category is None and weak.score < 0.1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_more_doubtful_garments_mean_more_expected_edits(seed):
+    """The score adds up over garments: a scene ranks above the same scene with only one of its garments."""
+    rng = np.random.default_rng(seed)
+    items = random_scene(rng, TAXONOMY, SIZE, num_items=3)
+    one = simulated_heads(items[:1], SIZE, TAXONOMY, GROUPING, np.random.default_rng(1), 0.1, 1.0)
+    three = simulated_heads(items, SIZE, TAXONOMY, GROUPING, np.random.default_rng(1), 0.1, 1.0)
+    assert _doubt(three).expected_edits > _doubt(one).expected_edits
+    assert _doubt(three).score > _doubt(one).score
