@@ -134,7 +134,8 @@ def image_uncertainty(
 
     expected_edits = ``GARMENT_EDITS`` · Σ centre doubts + Σ over detections of score · Σ its landmark doubts
     (a detection is a garment with the chance its final score gives; if it is not, its landmarks need no
-    edit). ``flipped`` must have the same shapes as ``heads``. Raises DecodeError for heads that do not fit the taxonomy and grouping.
+    edit). ``flipped`` must have the same shapes as ``heads``. Raises DecodeError for heads that do not fit
+    the taxonomy and grouping.
     """
     validate_heads(heads, taxonomy, grouping)
     layout = decode_layout(taxonomy, grouping)
