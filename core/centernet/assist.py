@@ -169,7 +169,7 @@ def snap_to_peak(
     Peaks are those of the decoder (``find_peaks``, strictly above ``min_score``, after smoothing with
     ``sigma`` map pixels; pass ``params.sigma_keypoint`` to snap to what heatmap rescoring sees). Only a
     window around the point is searched, with a margin so that the peaks found there are exactly the
-    whole map's; ties in distance go to the higher score.
+    whole map's (for offsets within a pixel of [0, 1)); ties in distance go to the higher score.
     """
     if not 0 <= int(group) < heads.num_groups:
         raise DecodeError(f"group {group} is not a group of these heads (0..{heads.num_groups - 1})")
@@ -179,8 +179,9 @@ def snap_to_peak(
                           f"{radius!r}")
     height, width = heads.map_size
     u, v = heads.image_to_map.apply(xy)
-    # +1: a peak's pixel may lie up to one pixel from its offset position
-    reach = radius * map_scale(heads.image_to_map) + 1.0
+    # + 2: a peak's offset position lies within its pixel for a trained offset in [0, 1), and a network's
+    # offsets stray from [0, 1) by well under a pixel
+    reach = radius * map_scale(heads.image_to_map) + 2.0
     core = (max(math.floor(v - reach), 0), min(math.floor(v + reach) + 1, height),
             max(math.floor(u - reach), 0), min(math.floor(u + reach) + 1, width))
     if core[0] >= core[1] or core[2] >= core[3]:

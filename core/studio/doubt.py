@@ -245,7 +245,7 @@ def _item_doubt(index: int, item: Item, detections: Sequence[Detection], ious: n
     there = ious >= MATCH_IOU
     if not there.any():
         doubts.append(NO_PREDICTION_DOUBT)
-        reasons.append("no prediction overlaps this box")
+        reasons.append("no prediction matches this box")
     other = there & ~own
     predicted_category = None
     if other.any():

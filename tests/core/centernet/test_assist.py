@@ -250,7 +250,7 @@ def test_snap_is_the_nearest_of_the_whole_maps_peaks(seed, x, y, radius, sigma, 
     heads = _blank_heads(to_map=Affine(np.array([[scale, 0.0, 3.0], [0.0, scale, -2.0]])))
     group = int(rng.integers(GROUPING.num_groups))
     heads.hm_hp[group] = rng.uniform(0, 1, heads.hm_hp.shape[1:]) ** 4
-    heads.hp_offset[:] = rng.uniform(0, 1, heads.hp_offset.shape)
+    heads.hp_offset[:] = rng.uniform(-0.9, 1.9, heads.hp_offset.shape)  # a network strays from [0, 1)
     found = snap_to_peak(heads, group, (x, y), radius, min_score=0.1, sigma=sigma)
     peaks = find_peaks(heads.hm_hp[group][None], 0.1, sigma, strict=True)
     at = np.stack([peaks.x + heads.hp_offset[0, peaks.y, peaks.x], peaks.y + heads.hp_offset[1, peaks.y, peaks.x]], 1)

@@ -288,7 +288,7 @@ def test_no_prediction_and_no_landmarks():
     item = items[0]
     (alone,) = label_mistakes([item], [], TAXONOMY)
     assert alone.score == NO_PREDICTION_DOUBT and alone.detection is None and math.isnan(alone.oks)
-    assert alone.reasons == ("no prediction overlaps this box",)
+    assert alone.reasons == ("no prediction matches this box",)
     unlabelled = replace(item, landmarks=np.zeros_like(item.landmarks))
     (doubt,) = label_mistakes([unlabelled], [_detection_of(item)], TAXONOMY)
     assert doubt.score == 0.0 and math.isnan(doubt.oks)
