@@ -105,7 +105,7 @@ def prompted_landmarks(
         box = map_box(to_map, point)[None] + (-BOX_TOLERANCE, -BOX_TOLERANCE, BOX_TOLERANCE, BOX_TOLERANCE)
         box_image = point.copy()
         u, v = to_map.apply((point[:2] + point[2:]) / 2)
-        y, x = _map_pixel(heads, u, v)
+        y, x = centre_peak(heads.hm[k], u, v, 0)
         centre_score = float(heads.hm[k, y, x])
     else:
         u, v = to_map.apply(point)
@@ -127,12 +127,6 @@ def map_box(affine: Affine, box) -> np.ndarray:
     x1, y1, x2, y2 = np.asarray(box, np.float64)
     corners = affine.apply(np.array([[x1, y1], [x2, y1], [x1, y2], [x2, y2]]))
     return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
-
-
-def _map_pixel(heads: RawHeads, u: float, v: float) -> tuple[int, int]:
-    """(row, column) of the map pixel holding map point (u, v), clamped into the map."""
-    height, width = heads.map_size
-    return int(np.clip(math.floor(v), 0, height - 1)), int(np.clip(math.floor(u), 0, width - 1))
 
 
 def centre_peak(heat: np.ndarray, u: float, v: float, radius: int) -> tuple[int, int]:
