@@ -175,11 +175,16 @@ def center_candidates(heads: RawHeads, params: PostprocessParams, floors: np.nda
     peaks = top_k_overall(find_peaks(heads.hm, float(floors.min()), sigma), params.top_k)
     peaks = peaks.take(np.flatnonzero(peaks.score >= floors[peaks.channel]))
     y, x = peaks.y, peaks.x
+    return Candidates(peaks.channel, y, x, center_boxes(heads, y, x), peaks.score.astype(np.float64))
+
+
+def center_boxes(heads: RawHeads, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Step 2a: (D, 4) float64 xyxy map-pixel boxes of objects centred at integer pixels ``y``, ``x`` (D,):
+    the center plus its sub-pixel offset, ± half the regressed size."""
     cx = x + heads.reg[0, y, x]
     cy = y + heads.reg[1, y, x]
     half_w, half_h = heads.wh[0, y, x] / 2, heads.wh[1, y, x] / 2
-    box = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float64)
-    return Candidates(peaks.channel, y, x, box, peaks.score.astype(np.float64))
+    return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float64)
 
 
 def landmark_peaks(heads: RawHeads, params: PostprocessParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -372,11 +377,17 @@ def finalize_detections(
 ) -> list[Detection]:
     """Steps 5–6: rescoring, threshold, NMS, ``max_detections``, image pixels."""
     score = rescore(cand, marks, layout.count[cand.cls], params)
+    keep = kept_candidates(cand, score, params)
+    return _to_image(heads, cand.take(keep), score[keep], marks.take(keep), params, layout)
+
+
+def kept_candidates(cand: Candidates, score: np.ndarray, params: PostprocessParams) -> np.ndarray:
+    """Steps 7–9 on final ``score`` (D,): indices of the candidates that become detections, best first
+    (score threshold, NMS, ``max_detections``)."""
     keep = np.flatnonzero(score >= params.score_threshold)
     if params.nms and len(keep) > 1:
         keep = keep[nms_keep(cand.box[keep], score[keep], cand.cls[keep], params.nms_iou, params.nms_per_class)]
-    keep = keep[np.argsort(-score[keep], kind="stable")][: params.max_detections]
-    return _to_image(heads, cand.take(keep), score[keep], marks.take(keep), params, layout)
+    return keep[np.argsort(-score[keep], kind="stable")][: params.max_detections]
 
 
 def _to_image(

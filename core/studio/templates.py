@@ -63,3 +63,53 @@ def derive_landmarks(category: Category, box, detections: Sequence[Detection] = 
         if ious[best] >= min_iou:
             return prediction_landmarks(same[best]), "prediction"
     return template_landmarks(category, box), "template"
+
+
+# Two landmarks fix a similarity transform (scale, rotation, translation); fewer fix no scale.
+MIN_FIXED = 2
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[complex, complex] | None:
+    """Least-squares similarity from ``source`` (N, 2) to ``target`` (N, 2) points: (a, b) with each point
+    as a complex number z, z ↦ a·z + b (|a| the scale, arg a the rotation, b the translation; no
+    reflection). The closed form of Umeyama's fit in 2-D. None when the source points all coincide
+    (nothing fixes scale or rotation) or N < 2."""
+    src = np.asarray(source, np.float64) @ np.array([1.0, 1j])
+    dst = np.asarray(target, np.float64) @ np.array([1.0, 1j])
+    if len(src) < MIN_FIXED:
+        return None
+    src_c, dst_c = src - src.mean(), dst - dst.mean()
+    spread = float(np.sum(np.abs(src_c) ** 2))
+    if spread <= 1e-12 * max(float(np.max(np.abs(src))) ** 2, 1.0):
+        return None
+    a = complex(np.sum(np.conj(src_c) * dst_c) / spread)
+    return a, complex(dst.mean() - a * src.mean())
+
+
+def refit_to_template(category: Category, landmarks, fixed) -> np.ndarray:
+    """(L, 2): ``landmarks`` (L, 2) pixels with every landmark that is not ``fixed`` (L,) bool re-placed on
+    the category template fitted to the fixed ones by a least-squares similarity (``similarity_fit``);
+    fixed landmarks are returned unchanged.
+
+    The template is taken in its drawing's proportions (x × ``template_aspect``), as a similarity keeps
+    proportions: a garment drawn wider or narrower than the template is fitted as well as a similarity
+    can. With fewer than ``MIN_FIXED`` (2) fixed landmarks, or fixed landmarks whose template positions
+    coincide, nothing determines the scale and rotation: a copy of ``landmarks`` is returned unchanged
+    (the caller can test ``fixed.sum() >= MIN_FIXED`` first to tell the user)."""
+    points = np.asarray(landmarks, np.float64)
+    mask = np.asarray(fixed, bool)
+    n = category.num_landmarks
+    if points.shape != (n, 2) or mask.shape != (n,):
+        raise DeepMarkError(f"re-fit for {category.name}: expected landmarks ({n}, 2) and fixed ({n},), "
+                            f"got {points.shape} and {mask.shape}")
+    if not np.isfinite(points[mask]).all():
+        raise DeepMarkError(f"re-fit for {category.name}: a fixed landmark is not a finite position")
+    template = np.asarray(category.template, np.float64) * (category.template_aspect, 1.0)
+    fit = similarity_fit(template[mask], points[mask])
+    out = points.copy()
+    if fit is None:
+        return out
+    a, b = fit
+    placed = a * (template[~mask] @ np.array([1.0, 1j])) + b
+    out[~mask] = np.column_stack([placed.real, placed.imag])
+    return out
