@@ -79,21 +79,29 @@ class Layout:
     title: str
     arch: str  # our architecture it maps onto
     signature: tuple[str, ...]
+    detail: Callable[[dict[str, Tensor]], str] | None = None  # e.g. the depth of a ResNet, from its keys
 
     def matches(self, keys: Iterable[str]) -> bool:
         keys = list(keys)
         return all(any(re.match(pattern, k) for k in keys) for pattern in self.signature)
 
 
+def _resnet_depth(state: dict[str, Tensor]) -> str:
+    """ "ResNet-18" from the blocks per stage (``layer<i>.<b>``) and the block type (``conv3``: bottleneck)."""
+    blocks = {m[0] for k in state if (m := re.match(r"layer\d\.\d+", k))}
+    per_block = 3 if any(".conv3." in k for k in state) else 2
+    return f"ResNet-{len(blocks) * per_block + 2}"
+
+
 LAYOUTS: tuple[Layout, ...] = (
     Layout("centernet_dla34", "CenterNet DLA-34", "mdla34",
            (r"base\.base_layer\.0\.weight$", r"dla_up\.ida_0\.proj_1\.conv\.weight$")),
-    Layout("centernet_resdcn", "CenterNet ResNet DCN", "resnet18",
-           (r"layer1\.0\.conv1\.weight$", r"deconv_layers\.0\.conv_offset_mask\.weight$")),
+    Layout("centernet_resdcn", "CenterNet {} DCN", "resnet18",
+           (r"layer1\.0\.conv1\.weight$", r"deconv_layers\.0\.conv_offset_mask\.weight$"), _resnet_depth),
     Layout("centernet_hourglass104", "CenterNet Hourglass-104", "hourglass104",
            (r"pre\.", r"kps\.0\.", r"cnvs\.0\.")),
-    Layout("imagenet_resnet", "ImageNet ResNet (torchvision)", "resnet18",
-           (r"conv1\.weight$", r"layer1\.0\.conv1\.weight$", r"fc\.weight$")),
+    Layout("imagenet_resnet", "ImageNet {} (torchvision)", "resnet18",
+           (r"conv1\.weight$", r"layer1\.0\.conv1\.weight$", r"fc\.weight$"), _resnet_depth),
     Layout("imagenet_dla34", "ImageNet DLA-34 (ucbdrive)", "mdla34",
            (r"base_layer\.0\.weight$", r"level5\.", r"fc\.weight$")),
     Layout("imagenet_mobilenetv2", "ImageNet MobileNetV2 (torchvision)", "mobilenetv2",
@@ -110,15 +118,16 @@ def recognise_layout(keys: Iterable[str]) -> Layout | None:
 def describe(layout: Layout, state: dict[str, Tensor]) -> str:
     """The layout in words, with a CenterNet checkpoint's task and heads: "CenterNet DLA-34 ctdet
     checkpoint (heads hm 80, wh 2, reg 2)"."""
+    title = layout.title.format(layout.detail(state)) if layout.detail else layout.title
     heads = {}
     for head in HEAD_NAMES:
         weights = sorted(k for k in state if k.startswith(f"{head}.") and k.endswith(".weight"))
         if weights:
             heads[head] = int(state[weights[-1]].shape[0])  # the last conv of the head gives its channels
     if not heads:
-        return f"{layout.title} checkpoint"
+        return f"{title} checkpoint"
     task = "multi_pose" if "hps" in heads else "ctdet"
-    return f"{layout.title} {task} checkpoint (heads {', '.join(f'{h} {c}' for h, c in heads.items())})"
+    return f"{title} {task} checkpoint (heads {', '.join(f'{h} {c}' for h, c in heads.items())})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,7 +427,7 @@ def load_initial_weights(model: nn.Module, path: str | Path) -> InitReport:
     if layout is None:
         raise InitialWeightsError(
             f"{path}: not a checkpoint layout DeepMark knows ({len(public)} tensors: {_some(public)}); known: "
-            f"{', '.join(lay.title for lay in LAYOUTS)}", path=path)
+            f"{', '.join(lay.title.format('ResNet') for lay in LAYOUTS)}", path=path)
     title = describe(layout, public)
     report = InitReport(path, title, arch, len(_tensors(public)))
     ours = model.state_dict()

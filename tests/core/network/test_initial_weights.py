@@ -29,6 +29,7 @@ from deepmark.core.network.initial_weights import (
     InitialWeightsError,
     InitReport,
     Target,
+    describe,
     format_report,
     load_initial_weights,
     read_state_dict,
@@ -219,7 +220,8 @@ def _one_line(exc: InitialWeightsError, path: Path) -> str:
 def test_a_file_for_another_arch_fits_nothing(key_file, tmp_path):
     shapes = json.loads(key_file.read_text(encoding="utf-8"))
     layout = recognise_layout(shapes)
-    path = _save_as_published(tmp_path / "public.pth", _public_state(shapes), key_file.stem, False)
+    public = _public_state(shapes)
+    path = _save_as_published(tmp_path / "public.pth", public, key_file.stem, False)
     for arch in ("resnet18", "mdla34", "mobilenetv2"):
         if arch == layout.arch:
             continue
@@ -227,7 +229,7 @@ def test_a_file_for_another_arch_fits_nothing(key_file, tmp_path):
             load_initial_weights(_model(arch), path)
         message = _one_line(caught.value, path)
         n = len([k for k in shapes if not k.endswith(BN_COUNTER)])
-        assert f"0 of {n} tensors fit arch {arch}; this looks like a {layout.title}" in message
+        assert f"0 of {n} tensors fit arch {arch}; this looks like a {describe(layout, public)}" in message
         assert f"it fits arch {layout.arch!r}" in message
 
 
@@ -346,3 +348,13 @@ def test_deepmark_train_prints_the_table_and_resume_ignores_init(tmp_path):
     assert wrong.returncode == 2
     assert wrong.stderr.strip().count("\n") == 0
     assert "mobilenet_v2-b0353104.pth: 0 of 262 tensors fit arch resnet18" in wrong.stderr
+
+
+def test_resnet_depth_is_read_from_the_keys():
+    shapes = json.loads((ROOT / "resources/pretrained_keys/imagenet_resnet18_torchvision.json").read_text())
+    state = _public_state(shapes)
+    assert describe(recognise_layout(state), state) == "ImageNet ResNet-18 (torchvision) checkpoint"
+    # ResNet-34: [3, 4, 6, 3] basic blocks; its extra blocks have no counterpart in our ResNet-18.
+    extra = [f"layer{i}.{b}" for i, n in ((1, 3), (2, 4), (3, 6), (4, 3)) for b in range(2, n)]
+    resnet34 = dict(state, **{f"{block}.conv1.weight": torch.zeros(1) for block in extra})
+    assert describe(recognise_layout(resnet34), resnet34) == "ImageNet ResNet-34 (torchvision) checkpoint"
