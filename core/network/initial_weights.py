@@ -413,6 +413,15 @@ def plan_initial_weights(public: dict[str, Tensor], ours: dict[str, Tensor], fn:
     return values
 
 
+def _check_finite(values: dict[str, Tensor], report: InitReport, path: Path) -> None:
+    """A NaN or infinite weight (a damaged or diverged file) would only show later as a NaN loss."""
+    bad = [key for key, value in values.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        public = {**report.loaded, **{mean: bias for bias, mean in report.folded.items()}}
+        raise InitialWeightsError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values, e.g. "
+                                  f"{public.get(bad[0], bad[0])}", path=path)
+
+
 def load_initial_weights(model: nn.Module, path: str | Path) -> InitReport:
     """Copy the fitting tensors of the public checkpoint at ``path`` into ``model`` (a CenterNet built by
     ``build_model``, whose ``config['arch']`` names it); return the report.
@@ -432,6 +441,7 @@ def load_initial_weights(model: nn.Module, path: str | Path) -> InitReport:
     report = InitReport(path, title, arch, len(_tensors(public)))
     ours = model.state_dict()
     values = plan_initial_weights(public, ours, MAPPINGS.get((layout.name, arch)), report)
+    _check_finite(values, report, path)
     if not values:
         hint = f"; it fits arch {layout.arch!r}" if layout.arch != arch else ""
         raise InitialWeightsError(f"{path}: 0 of {report.public_count} tensors fit arch {arch}; this looks like "

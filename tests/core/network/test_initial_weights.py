@@ -358,3 +358,26 @@ def test_resnet_depth_is_read_from_the_keys():
     extra = [f"layer{i}.{b}" for i, n in ((1, 3), (2, 4), (3, 6), (4, 3)) for b in range(2, n)]
     resnet34 = dict(state, **{f"{block}.conv1.weight": torch.zeros(1) for block in extra})
     assert describe(recognise_layout(resnet34), resnet34) == "ImageNet ResNet-34 (torchvision) checkpoint"
+
+
+def test_half_precision_files_load_as_float32(tmp_path):
+    shapes = json.loads((ROOT / "resources/pretrained_keys/imagenet_mobilenet_v2_torchvision.json").read_text())
+    public = {k: v.half() for k, v in _public_state(shapes).items()}
+    path = _save_as_published(tmp_path / "half.pth", public, "imagenet", False)
+    model = _model("mobilenetv2")
+    report = load_initial_weights(model, path)
+    weight = model.state_dict()["backbone.encoder.stem.0.weight"]
+    assert weight.dtype == torch.float32 and torch.equal(weight, public["features.0.0.weight"].float())
+    assert len(report.loaded) == 255
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad_value):
+    shapes = json.loads((ROOT / "resources/pretrained_keys/centernet_resdcn18_ctdet.json").read_text())
+    public = _public_state(shapes)
+    public["layer3.1.bn2.running_var"][5] = bad_value
+    path = _save_as_published(tmp_path / "diverged.pth", public, "centernet_resdcn18_ctdet", True)
+    with pytest.raises(InitialWeightsError) as caught:
+        load_initial_weights(_model("resnet18"), path)
+    message = _one_line(caught.value, path)
+    assert "1 tensor(s) hold NaN or infinite values, e.g. layer3.1.bn2.running_var" in message
