@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+from deepmark.core.domain.structures import HEAD_NAMES
 from deepmark.core.network import ARCHITECTURES, build_model
 from deepmark.core.network.heads import HEATMAP_BIAS
 from deepmark.core.network.initial_weights import (
@@ -71,6 +72,11 @@ def _save_as_published(path: Path, state: dict, name: str, module_prefix: bool) 
     return path
 
 
+def _is_head(key: str) -> bool:
+    """A head tensor: ours (``heads.hm.…``), CenterNet's or our Hourglass's (``hm.…``)."""
+    return key.startswith("heads.") or key.split(".")[0] in HEAD_NAMES
+
+
 def _arch_available(arch: str) -> bool:
     return arch in ARCHITECTURES
 
@@ -90,12 +96,11 @@ def test_every_public_layout_has_a_key_file():
         assert recognise_layout(shapes) is not None, path.name
 
 
-@pytest.mark.parametrize("module_prefix", [False, True], ids=["plain", "module."])
 @pytest.mark.parametrize("key_file", KEY_FILES, ids=lambda p: p.stem)
-def test_public_checkpoint_loads_every_tensor_it_has_a_place_for(key_file, module_prefix, tmp_path):
+def test_public_checkpoint_loads_every_tensor_it_has_a_place_for(key_file, tmp_path):
     shapes = json.loads(key_file.read_text(encoding="utf-8"))
-    if module_prefix and not key_file.stem.startswith("centernet_"):
-        pytest.skip("ImageNet files are saved bare")
+    # Some released CenterNet files were saved from nn.DataParallel: their keys start with "module.".
+    module_prefix = "multi_pose" in key_file.stem
     layout = recognise_layout(shapes)
     if not _arch_available(layout.arch):
         pytest.skip(f"arch {layout.arch} is not built in this tree")
@@ -120,28 +125,35 @@ def test_public_checkpoint_loads_every_tensor_it_has_a_place_for(key_file, modul
 
     # Every backbone tensor of ours loads, except the parts the layout has no counterpart for.
     expected_random = EXPECTED_RANDOM_BACKBONE.get(layout.name)
-    for key in ours:
-        if key.startswith("backbone.") and not (expected_random and re.match(expected_random, key)):
+    backbone = [k for k in ours if not _is_head(k)]
+    assert backbone
+    for key in backbone:
+        if not (expected_random and re.match(expected_random, key)):
             assert key in report.loaded, f"{key} has a public counterpart but did not load"
-    assert not [k for k in report.random if k.startswith("backbone.") and not expected_random]
 
     # The values landed: copied ones equal the public tensor, folded BN means are mean − conv bias.
     folded_into = {mean: bias for bias, mean in report.folded.items()}
     for mine, theirs in report.loaded.items():
         expected = public[theirs] - public[folded_into[mine]] if mine in folded_into else public[theirs]
-        torch.testing.assert_close(after[mine], expected.to(after[mine].dtype), msg=mine)
+        assert torch.equal(after[mine], expected.to(after[mine].dtype)), mine
     # Reinitialised and random tensors keep their own init (heads: the −2.19 heatmap bias).
     for mine in [*reinit_ours, *report.random]:
         assert torch.equal(after[mine], before[mine]), mine
 
     if layout.name.startswith("centernet_"):
-        # COCO's 80 classes / 1 person class and 17 keypoints never fit 13 classes / 62 groups.
-        assert "heads.hm.2.weight" in reinit_ours and "heads.hm.2.bias" in reinit_ours
-        assert torch.all(after["heads.hm.2.bias"] == HEATMAP_BIAS)
-        assert "heads.wh.2.weight" in report.loaded and "heads.reg.2.weight" in report.loaded
+        # Every public head tensor has its place (loaded or, where channels differ, reinitialised) ...
+        public_heads = {k for k in public_keys if _is_head(k)}
+        assert public_heads and not public_heads & set(report.unused)
+        head_names = {k.split(".")[0] for k in public_heads}
+        # ... COCO's 80 classes / 1 person class and 17 keypoints never fit 13 classes / 62 groups, and the
+        # 2-channel size and offset heads load whole.
+        reinit_heads = {theirs.split(".")[0] for _, theirs, _, _ in report.reinitialised}
+        assert "hm" in reinit_heads and ("hps" in head_names) <= ({"hps", "hm_hp"} <= reinit_heads)
+        assert {"wh", "reg"} <= {theirs.split(".")[0] for theirs in report.loaded.values()}
+        for mine, theirs, _, _ in report.reinitialised:
+            if theirs.startswith("hm.") and theirs.endswith("bias") and len(shapes[theirs]) == 1:
+                assert torch.all(after[mine] == HEATMAP_BIAS), mine
         assert all(reason == DCN_OFFSETS for key, reason in report.unused.items() if "conv_offset_mask" in key)
-    if "hps" in {k.split(".")[0] for k in shapes}:
-        assert "heads.hps.2.weight" in reinit_ours and "heads.hm_hp.2.weight" in reinit_ours
 
     table = format_report(report)
     assert f"{len(report.loaded) + len(report.folded)} of {report.public_count} public tensors" in table
@@ -216,8 +228,14 @@ def _one_line(exc: InitialWeightsError, path: Path) -> str:
     return message
 
 
+@pytest.fixture(scope="module")
+def untouched_models():
+    """One model per arch for the tests where loading fails (a failed load leaves the model as it was)."""
+    return {arch: _model(arch) for arch in ("resnet18", "mdla34", "mobilenetv2")}
+
+
 @pytest.mark.parametrize("key_file", KEY_FILES, ids=lambda p: p.stem)
-def test_a_file_for_another_arch_fits_nothing(key_file, tmp_path):
+def test_a_file_for_another_arch_fits_nothing(key_file, tmp_path, untouched_models):
     shapes = json.loads(key_file.read_text(encoding="utf-8"))
     layout = recognise_layout(shapes)
     public = _public_state(shapes)
@@ -226,7 +244,7 @@ def test_a_file_for_another_arch_fits_nothing(key_file, tmp_path):
         if arch == layout.arch:
             continue
         with pytest.raises(InitialWeightsError) as caught:
-            load_initial_weights(_model(arch), path)
+            load_initial_weights(untouched_models[arch], path)
         message = _one_line(caught.value, path)
         n = len([k for k in shapes if not k.endswith(BN_COUNTER)])
         assert f"0 of {n} tensors fit arch {arch}; this looks like a {describe(layout, public)}" in message
@@ -273,7 +291,7 @@ def _damaged_files(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def test_damaged_or_foreign_files_are_one_line_errors(tmp_path):
+def test_damaged_or_foreign_files_are_one_line_errors(tmp_path, untouched_models):
     expected = {
         "empty": "cannot read initial weights", "zeros": "cannot read initial weights",
         "text": "not a PyTorch checkpoint", "truncated": "cannot read initial weights",
@@ -282,9 +300,9 @@ def test_damaged_or_foreign_files_are_one_line_errors(tmp_path):
         "no tensors": "holds no tensors", "unknown layout": "not a checkpoint layout DeepMark knows",
         "missing": "not found", "a folder": "not found",
     }
+    model = untouched_models["resnet18"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     for name, path in _damaged_files(tmp_path).items():
-        model = _model("resnet18")
-        before = {k: v.clone() for k, v in model.state_dict().items()}
         with pytest.raises(InitialWeightsError) as caught:
             load_initial_weights(model, path)
         assert re.search(expected[name], _one_line(caught.value, path)), (name, str(caught.value))
@@ -312,7 +330,8 @@ def test_report_lists_are_compact():
 # -- deepmark train with init ------------------------------------------------------------------------
 
 
-def test_deepmark_train_prints_the_table_and_resume_ignores_init(tmp_path):
+def test_deepmark_train_prints_the_table_and_resume_ignores_init(tmp_path, monkeypatch, capsys):
+    from deepmark.core.cli.main import main
     from deepmark.core.synthetic import SynthConfig, generate_dataset
 
     generate_dataset(tmp_path / "data" / "train", 4, seed=3, config=SynthConfig(image_size=(128, 128), max_items=2))
@@ -326,11 +345,9 @@ def test_deepmark_train_prints_the_table_and_resume_ignores_init(tmp_path):
         '[train]\nepochs = 1\nbatch_size = 2\nmax_steps_per_epoch = 2\nworkers = 0\nval_images = 0\n'
         '[output]\nrun_dir = "run"\n', encoding="utf-8")
 
-    def deepmark_train(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "deepmark.core.cli.main", "train", str(config), "--quiet",
-                               *extra], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-
-    first = deepmark_train()
+    # The real command, in a process of its own: relative paths are taken from where it runs.
+    first = subprocess.run([sys.executable, "-m", "deepmark.core.cli.main", "train", str(config), "--quiet"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "ImageNet MobileNetV2 (torchvision) checkpoint → mobilenetv2" in first.stdout
     assert "loaded            255 of 262 public tensors" in first.stdout
@@ -338,26 +355,16 @@ def test_deepmark_train_prints_the_table_and_resume_ignores_init(tmp_path):
     assert "finished 1 epochs (2 steps)" in first.stdout
     assert "255 of 262 public tensors" in (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
 
-    again = deepmark_train()
-    assert again.returncode == 0, again.stderr
-    assert "is ignored" in again.stdout and "public tensors" not in again.stdout
-    assert "init = " in (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(config), "--quiet"]) == 0  # resumes from last.pt (nothing left to do)
+    out = capsys.readouterr().out
+    assert "init = " in out and "is ignored" in out and "public tensors" not in out
+    assert "is ignored" in (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
 
     config.write_text(config.read_text().replace('arch = "mobilenetv2"', 'arch = "resnet18"'), encoding="utf-8")
-    wrong = deepmark_train("--restart")
-    assert wrong.returncode == 2
-    assert wrong.stderr.strip().count("\n") == 0
-    assert "mobilenet_v2-b0353104.pth: 0 of 262 tensors fit arch resnet18" in wrong.stderr
-
-
-def test_resnet_depth_is_read_from_the_keys():
-    shapes = json.loads((ROOT / "resources/pretrained_keys/imagenet_resnet18_torchvision.json").read_text())
-    state = _public_state(shapes)
-    assert describe(recognise_layout(state), state) == "ImageNet ResNet-18 (torchvision) checkpoint"
-    # ResNet-34: [3, 4, 6, 3] basic blocks; its extra blocks have no counterpart in our ResNet-18.
-    extra = [f"layer{i}.{b}" for i, n in ((1, 3), (2, 4), (3, 6), (4, 3)) for b in range(2, n)]
-    resnet34 = dict(state, **{f"{block}.conv1.weight": torch.zeros(1) for block in extra})
-    assert describe(recognise_layout(resnet34), resnet34) == "ImageNet ResNet-34 (torchvision) checkpoint"
+    assert main(["train", str(config), "--quiet", "--restart"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mobilenet_v2-b0353104.pth: 0 of 262 tensors fit arch resnet18" in err
 
 
 def test_half_precision_files_load_as_float32(tmp_path):
@@ -372,12 +379,12 @@ def test_half_precision_files_load_as_float32(tmp_path):
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
-def test_non_finite_weights_are_refused(tmp_path, bad_value):
+def test_non_finite_weights_are_refused(tmp_path, bad_value, untouched_models):
     shapes = json.loads((ROOT / "resources/pretrained_keys/centernet_resdcn18_ctdet.json").read_text())
     public = _public_state(shapes)
     public["layer3.1.bn2.running_var"][5] = bad_value
     path = _save_as_published(tmp_path / "diverged.pth", public, "centernet_resdcn18_ctdet", True)
     with pytest.raises(InitialWeightsError) as caught:
-        load_initial_weights(_model("resnet18"), path)
+        load_initial_weights(untouched_models["resnet18"], path)
     message = _one_line(caught.value, path)
     assert "1 tensor(s) hold NaN or infinite values, e.g. layer3.1.bn2.running_var" in message
