@@ -388,3 +388,22 @@ def test_non_finite_weights_are_refused(tmp_path, bad_value, untouched_models):
         load_initial_weights(untouched_models["resnet18"], path)
     message = _one_line(caught.value, path)
     assert "1 tensor(s) hold NaN or infinite values, e.g. layer3.1.bn2.running_var" in message
+
+
+def test_resnet_depth_is_read_from_the_keys(tmp_path):
+    shapes = json.loads((ROOT / "resources/pretrained_keys/imagenet_resnet18_torchvision.json").read_text())
+    state = _public_state(shapes)
+    assert describe(recognise_layout(state), state) == "ImageNet ResNet-18 (torchvision) checkpoint"
+    # ResNet-34: [3, 4, 6, 3] basic blocks; its extra blocks have no counterpart in our ResNet-18.
+    resnet34 = dict(state)
+    for layer, blocks, ch in ((1, 3, 64), (2, 4, 128), (3, 6, 256), (4, 3, 512)):
+        for block in range(2, blocks):
+            for conv in (1, 2):
+                resnet34[f"layer{layer}.{block}.conv{conv}.weight"] = torch.randn(ch, ch, 3, 3)
+                for param in ("weight", "bias", "running_mean", "running_var"):
+                    resnet34[f"layer{layer}.{block}.bn{conv}.{param}"] = torch.rand(ch) + 0.5
+    assert describe(recognise_layout(resnet34), resnet34) == "ImageNet ResNet-34 (torchvision) checkpoint"
+    torch.save(resnet34, tmp_path / "resnet34.pth")
+    report = load_initial_weights(_model("resnet18"), tmp_path / "resnet34.pth")
+    assert len(report.loaded) == 100 and not report.reinitialised
+    assert sorted(report.unused.values()) == ["ImageNet classifier"] * 2 + ["no counterpart in resnet18"] * 80
