@@ -267,7 +267,10 @@ def _mobilenet_blocks() -> list[tuple[int, int, int]]:
 def _mobilenet_block(feature: int, rest: str) -> Target | Unused | None:
     """torchvision's ``features.<feature>.conv`` sequence → our ``block`` of ConvBNActs. With expansion 1 it
     is [dw conv-BN, 1×1 conv, BN]; otherwise [expand conv-BN, dw conv-BN, 1×1 conv, BN]."""
-    stage, index, expansion = _mobilenet_blocks()[feature - 1]
+    blocks = _mobilenet_blocks()
+    if not 1 <= feature <= len(blocks):
+        return None
+    stage, index, expansion = blocks[feature - 1]
     ours = f"backbone.encoder.stages.{stage}.{index}.block"
     steps = [("0.0", "0.0"), ("0.1", "0.1")]
     if expansion == 1:
