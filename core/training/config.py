@@ -12,6 +12,7 @@ Example (every key optional except ``data.train``)::
     [model]
     arch = "mobilenetv2"            # resnet18 | mdla34 | mobilenetv2 | hourglass104 | hourglass_small
     head_conv = 64
+    init = ""                       # a public checkpoint to start from (docs/training.md); "" = random
 
     [train]
     epochs = 40
@@ -66,6 +67,7 @@ class DataConfig:
 class ModelConfig:
     arch: str = "mobilenetv2"
     head_conv: int = 64
+    init: str = ""  # initial weights: a CenterNet COCO or ImageNet checkpoint file; ignored on resume
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def _coerce(section: str, name: str, default, value, source: str | Path):
 
 
 def parse_config(raw: dict, source: str | Path = "<config>", base_dir: Path | None = None) -> RunConfig:
-    """Build a RunConfig from parsed TOML; relative data and output paths are taken from ``base_dir``.
+    """Build a RunConfig from parsed TOML; relative data, init and output paths are taken from ``base_dir``.
     ``source`` is named in errors; a ``Path`` is the configuration file (also the errors' ``path``)."""
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
@@ -192,7 +194,8 @@ def _resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
         return str((base_dir / path).resolve()) if path and not Path(path).is_absolute() else path
 
     data = replace(config.data, train=resolve(config.data.train), val=resolve(config.data.val))
-    return replace(config, data=data, output=OutputConfig(resolve(config.output.run_dir)))
+    model = replace(config.model, init=resolve(config.model.init))
+    return replace(config, data=data, model=model, output=OutputConfig(resolve(config.output.run_dir)))
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -31,6 +31,7 @@ from deepmark.core.errors import DeepMarkError, path_of
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
 from deepmark.core.network import ExportWrapper, build_model
 from deepmark.core.network.checkpoint import CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
+from deepmark.core.network.initial_weights import format_report, load_initial_weights
 from deepmark.core.training.augment import AugmentConfig
 from deepmark.core.training.config import RunConfig
 from deepmark.core.training.dataset import DF2Dataset, collate
@@ -188,6 +189,13 @@ def _setup_logging(run_dir: Path, rank: int) -> None:
     log.setLevel(logging.INFO)
 
 
+def _say(text: str) -> None:
+    """A message for the user before training starts: on stdout and in the run log (train.log)."""
+    print(text, flush=True)
+    for line in text.splitlines():
+        log.info(line)
+
+
 def _lr_lambda(config: RunConfig):
     steps = sorted(config.train.lr_steps)
     return lambda epoch: config.train.lr_factor ** sum(epoch >= s for s in steps)
@@ -220,12 +228,20 @@ def train(config: RunConfig, resume: bool = True, progress: bool = True) -> Trai
         model = build_model(config.model.arch, grouping, taxonomy.num_classes, head_conv=config.model.head_conv)
     except ValueError as exc:
         raise TrainingError(f"{config.source}: {exc}", path=path_of(config.source)) from None
+    last = run_dir / "last.pt"
+    resuming = resume and last.exists()
+    if config.model.init and rank == 0 and resuming:
+        _say(f"resuming from {last}: [model] init = {config.model.init} is ignored (the run continues from "
+             "its own weights)")
+    if config.model.init and not resuming:
+        report = load_initial_weights(model, config.model.init)
+        if rank == 0:
+            _say(format_report(report))
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
     state = TrainState()
-    last = run_dir / "last.pt"
-    if resume and last.exists():
+    if resuming:
         payload = load_checkpoint(last)
         if payload["arch"] != config.model.arch or payload["grouping"] != grouping.name:
             raise TrainingError(f"{last}: checkpoint is {payload['arch']}/{payload['grouping']}, "
