@@ -12,6 +12,10 @@ whose weight is the DCN's main (out, in, 3, 3) weight (its offsets and mask are 
 bias, which a BN follows, is folded exactly into that BN's running mean), and a ConvTranspose up-sampler
 becomes a Resize (+ a 3×3 conv in the ResNet, which starts at random). docs/training.md explains the
 report.
+
+A DeepMark training checkpoint (``best.pt`` of an earlier run: fine-tuning 512² → 768², or a retrain from
+the bundled model) is taken as it is: our own names, every tensor whose shape fits (a run with another
+grouping or class count keeps its heads' own init).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -321,23 +326,34 @@ def _unpickling_problem(exc: pickle.UnpicklingError) -> str:
     return f"cannot read initial weights (not a PyTorch checkpoint: {detail[1] if detail else _first_line(exc)})"
 
 
+# What a DeepMark checkpoint holds besides tensors (the numpy random state): plain data, safe to restore.
+_CHECKPOINT_GLOBALS = [np.dtype, np.ndarray, np._core.multiarray._reconstruct, type(np.dtype(np.uint32))]
+
+
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The file's tensors by name: unwrapped from ``state_dict`` / ``model``, ``module.`` stripped.
 
     Loaded with ``weights_only=True``: a downloaded file may not run code. InitialWeightsError (one line,
     naming the file) when it is missing, damaged, holds other Python objects, or holds no tensors.
     """
+    return _read(path)[0]
+
+
+def _read(path: str | Path) -> tuple[dict[str, Tensor], str | None]:
+    """``read_state_dict``'s tensors, and the architecture when the file is a DeepMark training checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise InitialWeightsError(f"{path}: initial weights file not found", path=path)
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols: the outcome is reported below
             warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(_CHECKPOINT_GLOBALS):
+                payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InitialWeightsError(f"{path}: {_unpickling_problem(exc)}", path=path) from None
     except Exception as exc:  # torch raises many types for a damaged or foreign file
         raise InitialWeightsError(f"{path}: cannot read initial weights ({_first_line(exc)})", path=path) from None
+    own = payload.get("arch") if isinstance(payload, dict) and {"version", "arch", "model"} <= set(payload) else None
     for wrapper in ("state_dict", "model"):  # CenterNet: {'epoch', 'state_dict'}; others: {'model': …}
         if isinstance(payload, dict) and isinstance(payload.get(wrapper), dict):
             payload = payload[wrapper]
@@ -347,7 +363,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     state = {str(k).removeprefix(MODULE_PREFIX): v for k, v in payload.items() if isinstance(v, Tensor)}
     if not state:
         raise InitialWeightsError(f"{path}: holds no tensors (keys: {_some(map(str, payload))})", path=path)
-    return state
+    return state, str(own) if own is not None else None
 
 
 def _some(keys: Iterable[str], n: int = 3) -> str:
@@ -437,8 +453,8 @@ def load_initial_weights(model: nn.Module, path: str | Path) -> InitReport:
     """
     path = Path(path)
     arch = str(getattr(model, "config", {}).get("arch", type(model).__name__))
-    public = read_state_dict(path)
-    layout = recognise_layout(public)
+    public, own_arch = _read(path)
+    layout = recognise_layout(public) if own_arch is None else Layout("deepmark", f"DeepMark {own_arch}", own_arch, ())
     if layout is None:
         raise InitialWeightsError(
             f"{path}: not a checkpoint layout DeepMark knows ({len(public)} tensors: {_some(public)}); known: "
@@ -446,7 +462,8 @@ def load_initial_weights(model: nn.Module, path: str | Path) -> InitReport:
     title = describe(layout, public)
     report = InitReport(path, title, arch, len(_tensors(public)))
     ours = model.state_dict()
-    values = plan_initial_weights(public, ours, MAPPINGS.get((layout.name, arch)), report)
+    fn = Target if layout.name == "deepmark" else MAPPINGS.get((layout.name, arch))  # our own names as they are
+    values = plan_initial_weights(public, ours, fn, report)
     _check_finite(values, report, path)
     if not values:
         hint = f"; it fits arch {layout.arch!r}" if layout.arch != arch else ""

@@ -361,6 +361,21 @@ def test_deepmark_train_prints_the_table_and_resume_ignores_init(tmp_path, monke
     assert "init = " in out and "is ignored" in out and "public tensors" not in out
     assert "is ignored" in (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
 
+    # a DeepMark checkpoint of that run starts another (fine-tuning): our names as they are, with a run of
+    # another grouping keeping its own landmark heads
+    finetune = tmp_path / "finetune.toml"
+    finetune.write_text(config.read_text().replace('init = "weights/mobilenet_v2-b0353104.pth"', 'init = "run/last.pt"')
+                        .replace('run_dir = "run"', 'run_dir = "run2"')
+                        .replace('input_size = [128, 128]', 'input_size = [128, 128]\ngrouping = "none"'),
+                        encoding="utf-8")
+    assert main(["train", str(finetune), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "DeepMark mobilenetv2 checkpoint → mobilenetv2" in out
+    assert "heads.hps" in out and "heads.hm_hp" in out  # 124 → 588 and 62 → 294 channels: reinitialised
+    model = _model("mobilenetv2", 32)
+    report = load_initial_weights(model, tmp_path / "run" / "last.pt")
+    assert not report.random and not report.reinitialised and not report.unused
+
     config.write_text(config.read_text().replace('arch = "mobilenetv2"', 'arch = "resnet18"'), encoding="utf-8")
     assert main(["train", str(config), "--quiet", "--restart"]) == 2
     err = capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""Landmark refinement in the app, driven as a user does: Shift+F switches it on, the refined landmarks are
+shown (and what Shift+Return accepts), a slider move never runs it, it runs again once the sliders rest,
+Shift+B shows where the decoder had put each landmark, and a broken refiner file is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from deepmark.core.studio.refinement import default_refiner_path
+
+
+def _landmarks(detections):
+    return [d.landmarks[:, :2].copy() for d in detections]
+
+
+def _moved(session) -> bool:
+    return any(not np.allclose(a, b) for a, b in zip(_landmarks(session.detections), _landmarks(session.unrefined),
+                                                     strict=True))
+
+
+def test_refinement_from_switch_to_accepted_label(qtbot, make_window, demo_project):
+    assert default_refiner_path().is_file()
+    window = make_window(demo_project)
+    assert window.set_model_path(None)  # the bundled detector the bundled refiner was trained behind
+    session = window.session
+    window.select_row(0)
+    qtbot.waitUntil(lambda: len(session.unrefined) > 0, timeout=20000)
+    assert session.detections is session.unrefined and session.refiner is None  # off until asked for
+
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by"), timeout=20000)
+    assert window.params_panel.refine.isChecked()
+    assert "refined by" in window.params_panel.refine_state.text()
+    assert len(session.detections) == len(session.unrefined) and _moved(session)
+    for refined, decoded in zip(session.detections, session.unrefined, strict=True):
+        assert refined.category_id == decoded.category_id and np.array_equal(refined.box, decoded.box)
+    runs = session.refiner.runs
+
+    # a slider move re-decodes but never refines: the decoder's landmarks are shown until the sliders rest
+    gamma = window.params_panel.numbers["gamma"]
+    gamma.slider.setFocus()
+    qtbot.keyClick(gamma.slider, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("waiting"), timeout=5000)
+    assert session.refiner.runs == runs and session.detections is session.unrefined
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by"), timeout=20000)
+    assert session.refiner.runs == runs + 1
+
+    # Shift+B: the canvas draws the decoder's positions beside the refined ones
+    qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)
+    graphics = window.canvas.detection_graphics()
+    assert graphics and all(g.before is not None for g in graphics)
+    for g in graphics:
+        assert np.allclose(g.before, session.unrefined[g.index].landmarks[:, :2])
+
+    # what is accepted is what is shown: the refined landmarks
+    shown = {g.index for g in graphics}
+    qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: len(session.items) == len(shown), timeout=5000)
+    stored = sorted(item.landmarks[:, 0].sum() for item in session.items)
+    expected = sorted(session.detections[i].landmarks[:, 0].sum() for i in shown)
+    assert np.allclose(stored, expected, atol=1e-3)
+
+    # off again: the decoder's landmarks
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ShiftModifier)
+    assert not window.params_panel.refine.isChecked() and session.detections is session.unrefined
+
+
+def test_a_broken_refiner_file_is_refused_and_the_switch_stays_off(qtbot, window, tmp_path):
+    broken = tmp_path / "refiner.onnx"
+    broken.write_bytes(b"not a model")
+    assert not window.session.load_refiner(broken)
+    assert "refiner.onnx" in window.statusBar().currentMessage()
+    assert window.session.refiner is None
+    # a detector is no refiner either
+    assert not window.session.load_refiner(window.session.model.path)
+    assert window.session.refiner is None and not window.session.refine_on
