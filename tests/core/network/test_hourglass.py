@@ -136,7 +136,11 @@ def test_build_options_and_config(semantic62):
 
 
 def _public(task: str) -> dict:
-    return json.loads(resource_path("pretrained_keys", f"centernet_hourglass104_{task}.json").read_text())
+    """The public checkpoint's keys → shapes, and its heads → output channels (the last conv of each head)."""
+    keys = json.loads(resource_path("pretrained_keys", f"centernet_hourglass104_{task}.json").read_text())
+    heads = {k.split(".")[0]: shape[0] for k, shape in keys.items() if k.split(".")[0] in HEAD_NAMES
+             and k.endswith(".1.weight")}
+    return {"keys": keys, "heads": heads}
 
 
 @pytest.mark.parametrize("task", ["multi_pose", "ctdet"])
