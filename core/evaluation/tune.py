@@ -197,8 +197,7 @@ class _GridState:
             key_pt, key_box = _fingerprint(detections, True), _fingerprint(detections, False)
             have_pt, have_box = key_pt in self.memo_pt, key_box in self.memo_box
             if not have_pt and not have_box:
-                result = self.evaluator.evaluate(detections)
-                self.memo_pt[key_pt], self.memo_box[key_box] = result.map_pt, result.map_box
+                self.memo_pt[key_pt], self.memo_box[key_box] = self.evaluator.maps(detections)
             elif not have_pt:  # boxes and scores as at an earlier point (a γ sweep): only the landmarks moved
                 self.memo_pt[key_pt] = self.evaluator.map_only(detections, landmarks=True)
             elif not have_box:

@@ -209,6 +209,68 @@ def _batch_arrays(
     return boxes, scores, landmarks
 
 
+@dataclass(frozen=True, eq=False)
+class ResultArrays:
+    """Checked detections as arrays, in results order (ascending image id, input order within an image).
+
+    ``image_id``, ``category_id`` (N,) int64; ``score`` (N,) and ``box`` (N, 4) xyxy float64 (image pixels);
+    ``landmarks`` (ΣL, 3) float64, each detection's own category's points stacked, detection i's from row
+    ``start[i]``. ``keypoints(rows)`` builds the official 294 × 3 vectors of some of them.
+    """
+
+    image_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    box: np.ndarray
+    landmarks: np.ndarray
+    start: np.ndarray
+    located: list[tuple[int, int, Detection, Category]]
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def xywh(self) -> np.ndarray:
+        """(N, 4) [x, y, w, h] boxes, as the results format holds them."""
+        return np.column_stack([self.box[:, :2], self.box[:, 2:] - self.box[:, :2]])
+
+    def keypoints(self, taxonomy: Taxonomy, rows: np.ndarray, landmark_scores: bool = False) -> np.ndarray:
+        """(len(rows), 294, 3) official keypoints of detections ``rows`` (see ``result_entries``)."""
+        rows = np.asarray(rows, np.int64)
+        box = self.box[rows]
+        keypoints = np.zeros((len(rows), taxonomy.num_landmarks, 3))
+        keypoints[:, :, 0] = (0.5 * (box[:, 0] + box[:, 2]))[:, None]
+        keypoints[:, :, 1] = (0.5 * (box[:, 1] + box[:, 3]))[:, None]
+        located = [self.located[row] for row in rows.tolist()]
+        _fill_from_files(keypoints, located, taxonomy)
+        for out, (row, (_, _, _, cat)) in zip(keypoints, zip(rows.tolist(), located, strict=True), strict=True):
+            lm = self.landmarks[self.start[row] : self.start[row] + cat.num_landmarks]
+            own = out[cat.offset : cat.offset + cat.num_landmarks]
+            own[:, :2] = lm[:, :2]
+            own[:, 2] = lm[:, 2] if landmark_scores else 1.0
+        return keypoints
+
+
+def result_arrays(
+    detections: Mapping[int, Sequence[Detection]], taxonomy: Taxonomy, known_images: set[int] | None
+) -> ResultArrays:
+    """Checked detections as ``ResultArrays``; EvaluationError / TaxonomyError naming the one at fault."""
+    located = _located_detections(detections, taxonomy, known_images)
+    if not located:
+        return ResultArrays(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)),
+                            np.zeros((0, 3)), np.zeros(0, np.int64), [])
+    boxes, scores, landmarks = _batch_arrays(located)
+    counts = np.array([cat.num_landmarks for _, _, _, cat in located], np.int64)
+    return ResultArrays(
+        image_id=np.array([image_id for image_id, _, _, _ in located], np.int64),
+        category_id=np.array([cat.id for _, _, _, cat in located], np.int64),
+        score=scores,
+        box=boxes,
+        landmarks=landmarks,
+        start=np.cumsum(counts) - counts,
+        located=located,
+    )
+
+
 def result_entries(
     detections: Mapping[int, Sequence[Detection]],
     taxonomy: Taxonomy,
@@ -229,26 +291,15 @@ def result_entries(
       item's doubled box, and the centre makes a detection on it an ignored match, as a full 294-point
       prediction (the official example results) would be, rather than a false positive of points at (0, 0).
     """
-    located = _located_detections(detections, taxonomy, known_images)
-    if not located:
+    arrays = result_arrays(detections, taxonomy, known_images)
+    if not len(arrays):
         return []
-    boxes, scores, landmarks = _batch_arrays(located)
-    keypoints = np.zeros((len(located), taxonomy.num_landmarks, 3))
-    keypoints[:, :, 0] = (0.5 * (boxes[:, 0] + boxes[:, 2]))[:, None]
-    keypoints[:, :, 1] = (0.5 * (boxes[:, 1] + boxes[:, 3]))[:, None]
-    _fill_from_files(keypoints, located, taxonomy)
-    start = 0
-    for row, (_, _, _, cat) in enumerate(located):
-        lm = landmarks[start : start + cat.num_landmarks]
-        start += cat.num_landmarks
-        own = keypoints[row, cat.offset : cat.offset + cat.num_landmarks]
-        own[:, :2] = lm[:, :2]
-        own[:, 2] = lm[:, 2] if landmark_scores else 1.0
-    keypoints = keypoints.reshape(len(located), -1)
-    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).tolist()
+    keypoints = arrays.keypoints(taxonomy, np.arange(len(arrays)), landmark_scores).reshape(len(arrays), -1)
     return [
         {"image_id": image_id, "category_id": cat.id, "bbox": bbox, "score": score, "keypoints": kp}
-        for (image_id, _, _, cat), bbox, score, kp in zip(located, xywh, scores.tolist(), keypoints, strict=True)
+        for (image_id, _, _, cat), bbox, score, kp in zip(
+            arrays.located, arrays.xywh().tolist(), arrays.score.tolist(), keypoints, strict=True
+        )
     ]
 
 
