@@ -208,17 +208,23 @@ class DeepFashion2Evaluator:
             num_detections=len(results),
         )
 
-    def map_only(self, detections: Mapping[int, Sequence[Detection]], *, landmarks: bool) -> float:
+    def map_only(self, detections: Mapping[int, Sequence[Detection]] | ResultArrays, *, landmarks: bool) -> float:
         """mAP_pt (``landmarks``) or mAP_box of ``detections``, exactly as ``evaluate`` gives it, computing
         only that one (a grid search whose other metric is already known), with ``fast_eval``."""
-        arrays = result_arrays(detections, self.taxonomy, self._image_set)
-        return self._fast_map(arrays, "keypoints" if landmarks else "bbox")
+        return self._fast_map(self._arrays(detections), "keypoints" if landmarks else "bbox")
 
-    def maps(self, detections: Mapping[int, Sequence[Detection]]) -> tuple[float, float]:
+    def maps(self, detections: Mapping[int, Sequence[Detection]] | ResultArrays) -> tuple[float, float]:
         """(mAP_pt, mAP_box) of ``detections``, exactly as ``evaluate`` gives them, with ``fast_eval``: what
         a grid search needs at each point. Raises as ``evaluate``."""
-        arrays = result_arrays(detections, self.taxonomy, self._image_set)
+        arrays = self._arrays(detections)
         return self._fast_map(arrays, "keypoints"), self._fast_map(arrays, "bbox")
+
+    def _arrays(self, detections: Mapping[int, Sequence[Detection]] | ResultArrays) -> ResultArrays:
+        """Checked ``ResultArrays`` of detections (arrays already built, e.g. by the grid's decoder, are
+        trusted: they come from checked heads and ground-truth images)."""
+        if isinstance(detections, ResultArrays):
+            return detections
+        return result_arrays(detections, self.taxonomy, self._image_set)
 
     def _fast_map(self, arrays: ResultArrays, iou_type: str) -> float:
         """mAP over thresholds .50:.95 at area 'all' from ``fast_eval``'s precision table (nan without
