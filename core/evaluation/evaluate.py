@@ -231,6 +231,10 @@ class DeepFashion2Evaluator:
         ground truth), averaged as ``_run`` averages pycocotools' table."""
         if not self._category_ids[iou_type]:
             return math.nan
+        return _mean_valid(self._fast_precision(arrays, iou_type))
+
+    def _fast_precision(self, arrays: ResultArrays, iou_type: str) -> np.ndarray:
+        """(T, R, K) precision table of ``fast_eval``, what ``_run`` reads from pycocotools."""
         taxonomy = self.taxonomy
         dt = DetectionArrays(
             image_id=arrays.image_id,
@@ -241,7 +245,7 @@ class DeepFashion2Evaluator:
             start=arrays.start,
             keypoints=lambda rows: arrays.keypoints(taxonomy, rows)[:, :, :2],
         )
-        return _mean_valid(self._fast[iou_type].precision(dt))
+        return self._fast[iou_type].precision(dt)
 
     def _detections_dataset(self, detections: Mapping[int, Sequence[Detection]]) -> tuple[COCO, list[dict]]:
         """Detections as a pycocotools result set (and its entries)."""
