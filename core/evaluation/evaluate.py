@@ -12,6 +12,10 @@ for landmark AP; such items still count for box AP. Only the numbers reported he
 range 'all', one ``maxDets`` value per metric and the categories that have ground truth, which leaves
 AP, AP50 and AP75 unchanged.
 
+``evaluate`` runs pycocotools, the reference. ``maps`` and ``map_only`` (a grid search's per-point mAPs)
+compute the same two numbers with ``fast_eval``, an exact numpy re-implementation of the part of COCOeval
+they read, equal to pycocotools' to the last bit on every case tested.
+
 Detections become official-format results whose 294×3 ``keypoints`` hold the category's landmarks. The
 other categories' slots matter only against ground truth without any labelled landmark (pycocotools then
 measures all 294 points against the item's doubled box). The rule (``deepmark.core.formats.coco.result_entries``):

@@ -5,6 +5,10 @@ One parameter (a 1-D sweep) or two (a 2-D grid, like the paper's Figure 10), eac
 never re-run: every grid point re-decodes the cached heads, and each decoding stage is computed once per
 value of the parameters it depends on (center candidates per σ_c, landmark peaks per σ_k, peak matching
 per (σ_c, σ_k); α and γ only re-score and re-blend). Identical detection sets are evaluated once.
+
+A grid point decodes all images in one batch (``grid_decode``) and is scored by ``fast_eval``, an exact
+numpy re-implementation of pycocotools' AP: the table holds the same numbers, bit for bit, as decoding
+each image and running pycocotools would. The best point's full result comes from pycocotools itself.
 """
 
 from __future__ import annotations
