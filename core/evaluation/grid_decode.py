@@ -187,8 +187,8 @@ def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 def _expand(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ragged ranges: (owner, index) of every element of range [starts[i], starts[i] + lengths[i]), in order."""
     owner = np.repeat(np.arange(len(lengths)), lengths)
-    local = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return owner, starts[owner] + local
+    shift = starts - (np.cumsum(lengths) - lengths)  # index − position in the expansion, per range
+    return owner, np.arange(len(owner)) + shift[owner]
 
 
 def _rank_in_run(key: np.ndarray) -> np.ndarray:
@@ -199,13 +199,12 @@ def _rank_in_run(key: np.ndarray) -> np.ndarray:
     return np.arange(len(key)) - np.repeat(first, np.diff(np.r_[first, len(key)]))
 
 
-def _first_best(values: np.ndarray, lengths: np.ndarray, largest: bool) -> np.ndarray:
-    """Flat index of the first largest (smallest) value of each consecutive segment of ``lengths`` (all > 0):
-    what ``argmax`` (``argmin``) gives on a padded row whose padding never wins."""
-    starts = np.cumsum(lengths) - lengths
-    best = (np.maximum if largest else np.minimum).reduceat(values, starts)
-    hit = np.flatnonzero(values == np.repeat(best, lengths))
-    segment = np.repeat(np.arange(len(lengths)), lengths)[hit]
+def _first_best(values: np.ndarray, owner: np.ndarray, lengths: np.ndarray, largest: bool) -> np.ndarray:
+    """Flat index of the first largest (smallest) value of each consecutive segment (``owner`` (n,) its
+    segment, ``lengths`` all > 0): what ``argmax`` (``argmin``) gives on a padded row whose padding never wins."""
+    best = (np.maximum if largest else np.minimum).reduceat(values, np.cumsum(lengths) - lengths)
+    hit = np.flatnonzero(values == best[owner])
+    segment = owner[hit]
     return hit[np.r_[True, segment[1:] != segment[:-1]]]
 
 
@@ -263,11 +262,11 @@ def _match(batch: _CandidateBatch, kept: np.ndarray, peaks: _PeakBatch, params: 
     if params.keypoint_rescoring:
         sigma = np.maximum(np.minimum(box_w, box_h) / dec.KEYPOINT_MASK_DIVISOR, 1e-6).take(pair_d)
         exponent = dist2 / (2 * sigma * sigma)[owner]
-        pick = _first_best(peaks.log_score[q] - exponent, lengths, largest=True)
+        pick = _first_best(peaks.log_score[q] - exponent, owner, lengths, largest=True)
         best = peaks.score[q[pick]]
         chosen_score = np.where(best > 0, best * np.exp(-exponent[pick]), -1.0)
     else:
-        pick = _first_best(dist2, lengths, largest=False)
+        pick = _first_best(dist2, owner, lengths, largest=False)
         chosen_score = peaks.score[q[pick]]
     qx = px[pick].astype(np.float64)
     qy = py[pick].astype(np.float64)
