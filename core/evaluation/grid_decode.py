@@ -11,9 +11,10 @@ functions, so the detections are the same bits; only the layout differs:
 * "the first best peak" (argmax / argmin over a padded row) is the first best of the segment;
 * NMS compares only boxes of one image (and class), best first, as ``nms_keep`` does per image.
 
-Candidates (per σ_c) and peaks (per σ_k) are built once from the per-image stage caches and kept; the
-(σ_c, σ_k) matches are kept for the last few settings only (a 2-D σ grid never reuses them, an α or γ
-sweep reuses one).
+Candidates (per σ_c) and peaks (per σ_k) are built once from the per-image stage caches and kept. Two σ
+whose smoothing changes nothing (σ ≤ 0.15 px on the model's heads) give equal candidates or peaks; those
+share one batch, so their grid points are decoded once (a quarter of a 21 × 21 grid): equal inputs, equal
+detections. Matches and detections are kept for the last few settings only.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from deepmark.core.domain.structures import PostprocessParams
 from deepmark.core.formats.coco import ResultArrays
 
 _KEPT_MARKS = 4
-"""How many (σ_c, σ_k, technique 4) match sets stay cached."""
+"""How many (candidates, peaks, technique 4) match sets stay cached (an α or γ sweep reuses one)."""
+_KEPT_DETECTIONS = 64
+"""How many decoded grid points stay cached (to serve points whose candidates and peaks equal theirs, such
+as a whole row of σ_c = 0.05 after the row of σ_c = 0)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,12 +87,19 @@ class GridDecoder:
         self._candidates: dict = {}
         self._peaks: dict = {}
         self._marks: OrderedDict = OrderedDict()
+        self._decoded: OrderedDict = OrderedDict()
 
     def detections(self, p: PostprocessParams) -> ResultArrays:
         """The detections of every image at ``p``, as ``result_arrays`` would hold the per-image decode's."""
-        batch = self._candidate_batch(p)
-        found = self._matched(p)
-        return self._finalize(batch, found, p)
+        batch, peaks = self._candidate_batch(p), self._peak_batch(p)
+        # σ only chose the candidates and peaks; every later step reads the other parameters
+        key = (id(batch), id(peaks), replace(p, sigma_center=0.0, sigma_keypoint=0.0))
+        if key not in self._decoded:
+            self._decoded[key] = self._finalize(batch, self._matched(batch, peaks, p), p)
+            if len(self._decoded) > _KEPT_DETECTIONS:
+                self._decoded.popitem(last=False)
+        self._decoded.move_to_end(key)
+        return self._decoded[key]
 
     # -----------------------------------------------------------------------------------------
     # cached stages
@@ -104,7 +115,8 @@ class GridDecoder:
             groups = np.concatenate([g for _, _, g in parts])
             corners = _apply(self._to_image[image][:, None], cand.box.reshape(-1, 2, 2))
             image_box = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
-            self._candidates[key] = _CandidateBatch(image, cand, coarse, groups, image_box)
+            built = _CandidateBatch(image, cand, coarse, groups, image_box)
+            self._candidates[key] = next((b for b in self._candidates.values() if _same_candidates(b, built)), built)
         return self._candidates[key]
 
     def _peak_batch(self, p: PostprocessParams) -> _PeakBatch:
@@ -122,17 +134,15 @@ class GridDecoder:
             image_count = count.sum(axis=1)
             # as match_landmarks takes it: log of the float32 score, floored at a float32 denormal
             log_score = np.log(np.maximum(score, 1e-45))
-            self._peaks[key] = _PeakBatch(x, y, score, log_score, group, start, count, start[:, 0].copy(),
-                                          image_count)
+            built = _PeakBatch(x, y, score, log_score, group, start, count, start[:, 0].copy(), image_count)
+            self._peaks[key] = next((b for b in self._peaks.values() if _same_peaks(b, built)), built)
         return self._peaks[key]
 
-    def _matched(self, p: PostprocessParams) -> _Marks:
-        key = (p.sigma_center if p.heatmap_rescoring else None,
-               p.sigma_keypoint if p.heatmap_rescoring else None, p.keypoint_rescoring)
+    def _matched(self, batch: _CandidateBatch, peaks: _PeakBatch, p: PostprocessParams) -> _Marks:
+        key = (id(batch), id(peaks), p.keypoint_rescoring)
         if key in self._marks:
             self._marks.move_to_end(key)
             return self._marks[key]
-        batch, peaks = self._candidate_batch(p), self._peak_batch(p)
         floor_params = replace(self.floor_params, sigma_center=p.sigma_center, sigma_keypoint=p.sigma_keypoint)
         kept = _prune(batch, peaks, self.layout, floor_params)
         self._marks[key] = _Marks(kept, _match(batch, kept, peaks, p))
@@ -169,6 +179,18 @@ class GridDecoder:
             start=np.cumsum(counts) - counts,
             files={},
         )
+
+
+def _same_candidates(a: _CandidateBatch, b: _CandidateBatch) -> bool:
+    """Equal candidates, image by image (class, center, box, score; the rest follows from the center and
+    the heads)."""
+    return np.array_equal(a.image, b.image) and all(
+        np.array_equal(getattr(a.cand, f), getattr(b.cand, f)) for f in ("cls", "y", "x", "box", "score"))
+
+
+def _same_peaks(a: _PeakBatch, b: _PeakBatch) -> bool:
+    """Equal peaks: the same number per (image, group), at the same places, with the same scores."""
+    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ("count", "x", "y", "score"))
 
 
 # ---------------------------------------------------------------------------------------------
