@@ -5,6 +5,10 @@ One parameter (a 1-D sweep) or two (a 2-D grid, like the paper's Figure 10), eac
 never re-run: every grid point re-decodes the cached heads, and each decoding stage is computed once per
 value of the parameters it depends on (center candidates per σ_c, landmark peaks per σ_k, peak matching
 per (σ_c, σ_k); α and γ only re-score and re-blend). Identical detection sets are evaluated once.
+
+A grid point decodes all images in one batch (``grid_decode``) and is scored by ``fast_eval``, an exact
+numpy re-implementation of pycocotools' AP: the table holds the same numbers, bit for bit, as decoding
+each image and running pycocotools would. The best point's full result comes from pycocotools itself.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from deepmark.core.domain.structures import Detection, Item, PostprocessParams, 
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy
 from deepmark.core.errors import Cancelled, DeepMarkError
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator, EvaluationResult
+from deepmark.core.evaluation.grid_decode import GridDecoder
+from deepmark.core.formats.coco import ResultArrays
 from deepmark.core.util.atomic import write_text_atomically
 
 #: Tunable parameter → the technique switch it needs.
@@ -152,13 +158,14 @@ class _StageCache:
         return dec.finalize_detections(self.heads, cand, marks, p, self.layout)
 
 
-def _fingerprint(detections: Mapping[int, list[Detection]], with_landmarks: bool) -> str:
+def _fingerprint(detections: ResultArrays, with_landmarks: bool) -> str:
+    """A digest of what the metric reads: images, categories, scores and boxes, with landmarks the x, y."""
     digest = hashlib.blake2b(digest_size=16)
-    for image_id in sorted(detections):
-        for d in detections[image_id]:
-            digest.update(np.array([image_id, d.category_id, d.score, *d.box]).tobytes())
-            if with_landmarks:
-                digest.update(np.ascontiguousarray(d.landmarks[:, :2]).tobytes())
+    digest.update(np.array([len(detections)]).tobytes())
+    for values in (detections.image_id, detections.category_id, detections.score, detections.box):
+        digest.update(np.ascontiguousarray(values).tobytes())
+    if with_landmarks:
+        digest.update(np.ascontiguousarray(detections.landmarks[:, :2]).tobytes())
     return digest.hexdigest()
 
 
@@ -177,6 +184,7 @@ class _GridState:
     names: tuple[str, ...]
     grids: tuple[np.ndarray, ...]
     base: PostprocessParams
+    decoder: GridDecoder
 
     def __post_init__(self) -> None:
         self.memo_pt: dict[str, float] = {}
@@ -193,12 +201,11 @@ class _GridState:
         detection set (boxes and scores for mAP_box, with the landmarks for mAP_pt)."""
         out = []
         for index in row:
-            detections = self.detections(self.params_at(index))
+            detections = self.decoder.detections(self.params_at(index))
             key_pt, key_box = _fingerprint(detections, True), _fingerprint(detections, False)
             have_pt, have_box = key_pt in self.memo_pt, key_box in self.memo_box
             if not have_pt and not have_box:
-                result = self.evaluator.evaluate(detections)
-                self.memo_pt[key_pt], self.memo_box[key_box] = result.map_pt, result.map_box
+                self.memo_pt[key_pt], self.memo_box[key_box] = self.evaluator.maps(detections)
             elif not have_pt:  # boxes and scores as at an earlier point (a γ sweep): only the landmarks moved
                 self.memo_pt[key_pt] = self.evaluator.map_only(detections, landmarks=True)
             elif not have_box:
@@ -280,7 +287,8 @@ def grid_search(
     floor_params = replace(floor_params, alpha=float(min(grids[names.index("alpha")])) if "alpha" in names
                            else base.alpha)
     caches = {i: _StageCache(heads[i], layout, floor_params) for i in image_ids}
-    state = _GridState(caches, evaluator, names, grids, base)
+    decoder = GridDecoder([caches[i] for i in image_ids], image_ids, layout, floor_params)
+    state = _GridState(caches, evaluator, names, grids, base, decoder)
 
     shape = tuple(len(g) for g in grids)
     map_pt = np.full(shape, np.nan)

@@ -209,6 +209,83 @@ def _batch_arrays(
     return boxes, scores, landmarks
 
 
+@dataclass(frozen=True, eq=False)
+class ResultArrays:
+    """Checked detections as arrays, in results order (ascending image id, input order within an image).
+
+    ``image_id``, ``category_id`` (N,) int64; ``score`` (N,) and ``box`` (N, 4) xyxy float64 (image pixels);
+    ``landmarks`` (ΣL, 3) float64 (x, y, score), each detection's own category's points stacked, detection
+    i's from row ``start[i]``; ``files`` row → (294, 3) keypoints of the ``ResultDetection``s among them.
+    ``keypoints(rows)`` builds the official 294 × 3 vectors of some of them.
+    """
+
+    image_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    box: np.ndarray
+    landmarks: np.ndarray
+    start: np.ndarray
+    files: dict[int, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def xywh(self) -> np.ndarray:
+        """(N, 4) [x, y, w, h] boxes, as the results format holds them."""
+        return np.column_stack([self.box[:, :2], self.box[:, 2:] - self.box[:, :2]])
+
+    def keypoints(self, taxonomy: Taxonomy, rows: np.ndarray, landmark_scores: bool = False) -> np.ndarray:
+        """(len(rows), 294, 3) official keypoints of detections ``rows`` (see ``result_entries``)."""
+        rows = np.asarray(rows, np.int64)
+        box = self.box[rows]
+        keypoints = np.zeros((len(rows), taxonomy.num_landmarks, 3))
+        keypoints[:, :, 0] = (0.5 * (box[:, 0] + box[:, 2]))[:, None]
+        keypoints[:, :, 1] = (0.5 * (box[:, 1] + box[:, 3]))[:, None]
+        for out, row in enumerate(rows.tolist()):
+            if row in self.files:
+                keypoints[out] = self.files[row]
+        offset, count = _category_slices(taxonomy)
+        cats = self.category_id[rows]
+        n = count[cats]
+        which = np.repeat(np.arange(len(rows)), n)  # (ΣL,) output row of each own point
+        local = np.arange(len(which)) - np.repeat(np.cumsum(n) - n, n)
+        own = self.landmarks[self.start[rows][which] + local]
+        slot = offset[cats][which] + local
+        keypoints[which, slot, :2] = own[:, :2]
+        keypoints[which, slot, 2] = own[:, 2] if landmark_scores else 1.0
+        return keypoints
+
+
+def _category_slices(taxonomy: Taxonomy) -> tuple[np.ndarray, np.ndarray]:
+    """(first global point, number of points) of each category, indexed by category id."""
+    size = max(c.id for c in taxonomy.categories) + 1
+    offset, count = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    for c in taxonomy.categories:
+        offset[c.id], count[c.id] = c.offset, c.num_landmarks
+    return offset, count
+
+
+def result_arrays(
+    detections: Mapping[int, Sequence[Detection]], taxonomy: Taxonomy, known_images: set[int] | None
+) -> ResultArrays:
+    """Checked detections as ``ResultArrays``; EvaluationError / TaxonomyError naming the one at fault."""
+    located = _located_detections(detections, taxonomy, known_images)
+    if not located:
+        return ResultArrays(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 4)),
+                            np.zeros((0, 3)), np.zeros(0, np.int64), {})
+    boxes, scores, landmarks = _batch_arrays(located)
+    counts = np.array([cat.num_landmarks for _, _, _, cat in located], np.int64)
+    return ResultArrays(
+        image_id=np.array([image_id for image_id, _, _, _ in located], np.int64),
+        category_id=np.array([cat.id for _, _, _, cat in located], np.int64),
+        score=scores,
+        box=boxes,
+        landmarks=landmarks,
+        start=np.cumsum(counts) - counts,
+        files=_file_keypoints(located, taxonomy),
+    )
+
+
 def result_entries(
     detections: Mapping[int, Sequence[Detection]],
     taxonomy: Taxonomy,
@@ -229,42 +306,32 @@ def result_entries(
       item's doubled box, and the centre makes a detection on it an ignored match, as a full 294-point
       prediction (the official example results) would be, rather than a false positive of points at (0, 0).
     """
-    located = _located_detections(detections, taxonomy, known_images)
-    if not located:
+    arrays = result_arrays(detections, taxonomy, known_images)
+    if not len(arrays):
         return []
-    boxes, scores, landmarks = _batch_arrays(located)
-    keypoints = np.zeros((len(located), taxonomy.num_landmarks, 3))
-    keypoints[:, :, 0] = (0.5 * (boxes[:, 0] + boxes[:, 2]))[:, None]
-    keypoints[:, :, 1] = (0.5 * (boxes[:, 1] + boxes[:, 3]))[:, None]
-    _fill_from_files(keypoints, located, taxonomy)
-    start = 0
-    for row, (_, _, _, cat) in enumerate(located):
-        lm = landmarks[start : start + cat.num_landmarks]
-        start += cat.num_landmarks
-        own = keypoints[row, cat.offset : cat.offset + cat.num_landmarks]
-        own[:, :2] = lm[:, :2]
-        own[:, 2] = lm[:, 2] if landmark_scores else 1.0
-    keypoints = keypoints.reshape(len(located), -1)
-    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).tolist()
+    keypoints = arrays.keypoints(taxonomy, np.arange(len(arrays)), landmark_scores).reshape(len(arrays), -1)
     return [
-        {"image_id": image_id, "category_id": cat.id, "bbox": bbox, "score": score, "keypoints": kp}
-        for (image_id, _, _, cat), bbox, score, kp in zip(located, xywh, scores.tolist(), keypoints, strict=True)
+        {"image_id": image_id, "category_id": category_id, "bbox": bbox, "score": score, "keypoints": kp}
+        for image_id, category_id, bbox, score, kp in zip(
+            arrays.image_id.tolist(), arrays.category_id.tolist(), arrays.xywh().tolist(), arrays.score.tolist(),
+            keypoints, strict=True
+        )
     ]
 
 
-def _fill_from_files(keypoints: np.ndarray, located: list[tuple[int, int, Detection, Category]],
-                     taxonomy: Taxonomy) -> None:
-    """Overwrite the (N, 294, 3) ``keypoints`` rows of ``ResultDetection``s with the file's keypoints."""
-    rows = [row for row, (_, _, det, _) in enumerate(located) if isinstance(det, ResultDetection)]
-    if not rows:
-        return
-    where = {row: f"detections image {located[row][0]}, detection {located[row][1]}" for row in rows}
-    given = [_float_array(located[row][2].keypoints, where[row], "keypoints") for row in rows]
-    for row, arr in zip(rows, given, strict=True):
+def _file_keypoints(located: list[tuple[int, int, Detection, Category]], taxonomy: Taxonomy) -> dict[int, np.ndarray]:
+    """Row → checked (294, 3) keypoints of the ``ResultDetection``s (read from a results file)."""
+    files = {}
+    for row, (image_id, index, det, _) in enumerate(located):
+        if not isinstance(det, ResultDetection):
+            continue
+        where = f"detections image {image_id}, detection {index}"
+        arr = _float_array(det.keypoints, where, "keypoints")
         if arr.shape != (taxonomy.num_landmarks, 3) or not np.isfinite(arr).all():
-            raise EvaluationError(f"{where[row]}: keypoints must be {taxonomy.num_landmarks} × 3 finite numbers, "
+            raise EvaluationError(f"{where}: keypoints must be {taxonomy.num_landmarks} × 3 finite numbers, "
                                   f"got shape {arr.shape}")
-    keypoints[rows] = np.stack(given)
+        files[row] = arr
+    return files
 
 
 def detections_to_coco(
