@@ -12,6 +12,8 @@
     deepmark train CONFIG.toml                      train (or resume) a detector
     deepmark export-onnx CHECKPOINT --out M.onnx    self-describing ONNX (+ static int8 with --int8)
     deepmark predict IMAGES_OR_FOLDER --out DIR     DF2-format predictions with the bundled model
+    deepmark train-refiner CONFIG.toml              train (or resume) a landmark refiner (PoseFix-style)
+    deepmark export-refiner CHECKPOINT --out R.onnx self-describing refiner ONNX (+ static int8 with --int8)
 
 Bad files are reported one per line on stderr (``error: PATH: reason``); the rest of the work goes on.
 Exit status, for every command:
@@ -446,6 +448,35 @@ def cmd_predict(args) -> int:
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
+def cmd_train_refiner(args) -> int:
+    from deepmark.core.refinement.config import load_refiner_config
+    from deepmark.core.refinement.train import train_refiner
+
+    config = load_refiner_config(args.config)
+    state = train_refiner(config, resume=not args.restart, progress=not args.quiet)
+    print(f"finished {state.epoch} epochs ({state.global_step} steps) in {config.output.run_dir}; best validation "
+          f"mAP_pt gain {state.best_gain:+.4f} over {state.base_map_pt:.4f}")
+    return EXIT_OK
+
+
+def cmd_export_refiner(args) -> int:
+    from deepmark.core.refinement.export import calibration_batches, export_refiner, quantize_refiner
+
+    _output_file(args.out)
+    _output_file(args.int8)
+    if args.int8 and not args.calibration:
+        raise DeepMarkError("--int8 needs --calibration FOLDER (DeepFashion2-layout training images)")
+    with writing_to(args.out):
+        export_refiner(args.checkpoint, args.out)
+    print(f"wrote {args.out}")
+    if args.int8:
+        with writing_to(args.int8):
+            quantize_refiner(args.out, args.int8, calibration_batches(args.out, args.calibration,
+                                                                      args.calibration_images))
+        print(f"wrote {args.int8} (static int8, garments of {args.calibration_images} calibration images)")
+    return EXIT_OK
+
+
 def _bar(total: int, unit: str, quiet: bool):
     from tqdm import tqdm
 
@@ -573,6 +604,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_params_options(p)
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("train-refiner", help="train or resume a landmark refiner (PoseFix-style) from a TOML file")
+    p.add_argument("config", help="refiner run configuration (see core/refinement/config.py)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_train_refiner)
+
+    p = sub.add_parser("export-refiner", help="export a refiner checkpoint as a self-describing ONNX model")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by deepmark train-refiner")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--int8", help="also write a static int8 (QDQ) refiner here")
+    p.add_argument("--calibration", help="folder of training images (DF2 layout) for the int8 calibration")
+    p.add_argument("--calibration-images", type=int, default=50)
+    p.set_defaults(func=cmd_export_refiner)
     add_store_commands(sub)  # project, import, export, status
     return parser
 
