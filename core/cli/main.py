@@ -429,6 +429,7 @@ def cmd_predict(args) -> int:
         raise DeepMarkError(f"--input-size {args.input_size}: both must be positive multiples of 32")
     _output_folder(args.out)
     detector = Detector(args.model)
+    refiner = _load_refiner(args.refine, detector)
     params = _params_for_model(args, detector.info, detector.path.name)
     images = collect_images(args.inputs)
     if not images:
@@ -438,7 +439,8 @@ def cmd_predict(args) -> int:
     bar = _bar(len(images), "images", args.quiet)
     with writing_to(args.out, "; the files written before it are complete"):
         summary = predict_images(images, args.out, detector, params, tta, args.heads, input_size=args.input_size,
-                                 progress=lambda done, total: bar.update(done - bar.n))
+                                 progress=lambda done, total: bar.update(done - bar.n),
+                                 refine=refiner.refine if refiner else None)
     bar.close()
     _report(summary.failed)
     print(f"{summary.detections} detections on {len(summary.written)} images → {args.out}"
@@ -475,6 +477,22 @@ def cmd_export_refiner(args) -> int:
                                                                       args.calibration_images))
         print(f"wrote {args.int8} (static int8, garments of {args.calibration_images} calibration images)")
     return EXIT_OK
+
+
+def _load_refiner(path: str | None, detector):
+    """The ``--refine`` refiner (None without the option); says on stderr when it was trained behind another
+    detector file than ``detector``'s (it still runs: the user chose both)."""
+    if not path:
+        return None
+    from deepmark.core.refinement.runner import Refiner
+    from deepmark.core.store.predictions import file_sha256
+
+    refiner = Refiner(path)
+    behind = refiner.info.detector
+    if behind.get("sha256") and behind["sha256"] != file_sha256(detector.path):
+        print(f"warning: {path} was trained behind {behind.get('name')}, not {detector.path.name}; its corrections "
+              "may not fit this detector's errors", file=sys.stderr)
+    return refiner
 
 
 def _bar(total: int, unit: str, quiet: bool):
@@ -601,6 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="flip test")
     p.add_argument("--multiscale", action="store_true", help="scales 0.85, 0.95, 1.1 (DeepMark++)")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), help="network input (default: the model's)")
+    p.add_argument("--refine", metavar="REFINER.onnx", help="refine the decoded landmarks with this refiner "
+                                                            "(deepmark export-refiner; default off)")
     p.add_argument("--quiet", action="store_true")
     _add_params_options(p)
     p.set_defaults(func=cmd_predict)

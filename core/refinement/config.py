@@ -8,6 +8,7 @@ Example (every key optional except ``data.train`` and ``data.detector``)::
     val = "data/synth-val"              # validation: best.pt is the epoch of largest mAP_pt gain here
     val_split = "tune"                  # all | tune (every 2nd image, the half `deepmark ablation` tunes on)
     detector = "resources/models/deepmark-default-fp32.onnx"
+    detector_images = 600               # run the detector on this many training images, spread (0 = all)
     flip = true                         # the detector's test-time augmentation when collecting its outputs
     multiscale = true
     crop_size = [192, 256]              # (width, height), multiples of 32
@@ -62,6 +63,7 @@ class RefinerData:
     val: str = ""
     val_split: str = "tune"
     detector: str = ""
+    detector_images: int = 0
     flip: bool = True
     multiscale: bool = True
     crop_size: tuple[int, int] = (192, 256)
@@ -157,6 +159,8 @@ def _check(config: RefinerConfig, source: str | Path) -> None:
     w, h = config.data.crop_size
     if w % 32 or h % 32 or w <= 0 or h <= 0:
         fail(f"[data] crop_size {[w, h]} must be positive multiples of 32")
+    if config.data.detector_images < 0:
+        fail("[data] detector_images must be 0 (all) or a positive count")
     if config.data.val_split not in VAL_SPLITS:
         fail(f"[data] val_split must be one of {list(VAL_SPLITS)}, got {config.data.val_split!r}")
     if len(config.model.up_channels) != 4:

@@ -26,14 +26,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from deepmark.core.domain.structures import NORMALIZE_MEAN, NORMALIZE_STD, OUTPUT_STRIDE, Detection
+from deepmark.core.domain.structures import (
+    NORMALIZE_MEAN,
+    NORMALIZE_STD,
+    OUTPUT_STRIDE,
+    Detection,
+    PostprocessParams,
+)
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy, load_taxonomy
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.evaluation.evaluate import DeepFashion2Evaluator
 from deepmark.core.formats.df2 import read_df2_annotations, read_predictions, write_results_json
 from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import PAPER_SCALES, Detector, TestTimeAugmentation
-from deepmark.core.network.checkpoint import load_checkpoint, save_checkpoint
+from deepmark.core.network.checkpoint import save_checkpoint
 from deepmark.core.refinement.config import RefinerConfig
 from deepmark.core.refinement.dataset import RefinerDataset, collate
 from deepmark.core.refinement.errors import measure
@@ -96,6 +102,14 @@ def _folder_ids(folder: str, split: str) -> tuple[dict, dict[int, Path]]:
     return {i: gt[i] for i in ids}, {i: images[i] for i in ids}
 
 
+def _spread(images: dict[int, Path], count: int) -> dict[int, Path]:
+    """``count`` of ``images`` spread evenly over their ids (all when ``count`` is 0 or not smaller)."""
+    ids = sorted(images)
+    if count == 0 or count >= len(ids):
+        return images
+    return {ids[int(k * len(ids) / count)]: images[ids[int(k * len(ids) / count)]] for k in range(count)}
+
+
 def _detections(run_dir: Path, name: str, detector: Detector, images: dict[int, Path], run: DetectorRun,
                 progress: bool) -> dict[int, list[Detection]]:
     """The detector's detections on ``images``: read from ``run_dir/detections-<name>.json`` when made before
@@ -110,8 +124,6 @@ def _detections(run_dir: Path, name: str, detector: Detector, images: dict[int, 
         if progress:
             print(f"\rdetector on {name}: {done}/{total} images, {time.monotonic() - started:.0f} s", end="",
                   flush=True)
-
-    from deepmark.core.domain.structures import PostprocessParams
 
     params = PostprocessParams(**run.params)
     found = collect_detections(detector, images, params, TestTimeAugmentation(run.flip, run.scales), read_image,
@@ -201,7 +213,8 @@ def train_refiner(config: RefinerConfig, resume: bool = True, progress: bool = T
     train_gt, train_images = _folder_ids(config.data.train, "all")
     if not train_images:
         raise RefinerTrainingError(f"{config.data.train}: no labelled training image", path=config.data.train)
-    train_dets = _detections(run_dir, "train", detector, train_images, run, progress)
+    detector_images = _spread(train_images, config.data.detector_images)
+    train_dets = _detections(run_dir, "train", detector, detector_images, run, progress)
     lmax = max(c.num_landmarks for c in taxonomy.categories)
     detected = match_samples(train_dets, train_gt, lmax)
     stats = measure(detected, taxonomy)
