@@ -223,6 +223,9 @@ def train_refiner(config: RefinerConfig, resume: bool = True, progress: bool = T
     crop_size = tuple(config.data.crop_size)
     dataset = RefinerDataset(detected, truth, stats, train_images, grouping, taxonomy, crop_size, config.recipe,
                              config.train.seed)
+    if len(dataset) == 0:
+        raise RefinerTrainingError(f"{config.data.train}: no training garment (the detector matched no label and "
+                                   "[recipe] synthetic_share is 0)", path=config.data.train)
     log.info("%d detector samples, %d synthesised per epoch", len(detected), dataset.num_synthetic)
 
     val = None
