@@ -51,7 +51,8 @@ def run(detector: Detector, images: list[np.ndarray], size: int, params: Postpro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=sorted(str(p) for p in resource_path("models").glob("*.onnx")))
+    parser.add_argument("--models", nargs="+", default=sorted(str(p) for p in resource_path("models").glob("*.onnx")
+                                                             if "refiner" not in p.name))  # detectors only
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
