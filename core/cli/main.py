@@ -469,7 +469,7 @@ def cmd_export_refiner(args) -> int:
     if args.int8 and not args.calibration:
         raise DeepMarkError("--int8 needs --calibration FOLDER (DeepFashion2-layout training images)")
     with writing_to(args.out):
-        export_refiner(args.checkpoint, args.out)
+        export_refiner(args.checkpoint, args.out, args.use_confidence)
     print(f"wrote {args.out}")
     if args.int8:
         with writing_to(args.int8):
@@ -636,6 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", help="also write a static int8 (QDQ) refiner here")
     p.add_argument("--calibration", help="folder of training images (DF2 layout) for the int8 calibration")
     p.add_argument("--calibration-images", type=int, default=50)
+    p.add_argument("--use-confidence", action="store_true",
+                   help="the refined landmarks' score column is the refiner's confidence (default: the detector's)")
     p.set_defaults(func=cmd_export_refiner)
     add_store_commands(sub)  # project, import, export, status
     return parser

@@ -30,8 +30,9 @@ from deepmark.core.util.atomic import write_atomically
 CALIBRATION_OPS = ("Conv",)
 
 
-def refiner_info(payload: dict) -> RefinerInfo:
-    """The metadata of a checkpoint's refiner (fp32)."""
+def refiner_info(payload: dict, use_confidence: bool = False) -> RefinerInfo:
+    """The metadata of a checkpoint's refiner (fp32); ``use_confidence``: ``refine`` writes the network's
+    confidence into the landmark score column instead of keeping the detector's."""
     from deepmark.core.domain.taxonomy import load_grouping
 
     taxonomy = load_taxonomy()
@@ -43,7 +44,8 @@ def refiner_info(payload: dict) -> RefinerInfo:
     return RefinerInfo(grouping_name=grouping.name, landmark_to_group=tuple(int(g) for g in grouping.landmark_to_group),
                        category_ids=taxonomy.category_ids, category_names=tuple(c.name for c in taxonomy.categories),
                        crop_size=tuple(int(v) for v in payload["crop_size"]), mean=norm.mean, std=norm.std,
-                       color_order=norm.color_order, detector=dict(payload.get("detector") or {}),
+                       color_order=norm.color_order, use_confidence=use_confidence,
+                       detector=dict(payload.get("detector") or {}),
                        error_stats=dict(payload.get("error_stats") or {}), recipe=recipe)
 
 
@@ -54,14 +56,15 @@ def _write(onnx_model, info: RefinerInfo, path: str | Path) -> Path:
     return write_atomically(path, lambda handle: handle.write(onnx_model.SerializeToString()), binary=True)
 
 
-def export_refiner(checkpoint: str | Path, path: str | Path) -> Path:
-    """Write the refiner of a ``train-refiner`` checkpoint as ONNX with its metadata, atomically."""
+def export_refiner(checkpoint: str | Path, path: str | Path, use_confidence: bool = False) -> Path:
+    """Write the refiner of a ``train-refiner`` checkpoint as ONNX with its metadata (``refiner_info``),
+    atomically."""
     import onnx
     import torch
 
     payload = load_refiner_checkpoint(checkpoint)
     model = refiner_from_checkpoint(payload)
-    info = refiner_info(payload)
+    info = refiner_info(payload, use_confidence)
     width, height = info.crop_size
     groups = model.config["num_groups"]
     dummy = (torch.zeros(1, 3, height, width), torch.zeros(1, groups, height // 2, width // 2))
