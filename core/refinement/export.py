@@ -39,12 +39,14 @@ def refiner_info(payload: dict, use_confidence: bool = False) -> RefinerInfo:
     grouping = load_grouping(payload["grouping"], taxonomy)
     state = payload.get("state", {})
     recipe = {"config": payload.get("config"), "epochs": state.get("epoch"), "steps": state.get("global_step"),
-              "val_base_map_pt": state.get("base_map_pt"), "val_best_gain": state.get("best_gain")}
+              "val_base_map_pt": state.get("base_map_pt"), "val_best_gain": state.get("best_gain"),
+              "val_best_blend": state.get("best_blend", 1.0)}
     norm = DEFAULT_NORMALISATION
     return RefinerInfo(grouping_name=grouping.name, landmark_to_group=tuple(int(g) for g in grouping.landmark_to_group),
                        category_ids=taxonomy.category_ids, category_names=tuple(c.name for c in taxonomy.categories),
                        crop_size=tuple(int(v) for v in payload["crop_size"]), mean=norm.mean, std=norm.std,
                        color_order=norm.color_order, use_confidence=use_confidence,
+                       blend=float(state.get("best_blend", 1.0)),
                        detector=dict(payload.get("detector") or {}),
                        error_stats=dict(payload.get("error_stats") or {}), recipe=recipe)
 

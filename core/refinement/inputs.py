@@ -52,14 +52,27 @@ def garment_batch(image: np.ndarray, detections: Sequence[Detection], grouping: 
 
 
 def refined_detections(detections: Sequence[Detection], batch: GarmentBatch, coords: np.ndarray,
-                       confidence: np.ndarray, use_confidence: bool) -> list[Detection]:
+                       confidence: np.ndarray, use_confidence: bool, blend: float = 1.0) -> list[Detection]:
     """New detections: each landmark at the network's ``coords`` (N, G, 2) crop pixels of its channel, back
-    in image pixels; category, score, box and ``refined`` unchanged; the landmark score column the network's
-    ``confidence`` (N, G) when ``use_confidence``, else the detection's own."""
+    in image pixels, as blend · refined + (1 − blend) · the detection's own (the refiner's counterpart of the
+    γ of location refinement, tuned on validation images); category, score, box and ``refined`` unchanged;
+    the landmark score column the network's ``confidence`` (N, G) when ``use_confidence``, else the
+    detection's own."""
     out = []
     for k, det in enumerate(detections):
         ch = batch.channels[k]
         xy = to_image(coords[k, ch][None].astype(np.float64), batch.matrices[k : k + 1])[0]
+        xy = blend * xy + (1.0 - blend) * det.landmarks[:, :2]
         score = confidence[k, ch].astype(np.float64) if use_confidence else det.landmarks[:, 2]
         out.append(replace(det, landmarks=np.concatenate([xy, score[:, None]], axis=1), box=det.box.copy()))
+    return out
+
+
+def blended(detections: Sequence[Detection], refined: Sequence[Detection], blend: float) -> list[Detection]:
+    """``refined`` (blend 1) moved back towards ``detections`` (the same garments): blend · refined +
+    (1 − blend) · original landmark positions."""
+    out = []
+    for det, ref in zip(detections, refined, strict=True):
+        xy = blend * ref.landmarks[:, :2] + (1.0 - blend) * det.landmarks[:, :2]
+        out.append(replace(ref, landmarks=np.concatenate([xy, ref.landmarks[:, 2:]], axis=1)))
     return out

@@ -41,7 +41,8 @@ class RefinerInfo:
     """A refiner's self-description. ``crop_size`` (W, H) pixels; ``detector``: {"name", "sha256", "flip",
     "scales", "params"} of the detector run it learned the errors of; ``error_stats``: those errors
     (``errors.measure``); ``recipe``: its training configuration and result; ``use_confidence``: whether
-    ``refine`` writes the network's confidence into the landmark score column."""
+    ``refine`` writes the network's confidence into the landmark score column; ``blend``: landmarks are
+    blend · refined + (1 − blend) · detected (tuned on the validation images during training)."""
 
     grouping_name: str
     landmark_to_group: tuple[int, ...]
@@ -53,6 +54,7 @@ class RefinerInfo:
     color_order: str = "RGB"
     pose_stride: int = POSE_STRIDE
     use_confidence: bool = False
+    blend: float = 1.0
     precision: str = "fp32"
     detector: dict = field(default_factory=dict)
     error_stats: dict = field(default_factory=dict)
@@ -91,6 +93,8 @@ _CHECKS = {
     "color_order": (lambda v: v in COLOR_ORDERS, f"one of {list(COLOR_ORDERS)}", False),
     "pose_stride": (lambda v: v == POSE_STRIDE, f"{POSE_STRIDE} (the only stride this version renders)", False),
     "use_confidence": (lambda v: isinstance(v, bool), "true or false", False),
+    "blend": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0,
+              "a number in [0, 1]", False),
     "precision": (lambda v: isinstance(v, str), "text", False),
     "detector": (lambda v: isinstance(v, dict), "a JSON object", False),
     "error_stats": (lambda v: isinstance(v, dict), "a JSON object", False),
@@ -223,4 +227,4 @@ class Refiner:
             from deepmark.core.inference.detector import ModelOutputError
 
             raise ModelOutputError(f"the refiner {self.path.name} gives NaN or infinite values on this image")
-        return refined_detections(detections, batch, coords, conf, self.info.use_confidence)
+        return refined_detections(detections, batch, coords, conf, self.info.use_confidence, self.info.blend)

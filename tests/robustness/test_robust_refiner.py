@@ -75,6 +75,7 @@ BAD = {
     "bad crop size": lambda good, p: _rewrite(good, p, _metadata(_set("crop_size", [50, 64]))),
     "crop size not the graph's": lambda good, p: _rewrite(good, p, _metadata(_set("crop_size", [96, 128]))),
     "unknown field": lambda good, p: _rewrite(good, p, _metadata(_set("colour", "red"))),
+    "blend out of range": lambda good, p: _rewrite(good, p, _metadata(_set("blend", 1.5))),
     "bad grouping": lambda good, p: _rewrite(good, p, _metadata(_set("landmark_to_group", [0] * 294))),
     "wrong input": lambda good, p: _rewrite(good, p, _rename_input),
 }

@@ -40,7 +40,7 @@ def test_metadata_describes_the_refiner(refiner_onnx, semantic62):
     assert info.crop_size == CROP and info.grouping_name == "semantic62" and len(info.category_ids) == 13
     assert info.detector["name"] == "deepmark-default-fp32.onnx" and len(info.detector["sha256"]) == 64
     assert info.error_stats == {"swap": [0.0] * 13} and info.recipe["config"]["data"]["crop_size"] == list(CROP)
-    assert info.precision == "fp32" and not info.use_confidence
+    assert info.precision == "fp32" and not info.use_confidence and info.blend == 1.0
 
 
 def test_refine_changes_only_landmark_positions(refiner_onnx, taxonomy, image):
@@ -108,3 +108,23 @@ def test_confidence_column_when_the_metadata_asks(refiner_onnx, taxonomy, image,
     for det, out in zip(dets, Refiner(path).refine(image, dets), strict=True):
         assert ((out.landmarks[:, 2] >= 0) & (out.landmarks[:, 2] <= 1)).all()
         assert not np.array_equal(out.landmarks[:, 2], det.landmarks[:, 2])
+
+
+def test_blend_moves_refined_landmarks_back_towards_the_detected(refiner_onnx, taxonomy, image, tmp_path):
+    """blend 0 returns the detector's landmarks exactly; blend 0.5 lies halfway."""
+    import onnx
+
+    from deepmark.core.refinement.runner import REFINER_METADATA_KEY
+
+    dets = _detections(taxonomy, np.random.default_rng(5), n=3)
+    full = Refiner(refiner_onnx).refine(image, dets)
+    for blend in (0.0, 0.5):
+        model = onnx.load(str(refiner_onnx))
+        for prop in model.metadata_props:
+            if prop.key == REFINER_METADATA_KEY:
+                prop.value = json.dumps({**json.loads(prop.value), "blend": blend})
+        path = tmp_path / f"blend{blend}.onnx"
+        onnx.save(model, str(path))
+        for det, ref, out in zip(dets, full, Refiner(path).refine(image, dets), strict=True):
+            expected = blend * ref.landmarks[:, :2] + (1 - blend) * det.landmarks[:, :2]
+            np.testing.assert_allclose(out.landmarks[:, :2], expected, atol=1e-9)
