@@ -45,8 +45,9 @@ $PYTHON bench/inference.py --models $MODELS/deepmark-default-fp32.onnx $MODELS/d
     | tee runs/default/speed.md
 
 # 5. The landmark refiner (PoseFix-style, DeepMark++ §4.2.2) behind the fp32 model: the detector's own outputs
-#    on 500 training images (flip + multi-scale) and its measured error statistics, 10 epochs of 150 batches
-#    (about 50 min on 2 shared cores; resumes from runs/refiner/last.pt), export, and the gain on the test half.
+#    on 500 training images (flip + multi-scale) and its measured error statistics, 5 epochs of 150 batches
+#    (about 45 min on 2 busy shared cores: 10 for the detector, 30 for training; resumes from runs/refiner/last.pt),
+#    export, the gain on the test half of the validation set, and the speed.
 $DEEPMARK train-refiner $MODELS/refiner.toml
 $DEEPMARK export-refiner runs/refiner/best.pt --out $MODELS/deepmark-refiner-fp32.onnx \
     --int8 $MODELS/deepmark-refiner-int8.onnx --calibration data/synth-train --calibration-images 50
