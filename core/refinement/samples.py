@@ -3,7 +3,7 @@
 ``collect_detections`` runs a detector (with its post-processing and test-time augmentation, exactly as at
 test time) over a DeepFashion2 folder; ``match_samples`` pairs each detection with the ground-truth garment
 of its category it overlaps most (IoU ≥ ``MATCH_IOU``); detections that match nothing are false positives,
-which refinement cannot repair, and are left out. The result is a ``Samples`` table, saved as one ``.npz``.
+which refinement cannot repair, and are left out. The result is a ``Samples`` table.
 """
 
 from __future__ import annotations
@@ -40,17 +40,6 @@ class Samples:
 
     def __len__(self) -> int:
         return len(self.image_id)
-
-    def save(self, path: str | Path) -> None:
-        np.savez_compressed(path, **self.__dict__)
-
-    @staticmethod
-    def load(path: str | Path) -> Samples:
-        try:
-            with np.load(path) as data:
-                return Samples(**{k: data[k] for k in Samples.__dataclass_fields__})
-        except (OSError, KeyError, ValueError) as exc:
-            raise DeepMarkError(f"{path}: not a refiner samples file ({exc})", path=path) from None
 
     def take(self, rows: np.ndarray) -> Samples:
         return Samples(**{k: v[rows] for k, v in self.__dict__.items()})
