@@ -72,7 +72,8 @@ def export_random(arch: str, folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", help="ONNX models (default: the bundled ones, unless --arch is given)")
+    parser.add_argument("--models", nargs="+", help="ONNX models (default: the bundled detectors, unless --arch "
+                                                     "is given)")
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square input sides")
@@ -82,7 +83,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = [render_scene(rng, config=SynthConfig(image_size=(320, 320)))[0] for _ in range(args.images)]
     with tempfile.TemporaryDirectory() as tmp:
-        bundled = [] if args.arch else sorted(str(p) for p in resource_path("models").glob("*.onnx"))
+        bundled = [] if args.arch else sorted(str(p) for p in resource_path("models").glob("*.onnx")
+                                              if "refiner" not in p.name)  # detectors only
         models = (args.models or bundled) + [export_random(arch, Path(tmp)) for arch in args.arch]
         print("| model | input | pre ms | network ms | decode ms | images/s |")
         print("|---|---|---|---|---|---|")

@@ -13,6 +13,8 @@
     deepmark train CONFIG.toml                      train (or resume) a detector
     deepmark export-onnx CHECKPOINT --out M.onnx    self-describing ONNX (+ static int8 with --int8)
     deepmark predict IMAGES_OR_FOLDER --out DIR     DF2-format predictions with the bundled model
+    deepmark train-refiner CONFIG.toml              train (or resume) a landmark refiner (PoseFix-style)
+    deepmark export-refiner CHECKPOINT --out R.onnx self-describing refiner ONNX (+ static int8 with --int8)
 
 Bad files are reported one per line on stderr (``error: PATH: reason``); the rest of the work goes on.
 Exit status, for every command:
@@ -319,12 +321,6 @@ def cmd_ablation(args) -> int:
     return EXIT_PARTIAL if gt_errors or head_errors else EXIT_OK
 
 
-def _refiner(path: str):
-    from deepmark.core.refinement.runner import Refiner
-
-    return Refiner(path)
-
-
 def _table3(args) -> int:
     from deepmark.core.domain.taxonomy import load_taxonomy
     from deepmark.core.evaluation.ablation import describe_params
@@ -339,7 +335,7 @@ def _table3(args) -> int:
     paths = collect_images([root / "image" if (root / "image").is_dir() else root])
     images = {int(p.stem): p for p in paths if p.stem.isdigit() and int(p.stem) in gt}
     detector = Detector(args.model)
-    refiner = _refiner(args.refiner) if args.refiner else None
+    refiner = _load_refiner(args.refiner, detector)
     taxonomy = load_taxonomy()
     tune_ids, test_ids = _split(sorted(images), args.tune_fraction)
     values = [round(v, 4) for v in np.arange(0.0, 1.0 + 1e-9, args.step)]
@@ -474,6 +470,7 @@ def cmd_predict(args) -> int:
     multiple = detector.info.input_multiple  # 32, or 128 for an hourglass
     if args.input_size and any(v % multiple for v in args.input_size):
         raise DeepMarkError(f"--input-size {args.input_size}: {detector.path.name} takes multiples of {multiple}")
+    refiner = _load_refiner(args.refine, detector)
     params = _params_for_model(args, detector.info, detector.path.name)
     images = collect_images(args.inputs)
     if not images:
@@ -483,7 +480,8 @@ def cmd_predict(args) -> int:
     bar = _bar(len(images), "images", args.quiet)
     with writing_to(args.out, "; the files written before it are complete"):
         summary = predict_images(images, args.out, detector, params, tta, args.heads, input_size=args.input_size,
-                                 progress=lambda done, total: bar.update(done - bar.n))
+                                 progress=lambda done, total: bar.update(done - bar.n),
+                                 refine=refiner.refine if refiner else None)
     bar.close()
     _report(summary.failed)
     print(f"{summary.detections} detections on {len(summary.written)} images → {args.out}"
@@ -491,6 +489,49 @@ def cmd_predict(args) -> int:
     if not summary.written:
         return EXIT_FAILED
     return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_train_refiner(args) -> int:
+    from deepmark.core.refinement.config import load_refiner_config
+    from deepmark.core.refinement.train import train_refiner
+
+    config = load_refiner_config(args.config)
+    state = train_refiner(config, resume=not args.restart, progress=not args.quiet)
+    print(f"finished {state.epoch} epochs ({state.global_step} steps) in {config.output.run_dir}; best validation "
+          f"mAP_pt gain {state.best_gain:+.4f} over {state.base_map_pt:.4f}")
+    return EXIT_OK
+
+
+def cmd_export_refiner(args) -> int:
+    from deepmark.core.refinement.export import calibration_batches, export_refiner, quantize_refiner
+
+    _output_file(args.out)
+    _output_file(args.int8)
+    if args.int8 and not args.calibration:
+        raise DeepMarkError("--int8 needs --calibration FOLDER (DeepFashion2-layout training images)")
+    with writing_to(args.out):
+        export_refiner(args.checkpoint, args.out, args.use_confidence)
+    print(f"wrote {args.out}")
+    if args.int8:
+        with writing_to(args.int8):
+            quantize_refiner(args.out, args.int8, calibration_batches(args.out, args.calibration,
+                                                                      args.calibration_images))
+        print(f"wrote {args.int8} (static int8, garments of {args.calibration_images} calibration images)")
+    return EXIT_OK
+
+
+def _load_refiner(path: str | None, detector):
+    """The ``--refine`` / ``--refiner`` refiner (None without the option); says on stderr when it was trained
+    behind another detector file than ``detector``'s."""
+    if not path:
+        return None
+    from deepmark.core.refinement.runner import Refiner, other_detector
+
+    refiner = Refiner(path)
+    mismatch = other_detector(refiner.info, detector.path)
+    if mismatch:
+        print(f"warning: {path} was {mismatch}", file=sys.stderr)
+    return refiner
 
 
 def _bar(total: int, unit: str, quiet: bool):
@@ -622,9 +663,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="flip test")
     p.add_argument("--multiscale", action="store_true", help="scales 0.85, 0.95, 1.1 (DeepMark++)")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), help="network input (default: the model's)")
+    p.add_argument("--refine", metavar="REFINER.onnx", help="refine the decoded landmarks with this refiner "
+                                                            "(deepmark export-refiner; default off)")
     p.add_argument("--quiet", action="store_true")
     _add_params_options(p)
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("train-refiner", help="train or resume a landmark refiner (PoseFix-style) from a TOML file")
+    p.add_argument("config", help="refiner run configuration (see core/refinement/config.py)")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_train_refiner)
+
+    p = sub.add_parser("export-refiner", help="export a refiner checkpoint as a self-describing ONNX model")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by deepmark train-refiner")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--int8", help="also write a static int8 (QDQ) refiner here")
+    p.add_argument("--calibration", help="folder of training images (DF2 layout) for the int8 calibration")
+    p.add_argument("--calibration-images", type=int, default=50)
+    p.add_argument("--use-confidence", action="store_true",
+                   help="the refined landmarks' score column is the refiner's confidence (default: the detector's)")
+    p.set_defaults(func=cmd_export_refiner)
     add_store_commands(sub)  # project, import, export, status
     return parser
 

@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from deepmark.core.centernet.decode import decode_detections
-from deepmark.core.domain.structures import PostprocessParams
+from deepmark.core.domain.structures import Detection, PostprocessParams
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.formats.df2 import FileError, write_df2_predictions
 from deepmark.core.formats.heads_file import save_heads
@@ -70,11 +72,14 @@ def predict_images(
     batch_size: int = 4,
     input_size: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    refine: Callable[[np.ndarray, list[Detection]], list[Detection]] | None = None,
 ) -> PredictionSummary:
     """Predict every image; ``out_dir/<name>.json`` (and ``out_dir/heads/<name>.npz``) per image, ``name``
     from ``output_names`` (the stem unless stems collide).
     ``input_size`` (W, H) overrides the model's own input size (multiples of its ``input_multiple``: 32, 128 for an
-    hourglass)."""
+    hourglass). ``refine`` (image, detections) → detections runs after decoding (e.g.
+    ``deepmark.core.refinement.runner.Refiner.refine``): the written predictions are its output; the saved heads
+    stay the detector's."""
     params = params or PostprocessParams()
     tta = tta or TestTimeAugmentation()
     out = Path(out_dir)
@@ -98,11 +103,17 @@ def predict_images(
                 results = detector.heads_each(pictures, tta, input_size)
             except ModelOutputError as exc:  # the runtime refused the whole batch: each of its images failed
                 results = [exc] * len(chunk)
-            for path, heads in zip(chunk, results, strict=True):
+            for path, picture, heads in zip(chunk, pictures, results, strict=True):
                 if isinstance(heads, ModelOutputError):
                     summary.failed.append(FileError.from_error(heads, path))
                     continue
                 detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)
+                if refine is not None:
+                    try:
+                        detections = refine(picture, detections)
+                    except ModelOutputError as exc:  # nothing written for it: never a half-refined file
+                        summary.failed.append(FileError.from_error(exc, path))
+                        continue
                 name = names[path]
                 target = out / f"{name}.json"
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,13 @@ class LiveRefiner:
     def describe(self) -> str:
         return self.path.name
 
+    def mismatch(self, detector_path: Path) -> str | None:
+        """"trained behind X, not Y" when the refiner learned another detector file's errors; else None."""
+        from deepmark.core.refinement.runner import other_detector
+
+        info = getattr(self.refiner, "info", None)
+        return other_detector(info, detector_path) if info is not None else None
+
     def refine(self, image: np.ndarray, detections: Sequence[Detection]) -> list[Detection]:
         """(H, W, 3) uint8 RGB image and its decoded detections → the same detections with refined landmarks."""
         return self.refiner.refine(image, detections)

@@ -246,7 +246,11 @@ class Session:
             self.events.emit("error", f"{exc}{keeping}")
             return False
         self.refiner = refiner
-        self.events.emit("info", f"refinement model loaded: {refiner.describe()}")
+        mismatch = refiner.mismatch(self.model.path) if self.model is not None else None
+        if mismatch:
+            self.events.emit("error", f"refinement model {refiner.describe()} loaded, but it was {mismatch}")
+        else:
+            self.events.emit("info", f"refinement model loaded: {refiner.describe()}")
         self.events.emit("refinement")
         self._show_refinement()
         return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,25 +75,33 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration: Iter
     """Static int8 (QDQ, per-channel) copy of an exported model, calibrated on ``calibration`` inputs
     ((3, H, W) float32 normalised images from the training set). The metadata is carried over with
     ``precision = "int8"``."""
+    from deepmark.core.formats.model_file import read_model_info
+
+    info = read_model_info(fp32_path)
+    onnx_model = quantize_static_qdq(fp32_path, _Calibration(calibration))
+    _set_metadata(onnx_model, replace(info, precision="int8"))
+    return write_atomically(out_path, lambda handle: handle.write(onnx_model.SerializeToString()), binary=True)
+
+
+def quantize_static_qdq(fp32_path: str | Path, reader, op_types: Sequence[str] | None = None):
+    """The static int8 (QDQ, per-channel weights, uint8 activations, MinMax) ``onnx.ModelProto`` of an ONNX
+    file, calibrated by ``reader`` (an onnxruntime CalibrationDataReader); ``op_types``: quantise only these
+    operator types (None: every one onnxruntime can). Its metadata is the caller's to set."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from deepmark.core.formats.model_file import read_model_info
-
-    info = read_model_info(fp32_path)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantized = Path(tmp) / "int8.onnx"
         quantize_static(
-            str(prepared), str(quantized), _Calibration(calibration),
+            str(prepared), str(quantized), reader,
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            op_types_to_quantize=list(op_types) if op_types is not None else None,
         )
-        onnx_model = onnx.load(str(quantized))
-    _set_metadata(onnx_model, replace(info, precision="int8"))
-    return write_atomically(out_path, lambda handle: handle.write(onnx_model.SerializeToString()), binary=True)
+        return onnx.load(str(quantized))
 
 
 def training_summary(checkpoint: dict) -> dict:

@@ -43,3 +43,13 @@ done
 # 4. Speed: pre-processing + inference + decode at 256² and 512².
 $PYTHON bench/inference.py --models $MODELS/deepmark-default-fp32.onnx $MODELS/deepmark-default-int8.onnx \
     | tee runs/default/speed.md
+
+# 5. The landmark refiner (PoseFix-style, DeepMark++ §4.2.2) behind the fp32 model: the detector's own outputs
+#    on 500 training images (flip + multi-scale) and its measured error statistics, 5 epochs of 150 batches
+#    (about 45 min on 2 busy shared cores: 10 for the detector, 30 for training; resumes from runs/refiner/last.pt),
+#    export, the gain on the test half of the validation set, and the speed.
+$DEEPMARK train-refiner $MODELS/refiner.toml
+$DEEPMARK export-refiner runs/refiner/best.pt --out $MODELS/deepmark-refiner-fp32.onnx \
+    --int8 $MODELS/deepmark-refiner-int8.onnx --calibration data/synth-train --calibration-images 50
+$PYTHON bench/refine_gain.py --val data/synth-val | tee runs/refiner/gain.md
+$PYTHON bench/refine.py | tee runs/refiner/speed.md

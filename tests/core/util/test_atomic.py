@@ -266,8 +266,11 @@ def test_the_scan_tells_bare_writes_from_atomic_ones(snippet, bare):
 KNOWN = {
     ("cli/main.py", "main", "open"): "stdout of `deepmark ... | head` replaced by /dev/null, no file written",
     ("training/export.py", "export_onnx", "torch.onnx.export"): "into a TemporaryDirectory, then write_atomically",
-    ("training/export.py", "quantize_int8", "quant_pre_process"): "into a TemporaryDirectory, then write_atomically",
-    ("training/export.py", "quantize_int8", "quantize_static"): "into a TemporaryDirectory, then write_atomically",
+    ("training/export.py", "quantize_static_qdq", "quant_pre_process"): "into a TemporaryDirectory, then the callers "
+                                                                          "write_atomically",
+    ("training/export.py", "quantize_static_qdq", "quantize_static"): "into a TemporaryDirectory, then the callers "
+                                                                        "write_atomically",
+    ("refinement/export.py", "export_refiner", "torch.onnx.export"): "into a TemporaryDirectory, then write_atomically",
 }
 
 
