@@ -25,10 +25,15 @@ def test_refinement_from_switch_to_accepted_label(qtbot, make_window, demo_proje
     assert window.set_model_path(None)  # the bundled detector the bundled refiner was trained behind
     session = window.session
     window.select_row(0)
+    for item in demo_project.annotations.for_image(session.record.id):  # an image nobody has labelled yet
+        demo_project.annotations.delete_item(item.id)
+    session.show_image(demo_project.images.get(session.record.id))
     qtbot.waitUntil(lambda: len(session.unrefined) > 0, timeout=20000)
     assert session.detections is session.unrefined and session.refiner is None  # off until asked for
 
     window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.canvas.setFocus()  # the user works on the image (the list's filter field would take the letter)
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ShiftModifier)
     qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by"), timeout=20000)
     assert window.params_panel.refine.isChecked()
@@ -42,11 +47,13 @@ def test_refinement_from_switch_to_accepted_label(qtbot, make_window, demo_proje
     gamma = window.params_panel.numbers["gamma"]
     gamma.slider.setFocus()
     qtbot.keyClick(gamma.slider, Qt.Key.Key_Left)
-    qtbot.waitUntil(lambda: session.refinement_state().startswith("waiting"), timeout=5000)
-    assert session.refiner.runs == runs and session.detections is session.unrefined
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("waiting") and session.detections is session.unrefined,
+                    timeout=5000)
+    assert session.refiner.runs == runs and session.params.gamma < window.params_panel.defaults().gamma
     qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by"), timeout=20000)
     assert session.refiner.runs == runs + 1
 
+    window.canvas.setFocus()
     # Shift+B: the canvas draws the decoder's positions beside the refined ones
     qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)
     graphics = window.canvas.detection_graphics()
@@ -76,3 +83,39 @@ def test_a_broken_refiner_file_is_refused_and_the_switch_stays_off(qtbot, window
     # a detector is no refiner either
     assert not window.session.load_refiner(window.session.model.path)
     assert window.session.refiner is None and not window.session.refine_on
+
+
+def test_refinement_runs_off_the_gui_thread_as_the_app_runs_it(qtbot, demo_project, monkeypatch):
+    import threading
+
+    from deepmark.app.window import MainWindow
+    from deepmark.core.domain.structures import PostprocessParams
+    from deepmark.core.studio.refinement import LiveRefiner
+
+    threads = []
+    real_refine = LiveRefiner.refine
+
+    def refine(self, image, detections):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real_refine(self, image, detections)
+
+    monkeypatch.setattr(LiveRefiner, "refine", refine)
+    window = MainWindow(PostprocessParams.all_techniques())  # as the app runs: network and refinement in the background
+    qtbot.addWidget(window)
+    window.show()
+    assert window.set_model_path(None)
+    window.set_project(demo_project)
+    session = window.session
+    qtbot.waitUntil(lambda: len(session.unrefined) > 0, timeout=30000)
+    window.params_panel.refine.click()
+    assert session.refine_on
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by"), timeout=30000)
+    assert threads == [False] and _moved(session)
+    # the next image: decoded, then refined in the background too, and its result replaces the decoder's
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    window.canvas.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by") and session.detections
+                    and session.detections is not session.unrefined, timeout=30000)
+    assert threads == [False, False]
