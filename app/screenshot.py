@@ -1,7 +1,7 @@
 """Render the main window offscreen on the demo images and save a PNG (for the README):
 
     python -m deepmark.app.screenshot docs/screenshot.png [--model M] [--image N] [--heatmap center|group:K|off]
-                             [--threshold T] [--size WxH]
+                             [--threshold T] [--size WxH] [--refine]
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ def _wait_for_detections(app, window, timeout_s: float = 60.0) -> None:
     app.processEvents()
 
 
+def _wait_for_refinement(app, window, timeout_s: float = 60.0) -> None:
+    """Let the refinement network answer in the background (the panel then says "refined by …")."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not window.session.refinement_state().startswith("refined"):
+        app.processEvents()
+        time.sleep(0.02)
+    app.processEvents()
+
+
 def _wait_for_thumbnails(app, window, timeout_s: float = 20.0) -> None:
     """Let the list paint (which requests its rows' thumbnails) and the workers finish them."""
     deadline = time.monotonic() + timeout_s
@@ -45,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--heatmap", default="center", help="'off', 'center' or 'group:K'")
     parser.add_argument("--size", default="1400x860", help="window size WxH")
     parser.add_argument("--threshold", type=float, default=0.25, help="score threshold shown (a readable picture)")
+    parser.add_argument("--refine", action="store_true",
+                        help="landmark refinement on, with the decoder's landmarks shown beside the refined ones")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
 
@@ -65,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.select_row(args.image)
     _wait_for_detections(app, window)
     window.redecode()
+    if args.refine:
+        window.params_panel.before.setChecked(True)
+        window.params_panel.refine.setChecked(True)
+        _wait_for_refinement(app, window)
     if args.heatmap != "off":
         source, _, index = args.heatmap.partition(":")
         window.heatmap_panel.select(source, int(index) if index else None)

@@ -53,3 +53,8 @@ $DEEPMARK export-refiner runs/refiner/best.pt --out $MODELS/deepmark-refiner-fp3
     --int8 $MODELS/deepmark-refiner-int8.onnx --calibration data/synth-train --calibration-images 50
 $PYTHON bench/refine_gain.py --val data/synth-val | tee runs/refiner/gain.md
 $PYTHON bench/refine.py | tee runs/refiner/speed.md
+
+# 6. DeepMark++ Table 3 on the validation set: parameters tuned on one half (step 0.05), every row measured on the
+#    other half, with the refiner as the last row (docs/model-card.md; about 5 min).
+$DEEPMARK ablation --table 3 data/synth-val/annos data/synth-val --model $MODELS/deepmark-default-fp32.onnx \
+    --refiner $MODELS/deepmark-refiner-fp32.onnx --step 0.05 | tee runs/default/table3-fp32.md
