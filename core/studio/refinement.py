@@ -2,8 +2,8 @@
 
 Refinement costs a network run per garment, so the app runs it only when the user has switched it on, and
 never while a slider moves: after an image's detections are decoded, and once a burst of parameter changes
-has ended. Its result is cached per (image, test-time augmentation, parameters), so going back to an
-image or to a parameter set shows the refined landmarks at once.
+has ended. Its result is cached per (detector, image, test-time augmentation, parameters), so going back
+to an image or to a parameter set shows the refined landmarks at once.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from deepmark.core.domain.structures import Detection, PostprocessParams
 from deepmark.core.inference.detector import default_model_path
 from deepmark.core.util.lru import LruDict
 
-CACHE_SIZE = 64  # refined results kept (image × TTA × parameter set)
-RefinementKey = tuple[int, str, PostprocessParams]  # (image id, TTA key, the parameters decoded with)
+CACHE_SIZE = 64  # refined results kept (detector × image × TTA × parameter set)
+# (the detector's content key, image id, TTA key, the parameters decoded with): another model's detections
+# of the same image are other detections
+RefinementKey = tuple[str, int, str, PostprocessParams]
 
 
 class Refines(Protocol):

@@ -278,7 +278,7 @@ class Session:
     def _refinement_key(self) -> RefinementKey | None:
         if self.record is None or self.model is None:
             return None
-        return self.record.id, self.model.tta.key(), self.params
+        return self.model.model_key, self.record.id, self.model.tta.key(), self.params
 
     def _show_refinement(self) -> None:
         """Show the refined detections when they are known, else the decoder's — and refine them when needed."""

@@ -47,8 +47,8 @@ def test_refinement_from_switch_to_accepted_label(qtbot, make_window, demo_proje
     gamma = window.params_panel.numbers["gamma"]
     gamma.slider.setFocus()
     qtbot.keyClick(gamma.slider, Qt.Key.Key_Left)
-    qtbot.waitUntil(lambda: session.refinement_state().startswith("waiting") and session.detections is session.unrefined,
-                    timeout=5000)
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("waiting")
+                    and session.detections is session.unrefined, timeout=5000)
     assert session.refiner.runs == runs and session.params.gamma < window.params_panel.defaults().gamma
     qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by"), timeout=20000)
     assert session.refiner.runs == runs + 1
@@ -69,9 +69,28 @@ def test_refinement_from_switch_to_accepted_label(qtbot, make_window, demo_proje
     expected = sorted(session.detections[i].landmarks[:, 0].sum() for i in shown)
     assert np.allclose(stored, expected, atol=1e-3)
 
+    # another detector (the int8 twin): its own detections, refined anew (never the other model's refined garments)
+    refined_before = session.detections
+    assert window.set_model_path(default_refiner_path().parent / "deepmark-default-int8.onnx")
+    qtbot.waitUntil(lambda: session.refinement_state().startswith("refined by"), timeout=20000)
+    assert session.detections is not refined_before and len(session.detections) == len(session.unrefined)
+    for refined, decoded in zip(session.detections, session.unrefined, strict=True):
+        assert np.array_equal(refined.box, decoded.box)
+
+    offer = getattr(window, "last_message_box", None)  # the int8 model recommends other parameters: keep ours
+    if offer is not None and offer.isVisible():
+        offer.button(offer.StandardButton.No).click()
+    window.activateWindow()
+    window.canvas.setFocus()
     # off again: the decoder's landmarks
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ShiftModifier)
     assert not window.params_panel.refine.isChecked() and session.detections is session.unrefined
+
+
+def test_a_refiner_behind_another_detector_loads_with_a_warning(qtbot, window):
+    assert window.session.load_refiner()  # the bundled refiner, trained behind the fp32 model; here the tiny one
+    message = window.statusBar().currentMessage()
+    assert "deepmark-refiner-fp32.onnx loaded, but it was trained behind deepmark-default-fp32.onnx" in message
 
 
 def test_a_broken_refiner_file_is_refused_and_the_switch_stays_off(qtbot, window, tmp_path):
