@@ -469,7 +469,8 @@ def cmd_predict(args) -> int:
     detector = Detector(args.model)
     multiple = detector.info.input_multiple  # 32, or 128 for an hourglass
     if args.input_size and any(v % multiple for v in args.input_size):
-        raise DeepMarkError(f"--input-size {args.input_size}: {detector.path.name} takes multiples of {multiple}")
+        width, height = args.input_size
+        raise DeepMarkError(f"--input-size {width}×{height}: {detector.path.name} takes multiples of {multiple}")
     refiner = _load_refiner(args.refine, detector)
     params = _params_for_model(args, detector.info, detector.path.name)
     images = collect_images(args.inputs)
