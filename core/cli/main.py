@@ -12,7 +12,9 @@
     deepmark synth --n N --out DIR                  synthetic DeepFashion2-format garments (images + JSON)
     deepmark train CONFIG.toml                      train (or resume) a detector
     deepmark export-onnx CHECKPOINT --out M.onnx    self-describing ONNX (+ static int8 with --int8)
-    deepmark predict IMAGES_OR_FOLDER --out DIR     DF2-format predictions with the bundled model
+    deepmark predict IMAGES_OR_FOLDER --out DIR     DF2-format predictions with the bundled model (--refine R.onnx)
+    deepmark train-refiner CONFIG.toml              train (or resume) a landmark refinement network
+    deepmark export-refiner CHECKPOINT --out R.onnx self-describing refiner ONNX (+ static int8 with --int8)
     deepmark train-refiner CONFIG.toml              train (or resume) a landmark refiner (PoseFix-style)
     deepmark export-refiner CHECKPOINT --out R.onnx self-describing refiner ONNX (+ static int8 with --int8)
 
