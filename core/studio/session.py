@@ -282,8 +282,8 @@ class Session:
 
     def _show_refinement(self) -> None:
         """Show the refined detections when they are known, else the decoder's — and refine them when needed."""
-        key = self._refinement_key()
-        refined = self.refiner.cached(key) if self.refine_on and key is not None and self.refiner else None
+        key = self._refinement_key() if self.refine_on and self.refiner is not None else None
+        refined = self.refiner.cached(key) if key is not None else None
         self.detections = refined if refined is not None else self.unrefined
         self.events.emit("detections")
         if self.refine_on and refined is None:
@@ -522,8 +522,10 @@ class Session:
             else:
                 elapsed = (time.perf_counter() - start) * 1000
                 self._set_problem(None)
-        key = self._refinement_key()
-        refined = self.refiner.cached(key) if self.refine_on and self.refiner and key is not None else None
+        refined = None
+        if self.refine_on and self.refiner is not None:  # the key hashes the model file once: only when on
+            key = self._refinement_key()
+            refined = self.refiner.cached(key) if key is not None else None
         self.detections = refined if refined is not None else self.unrefined
         self.events.emit("detections")
         if self.refine_on:
