@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import get_type_hints
+from typing import Protocol, get_type_hints
 
 import numpy as np
 
@@ -52,6 +52,13 @@ class Detection:
     box: np.ndarray
     landmarks: np.ndarray
     refined: np.ndarray
+
+
+class LandmarkRefiner(Protocol):
+    """A landmark refinement network as its users see it (``deepmark.core.refinement.runner.Refiner``):
+    ``refine(image (H, W, 3) uint8 RGB, detections)`` → the same detections with refined landmark x, y."""
+
+    def refine(self, image: np.ndarray, detections: Sequence[Detection]) -> list[Detection]: ...
 
 
 @dataclass(frozen=True)

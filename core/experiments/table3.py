@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from deepmark.core.centernet.decode import decode_detections
-from deepmark.core.domain.structures import Detection, Item, PostprocessParams, RawHeads
+from deepmark.core.domain.structures import Detection, Item, LandmarkRefiner, PostprocessParams, RawHeads
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.evaluation.ablation import tune_all_techniques
@@ -35,12 +34,6 @@ from deepmark.core.inference.detector import PAPER_SCALES, Detector, TestTimeAug
 PLAIN = TestTimeAugmentation()
 FLIP = TestTimeAugmentation(flip=True)
 FLIP_MULTISCALE = TestTimeAugmentation(flip=True, scales=PAPER_SCALES)
-
-
-class LandmarkRefiner(Protocol):
-    """What Table 3 needs of a refinement network: new detections with refined landmarks, the rest kept."""
-
-    def refine(self, image: np.ndarray, detections: Sequence[Detection]) -> list[Detection]: ...
 
 
 @dataclass(frozen=True)

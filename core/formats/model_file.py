@@ -278,17 +278,25 @@ def set_recommended_params(path: str | Path, params: Mapping[str, object] | None
     return updated
 
 
-def read_model_info(path: str | Path) -> ModelInfo:
-    """Read and check an ONNX model's metadata and outputs (does not load the weights into a session)."""
+def read_onnx_graph(path: Path, error: type[ModelFileError] = ModelFileError, what: str = "model"):
+    """The ONNX graph and metadata of a file (weights not loaded); ``error`` naming the file when it is missing
+    or not ONNX."""
     import onnx
 
-    path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found", path=path)
+        raise error(f"{path}: {what} file not found", path=path)
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
-        raise ModelFileError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})", path=path) from None
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise error(f"{path}: not an ONNX model ({type(exc).__name__}{': ' + detail if detail else ''})",
+                    path=path) from None
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Read and check an ONNX model's metadata and outputs (does not load the weights into a session)."""
+    path = Path(path)
+    model = read_onnx_graph(path)
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in props:
         raise ModelFileError(f"{path}: no DeepMark metadata (export it with `deepmark export-onnx`)", path=path)

@@ -25,14 +25,20 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     write_atomically(path, lambda handle: torch.save(payload, handle), binary=True)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by ``save_checkpoint``; CheckpointError names the file and the problem."""
+def read_checkpoint_file(path: str | Path) -> object:
+    """What a training checkpoint file holds (any of our runs' ``.pt``, on the CPU); CheckpointError names the
+    file when it is missing or cannot be read."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found", path=path) from None
     except Exception as exc:  # torch raises many types for a damaged file
         raise CheckpointError(f"{path}: cannot read checkpoint ({exc})", path=path) from None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by ``save_checkpoint``; CheckpointError names the file and the problem."""
+    payload = read_checkpoint_file(path)
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION or "model" not in payload:
         raise CheckpointError(f"{path}: not a DeepMark checkpoint (version {CHECKPOINT_VERSION})", path=path)
     return payload

@@ -47,12 +47,11 @@ Example (every key optional except ``data.train`` and ``data.detector``)::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from deepmark.core.errors import path_of
-from deepmark.core.training.config import ConfigError, _coerce, _plain
+from deepmark.core.training.config import ConfigError, _plain, parse_sections, read_toml, resolved_path
 
 VAL_SPLITS = ("all", "tune")
 
@@ -129,21 +128,7 @@ class RefinerConfig:
 def parse_refiner_config(raw: dict, source: str | Path = "<config>", base_dir: Path | None = None) -> RefinerConfig:
     """A RefinerConfig from parsed TOML; relative paths are taken from ``base_dir``. ConfigError names
     ``source`` and the first unknown section or key, or the bad value."""
-    unknown = sorted(set(raw) - set(_SECTIONS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}", path=path_of(source))
-    sections = {}
-    for name, cls in _SECTIONS.items():
-        given = raw.get(name, {})
-        if not isinstance(given, dict):
-            raise ConfigError(f"{source}: [{name}] must be a table", path=path_of(source))
-        defaults = {f.name: f.default for f in fields(cls)}
-        bad = sorted(set(given) - set(defaults))
-        if bad:
-            raise ConfigError(f"{source}: unknown key(s) {bad} in [{name}]; known: {sorted(defaults)}",
-                              path=path_of(source))
-        sections[name] = cls(**{k: _coerce(name, k, defaults[k], v, source) for k, v in given.items()})
-    config = RefinerConfig(**sections, source=source)
+    config = RefinerConfig(**parse_sections(raw, _SECTIONS, source), source=source)
     _check(config, source)
     return _resolve(config, base_dir) if base_dir is not None else config
 
@@ -176,7 +161,7 @@ def _check(config: RefinerConfig, source: str | Path) -> None:
 
 def _resolve(config: RefinerConfig, base_dir: Path) -> RefinerConfig:
     def resolve(path: str) -> str:
-        return str((base_dir / path).resolve()) if path and not Path(path).is_absolute() else path
+        return resolved_path(path, base_dir)
 
     data = replace(config.data, train=resolve(config.data.train), val=resolve(config.data.val),
                    detector=resolve(config.data.detector))
@@ -186,10 +171,4 @@ def _resolve(config: RefinerConfig, base_dir: Path) -> RefinerConfig:
 def load_refiner_config(path: str | Path) -> RefinerConfig:
     """Read a TOML refiner configuration; ConfigError names the file and the problem."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found", path=path) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read TOML ({exc})", path=path) from None
-    return parse_refiner_config(raw, path, base_dir=Path.cwd())
+    return parse_refiner_config(read_toml(path), path, base_dir=Path.cwd())

@@ -22,7 +22,7 @@ from deepmark.core.domain.structures import COLOR_ORDERS, Detection
 from deepmark.core.domain.taxonomy import Grouping, Taxonomy, build_grouping, load_taxonomy
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.formats.model_file import METADATA_KEY as DETECTOR_METADATA_KEY
-from deepmark.core.formats.model_file import ModelFileError
+from deepmark.core.formats.model_file import ModelFileError, read_onnx_graph
 from deepmark.core.refinement.inputs import GarmentBatch, Normalisation, garment_batch, refined_detections
 from deepmark.core.refinement.render import POSE_STRIDE
 
@@ -127,15 +127,8 @@ def parse_refiner_info(text: str, path: Path) -> RefinerInfo:
 
 def read_refiner_info(path: str | Path) -> RefinerInfo:
     """Read and check a refiner file's metadata and its graph's inputs and outputs (no session)."""
-    import onnx
-
     path = Path(path)
-    if not path.is_file():
-        raise RefinerFileError(f"{path}: refiner file not found", path=path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
-        raise RefinerFileError(f"{path}: not an ONNX model ({type(exc).__name__})", path=path) from None
+    model = read_onnx_graph(path, RefinerFileError, "refiner")
     props = {p.key: p.value for p in model.metadata_props}
     if REFINER_METADATA_KEY not in props:
         if DETECTOR_METADATA_KEY in props:

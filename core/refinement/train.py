@@ -50,6 +50,7 @@ from deepmark.core.refinement.samples import collect_detections, ground_truth_sa
 from deepmark.core.store.predictions import file_sha256
 from deepmark.core.store.presets import model_default_params
 from deepmark.core.training.dataset import _image_index
+from deepmark.core.training.train import select_device
 from deepmark.core.util.atomic import append_text_atomically, write_text_atomically
 
 log = logging.getLogger("deepmark.train_refiner")
@@ -82,14 +83,6 @@ class DetectorRun:
     flip: bool
     scales: tuple[float, ...]
     params: dict
-
-
-def _device(wanted: str) -> torch.device:
-    if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RefinerTrainingError("device = 'cuda' but no CUDA device is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def _folder_ids(folder: str, split: str) -> tuple[dict, dict[int, Path]]:
@@ -148,14 +141,9 @@ def checkpoint_payload(model: RefinerNet, optimizer, scheduler, state: RefinerSt
 
 def load_refiner_checkpoint(path: str | Path) -> dict:
     """A checkpoint written by ``train_refiner``; ModelFileError (CheckpointError) naming the file otherwise."""
-    from deepmark.core.network.checkpoint import CheckpointError
+    from deepmark.core.network.checkpoint import CheckpointError, read_checkpoint_file
 
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found", path=path) from None
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise CheckpointError(f"{path}: cannot read checkpoint ({exc})", path=path) from None
+    payload = read_checkpoint_file(path)
     if not isinstance(payload, dict) or payload.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path}: not a refiner checkpoint (written by deepmark train-refiner)", path=path)
     return payload
@@ -204,7 +192,7 @@ def train_refiner(config: RefinerConfig, resume: bool = True, progress: bool = T
     """Run (or resume) refiner training as configured (see the module docstring); the final state."""
     if config.train.threads > 0:
         torch.set_num_threads(config.train.threads)
-    device = _device(config.train.device)
+    device = select_device(config.train.device)
     run_dir = Path(config.output.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     taxonomy = load_taxonomy()

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from deepmark.core.domain.structures import Detection, PostprocessParams
+from deepmark.core.domain.structures import Detection, LandmarkRefiner, PostprocessParams
 from deepmark.core.inference.detector import default_model_path
 from deepmark.core.util.lru import LruDict
 
@@ -22,10 +21,6 @@ CACHE_SIZE = 64  # refined results kept (detector × image × TTA × parameter s
 # (the detector's content key, image id, TTA key, the parameters decoded with): another model's detections
 # of the same image are other detections
 RefinementKey = tuple[str, int, str, PostprocessParams]
-
-
-class Refines(Protocol):
-    def refine(self, image: np.ndarray, detections: Sequence[Detection]) -> list[Detection]: ...
 
 
 def default_refiner_path() -> Path:
@@ -37,7 +32,7 @@ class LiveRefiner:
     """A loaded refinement network and its results so far. ``refine`` is safe to call from a worker thread
     (it touches no shared state); ``cached`` and ``keep`` belong to the session's thread."""
 
-    def __init__(self, refiner: Refines, path: Path) -> None:
+    def __init__(self, refiner: LandmarkRefiner, path: Path) -> None:
         self.refiner = refiner
         self.path = path
         self.cache: LruDict[RefinementKey, list[Detection]] = LruDict(CACHE_SIZE)

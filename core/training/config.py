@@ -148,14 +148,15 @@ def _coerce(section: str, name: str, default, value, source: str | Path):
     return value
 
 
-def parse_config(raw: dict, source: str | Path = "<config>", base_dir: Path | None = None) -> RunConfig:
-    """Build a RunConfig from parsed TOML; relative data, init and output paths are taken from ``base_dir``.
-    ``source`` is named in errors; a ``Path`` is the configuration file (also the errors' ``path``)."""
-    unknown = sorted(set(raw) - set(_SECTIONS))
+def parse_sections(raw: dict, sections: dict[str, type], source: str | Path) -> dict[str, object]:
+    """Each TOML table of ``raw`` as its section dataclass (name → instance, defaults for missing tables and
+    keys); ConfigError names ``source`` and the first unknown section or key, or the bad value. Shared by every
+    run configuration (detector training, refiner training)."""
+    unknown = sorted(set(raw) - set(sections))
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(_SECTIONS)}", path=path_of(source))
-    sections = {}
-    for name, cls in _SECTIONS.items():
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; known: {sorted(sections)}", path=path_of(source))
+    parsed = {}
+    for name, cls in sections.items():
         given = raw.get(name, {})
         if not isinstance(given, dict):
             raise ConfigError(f"{source}: [{name}] must be a table", path=path_of(source))
@@ -164,9 +165,30 @@ def parse_config(raw: dict, source: str | Path = "<config>", base_dir: Path | No
         if bad:
             raise ConfigError(f"{source}: unknown key(s) {bad} in [{name}]; known: {sorted(defaults)}",
                               path=path_of(source))
-        values = {k: _coerce(name, k, defaults[k], v, source) for k, v in given.items()}
-        sections[name] = cls(**values)
-    config = RunConfig(**sections, source=source)
+        parsed[name] = cls(**{k: _coerce(name, k, defaults[k], v, source) for k, v in given.items()})
+    return parsed
+
+
+def resolved_path(path: str, base_dir: Path) -> str:
+    """``path`` taken from ``base_dir`` when relative ("" stays "")."""
+    return str((base_dir / path).resolve()) if path and not Path(path).is_absolute() else path
+
+
+def read_toml(path: str | Path) -> dict:
+    """A configuration file's TOML; ConfigError names the file and the problem."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found", path=path) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read TOML ({exc})", path=path) from None
+
+
+def parse_config(raw: dict, source: str | Path = "<config>", base_dir: Path | None = None) -> RunConfig:
+    """Build a RunConfig from parsed TOML; relative data, init and output paths are taken from ``base_dir``.
+    ``source`` is named in errors; a ``Path`` is the configuration file (also the errors' ``path``)."""
+    config = RunConfig(**parse_sections(raw, _SECTIONS, source), source=source)
     _check(config, source)
     if base_dir is not None:
         config = _resolve_paths(config, base_dir)
@@ -191,7 +213,7 @@ def _resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
     from dataclasses import replace
 
     def resolve(path: str) -> str:
-        return str((base_dir / path).resolve()) if path and not Path(path).is_absolute() else path
+        return resolved_path(path, base_dir)
 
     data = replace(config.data, train=resolve(config.data.train), val=resolve(config.data.val))
     model = replace(config.model, init=resolve(config.model.init))
@@ -201,10 +223,4 @@ def _resolve_paths(config: RunConfig, base_dir: Path) -> RunConfig:
 def load_config(path: str | Path) -> RunConfig:
     """Read a TOML run configuration; ConfigError names the file and the problem."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found", path=path) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read TOML ({exc})", path=path) from None
-    return parse_config(raw, path, base_dir=Path.cwd())
+    return parse_config(read_toml(path), path, base_dir=Path.cwd())

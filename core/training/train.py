@@ -71,8 +71,9 @@ def _distributed() -> tuple[int, int]:
     return rank, world
 
 
-def _device(config: RunConfig) -> torch.device:
-    wanted = config.train.device
+def select_device(wanted: str) -> torch.device:
+    """The torch device for a configuration's ``device`` (auto | cpu | cuda; this process's GPU under
+    torchrun); TrainingError when CUDA is asked for and absent."""
     if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise TrainingError("device = 'cuda' but no CUDA device is available")
@@ -204,7 +205,7 @@ def _lr_lambda(config: RunConfig):
 def train(config: RunConfig, resume: bool = True, progress: bool = True) -> TrainState:
     """Run (or resume) training as configured; returns the final state."""
     rank, world = _distributed()
-    device = _device(config)
+    device = select_device(config.train.device)
     run_dir = Path(config.output.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(run_dir, rank)
