@@ -55,16 +55,21 @@ def item_records(session: Session, image_ids: list[int]) -> dict[int, list[ItemR
     return out
 
 
-def _state_from_data(base: dict[str, Any], data: ItemData, origin: str) -> dict[str, Any]:
+def _state_from_data(base: dict[str, Any], data: ItemData, origin: str, placed=None) -> dict[str, Any]:
     """The item state after replacing its content by ``data`` (its extra keys too); landmarks that moved or
-    changed visibility are flagged corrected (with their first position kept) unless the item is manual."""
+    changed visibility are flagged corrected (with their first position kept) unless the item is manual or
+    ``placed`` (L,) bool says an assist, not the person, placed them (they keep the flag they had)."""
     old = dict(enumerate(base["landmarks"]))
     same_category = base is not None and base["category_id"] == data.category_id
+    by_machine = set(np.flatnonzero(np.asarray(placed, bool)).tolist()) if placed is not None else set()
     landmarks = []
     for i, (x, y, v) in enumerate(np.asarray(data.landmarks, np.float64).tolist()):
         prev = old.get(i) if same_category else None
         if prev is None or origin == "manual":
             landmarks.append([x, y, int(v), False, None, None])
+            continue
+        if i in by_machine:
+            landmarks.append([x, y, int(v), prev[3], prev[4], prev[5]])
             continue
         changed = (x, y, int(v)) != (prev[0], prev[1], prev[2])
         corrected = prev[3] or changed
@@ -141,11 +146,12 @@ class AnnotationRepository:
     def update_item(self, annotation_id: int, *, category_id: int | None = None, box=None, landmarks=None,
                     attributes: dict[str, int | None] | None = None, segmentation=_UNSET, extra=_UNSET,
                     author: str | None = None, expected_version: int | None = None,
-                    action: str = "update_item") -> EditReceipt:
+                    action: str = "update_item", placed=None) -> EditReceipt:
         """Change an item's category, ``box`` (4,) xyxy, ``landmarks`` (L, 3) x, y, v, DF2 ``attributes``,
         ``segmentation`` and/or ``extra`` keys (name → JSON value; None: none) in one logged edit; what is
         not given is kept, the item's extra keys included. A new category with another landmark count needs
-        ``landmarks``."""
+        ``landmarks``. ``placed`` (L,) bool: landmarks an assist re-placed (a re-fit), not the person: they
+        are not flagged corrected by this edit."""
         def work(session: Session) -> EditReceipt:
             image_id = self._image_of(session, annotation_id)
             version = bump_version(session, image_id, expected_version)
@@ -167,7 +173,7 @@ class AnnotationRepository:
                 extra=before.get("extra") if extra is _UNSET else extra, **attrs,
             ), self.taxonomy, f"item {annotation_id}")
             origin = "corrected" if before["origin"] in _MACHINE_ORIGINS else before["origin"]
-            after = _state_from_data(before, data, origin)
+            after = _state_from_data(before, data, origin, placed)
             apply_state(session, "item", image_id, annotation_id, None, after)
             after = item_state(session, annotation_id)
             edit_id = log_edit(session, image_id=image_id, version=version, author=author or self._project.author,
