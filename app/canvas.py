@@ -5,6 +5,7 @@ Editing gestures, reported to whoever listens (``deepmark.app.edit_controller.Ed
 - click a box outline / label / landmark: selects its item; click a detection: selects it; Tab cycles;
 - drag a landmark: moves it, with every other selected landmark (Ctrl+click adds one, Shift+drag on
   the image draws a rubber band) → ``landmarks_moved`` (or the ``on_moved`` callback for one landmark);
+  with Shift held the dragged landmark snaps to a peak of its group heatmap (``snapper``), shown faintly;
 - drag a selected item's corner / edge handle → ``box_edited``;
 - draw mode (``set_draw_mode``): drag a new box → ``box_drawn``;
 - right click → ``context_menu_requested``; keys in ``key_actions`` call their action.
@@ -13,6 +14,7 @@ Editing gestures, reported to whoever listens (``deepmark.app.edit_controller.Ed
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
@@ -40,6 +42,18 @@ from deepmark.core.store import ItemRecord
 from deepmark.core.studio.display import HeatmapView, best_per_location, colorize
 
 ZOOM_STEP = 1.25
+SNAP_RADIUS_PX = 24.0  # screen px: how far a Shift-drag reaches for a heatmap peak, whatever the zoom
+SNAP_HEAT_OPACITY = 0.35  # the group heatmap under a Shift-drag: faint, the image stays readable
+
+
+class Snapper(Protocol):
+    """What the canvas asks while a landmark is Shift-dragged (``deepmark.app.assist_controller``)."""
+
+    def snap(self, annotation_id: int, idx: int, xy: tuple[float, float], radius: float) -> tuple[float, float] | None:
+        """The peak of the landmark's group heatmap nearest ``xy`` within ``radius`` image pixels, or None."""
+
+    def snap_heatmap(self, annotation_id: int, idx: int) -> HeatmapView | None:
+        """The landmark's group heatmap, to show during the drag (None: none)."""
 MIN_DRAWN_BOX = 2.0  # image pixels: a smaller drag in draw mode is a slip, not a box
 AFTER_PAINT_LIMIT_MS = 100  # ``after_paint`` work runs by then even when nothing was painted
 
@@ -83,6 +97,17 @@ class Canvas(QGraphicsView):
         self._heat.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._image)
         self.scene().addItem(self._heat)
+        # the dragged landmark's group heatmap while Shift snaps it (over the overlay, under the garments)
+        self._snap_heat = QGraphicsPixmapItem()
+        self._snap_heat.setZValue(2)
+        self._snap_heat.setOpacity(SNAP_HEAT_OPACITY)
+        self._snap_heat.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._snap_heat.setVisible(False)
+        self.scene().addItem(self._snap_heat)
+        self._snap_shown: tuple[int, int] | None = None  # (annotation id, landmark index) whose heatmap is shown
+        self.snapper: Snapper | None = None
+        self.pointer: QPointF | None = None  # the scene point under the mouse while it is over the image
+        self.setMouseTracking(True)
         self._detection_layer: list[DetectionGraphic] = []
         self.item_graphics: dict[int, ItemGraphic] = {}
         self._handles: dict[int, list[LandmarkHandle]] = {}  # annotation id → its landmarks' handles
@@ -181,7 +206,8 @@ class Canvas(QGraphicsView):
             v = int(graphic.v[idx])
             tip = f"{category.name} #{idx + 1} {category.landmark_names[idx]} ({VISIBILITY_NAMES[v]})"
             handle = LandmarkHandle(graphic, idx, tip, self._landmarks_dragged if editable else None,
-                                    on_pressed=self._pressed_then(on_pressed), on_hover=self._hover)
+                                    on_pressed=self._pressed_then(on_pressed), on_hover=self._hover,
+                                    on_snap=self._snap_drag if editable else None)
             self.scene().addItem(handle)
             handles.append(handle)
             if idx in selected:
@@ -332,6 +358,33 @@ class Canvas(QGraphicsView):
                 on_pressed(annotation_id, idx)
         return pressed
 
+    def _snap_drag(self, handle: LandmarkHandle, shift: bool | None) -> None:
+        """A drag step of ``handle`` (``shift`` None: the drag ended): with Shift, show its group heatmap
+        faintly and put it on the nearest peak within ``SNAP_RADIUS_PX`` screen pixels; else no heatmap."""
+        key = (handle.annotation_id, handle.idx)
+        if not shift or self.snapper is None:
+            self.show_snap_heatmap(None)
+            return
+        if self._snap_shown != key:
+            self.show_snap_heatmap(self.snapper.snap_heatmap(*key), key)
+        at = handle.pos()
+        peak = self.snapper.snap(*key, (at.x(), at.y()), SNAP_RADIUS_PX * self.pixel_size())
+        if peak is not None:
+            handle.setPos(QPointF(*peak))
+
+    def show_snap_heatmap(self, view: HeatmapView | None, key: tuple[int, int] | None = None) -> None:
+        """Show ``view`` faintly over the image (None: hide it); ``key`` the landmark it belongs to."""
+        self._snap_shown = key if view is not None else None
+        if view is None:
+            self._snap_heat.setVisible(False)
+            return
+        self._snap_heat.setPixmap(rgba_to_pixmap(colorize(view.values)))
+        self._snap_heat.setTransform(map_pixels_transform(view.map_to_image))
+        self._snap_heat.setVisible(True)
+
+    def snap_heatmap_visible(self) -> bool:
+        return self._snap_heat.isVisible()
+
     def _landmarks_dragged(self, moves: list[tuple[int, int, tuple[float, float]]]) -> None:
         self.landmarks_moved.emit(moves)
 
@@ -388,6 +441,7 @@ class Canvas(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:
+        self.pointer = self.mapToScene(event.position().toPoint())  # the target of "garment at cursor"
         if self._draw_start is not None:
             self._draw_preview.setRect(QRectF(self._draw_start, self._image_point(event.position())).normalized())
             event.accept()
@@ -406,6 +460,10 @@ class Canvas(QGraphicsView):
         if self._rubber_band:
             self._rubber_band = False
             self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+
+    def leaveEvent(self, event) -> None:
+        self.pointer = None
+        super().leaveEvent(event)
 
     def contextMenuEvent(self, event) -> None:
         self.context_menu_requested.emit(event.pos(), event.globalPos())

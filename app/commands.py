@@ -187,6 +187,26 @@ def set_visibility(project: Project, image_id: int, targets: Sequence[tuple[int,
                         f"mark {what} {VISIBILITY_NAMES[v]}")
 
 
+class SetItemLandmarks(StoreCommand):
+    """Give items whole new (L, 3) landmark arrays at once — a move and the re-fit it triggers, or an explicit
+    re-fit — in one store edit per item and one undo step. ``changes``: (annotation id, landmarks (L, 3),
+    placed (L,) bool: the landmarks the assist re-placed, which the store does not flag as the person's)."""
+
+    def __init__(self, project: Project, image_id: int, changes: Sequence[tuple[int, np.ndarray, np.ndarray]],
+                 host: Host, text: str) -> None:
+        super().__init__(project, image_id, host, text)
+        self.changes = [(aid, np.asarray(lm, np.float64).copy(), np.asarray(placed, bool).copy())
+                        for aid, lm, placed in changes]
+
+    def _steps(self):
+        update = self.project.annotations.update_item
+
+        def step(aid: int, landmarks: np.ndarray, placed: np.ndarray) -> Step:
+            return lambda version: update(item_id(self.project, aid), landmarks=landmarks, placed=placed,
+                                          action="refit_landmarks", expected_version=version)
+        return [step(aid, lm, placed) for aid, lm, placed in self.changes]
+
+
 class SetBox(StoreCommand):
     def __init__(self, project: Project, image_id: int, annotation_id: int, box, host: Host) -> None:
         super().__init__(project, image_id, host, "resize box")

@@ -36,7 +36,7 @@ from deepmark.core.domain.structures import VISIBILITY_NAMES, Detection
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import ItemData, ItemRecord
 from deepmark.core.store.bulk import item_from_detection
-from deepmark.core.studio.templates import derive_landmarks, template_landmarks
+from deepmark.core.studio.templates import derive_landmarks
 
 if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
@@ -178,7 +178,9 @@ class Editor(QObject):
         image_id = self._image_id()
         moves = [(aid, idx, self._inside(*xy)) for aid, idx, xy in moves]
         if image_id is not None and moves:
-            self._push(move_landmarks(self.window.session.project, image_id, moves, self.window))
+            # with re-fit after a fix on, the garment's unconfirmed landmarks follow in the same step
+            refit = self.window.assists.move_command(image_id, moves)
+            self._push(refit or move_landmarks(self.window.session.project, image_id, moves, self.window))
 
     def set_visibility(self, v: int, targets: list[tuple[int, int]] | None = None) -> None:
         image_id = self._image_id()
@@ -252,27 +254,29 @@ class Editor(QObject):
             self.window.show_info("drag a box around the garment (Escape cancels)")
 
     def box_drawn(self, box: np.ndarray) -> None:
-        """A box drawn in draw mode: choose its category, then it is added with template landmarks."""
+        """A box drawn in draw mode: choose its category, then it is added with landmarks from the heatmaps."""
         self.choose_category(lambda cid: self.add_item(box, cid))
 
-    def add_item(self, box, category_id: int) -> int | None:
-        """Add a manual item: ``box`` (4,) xyxy pixels, the category's template landmarks in it. Returns the
-        new item's id (it becomes the selected item)."""
+    def add_item(self, prompt, category_id: int) -> int | None:
+        """Add a manual item at ``prompt``: a box (4,) xyxy pixels, or a garment's centre (2,) x, y. Its
+        landmarks come from the image's group heatmaps where a peak is confident, else the category template
+        (``deepmark.app.assist_controller``). One undo step. Returns the new item's id (it becomes selected)."""
         image_id = self._image_id()
         if image_id is None:
             return None
         category = self.window.taxonomy.category(category_id)
-        box = np.array([*self._inside(box[0], box[1]), *self._inside(box[2], box[3])])
-        try:
-            landmarks = template_landmarks(category, box)
-        except DeepMarkError as exc:
-            self.window.show_error(f"add item: {exc}")
+        prompt = np.asarray(prompt, np.float64).reshape(-1)
+        if prompt.shape == (4,):
+            prompt = np.array([*self._inside(prompt[0], prompt[1]), *self._inside(prompt[2], prompt[3])])
+        item = self.window.assists.new_item(prompt, category_id)
+        if item is None:
             return None
-        data = ItemData(category_id=category_id, box=np.asarray(box, np.float64), landmarks=landmarks)
+        data = ItemData(category_id=category_id, box=item.box, landmarks=item.landmarks)
         command = self._push(AddItem(self.window.session.project, image_id, data, self.window,
                                      text=f"add {category.name}"))
         if command.annotation_id is not None:
             self.canvas.selected_id = command.annotation_id  # selected once the items are rebuilt
+            self.window.show_info(self.window.assists.describe(item, category.name))
         return command.annotation_id
 
     def delete_selected(self) -> None:
@@ -390,6 +394,8 @@ class Editor(QObject):
             menu.addAction("Accept prediction\tEnter", lambda: self.accept_detection(detection))
         else:
             menu.addAction("Draw new item\tB", self.toggle_draw)
+            at = self.canvas.mapToScene(view_pos)
+            menu.addAction("Add garment centred here…\tG", lambda: self.window.assists.garment_at(at))
         return menu
 
     def _item_entries(self, menu: QMenu, annotation_id: int) -> None:

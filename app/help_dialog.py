@@ -35,6 +35,7 @@ MOUSE_GESTURES = (
     ("Zoom around the cursor", "wheel (on the image or the side-by-side heatmap)"),
     ("Pan", "drag an empty part of the image (or of the side-by-side heatmap)"),
     ("Move a landmark", "drag it (stored at once; Ctrl+Z undoes)"),
+    ("Snap a landmark to its heatmap peak", "Shift+drag it (its group heatmap shows faintly while dragging)"),
     ("Select several landmarks", "Ctrl+click each, or Shift+drag a rubber band; then drag one to move all"),
     ("Resize a box", "select its item, then drag a corner or an edge handle"),
     ("Select a prediction", "click its box or its label"),

@@ -82,6 +82,7 @@ def build_menus(window: MainWindow) -> None:
         window.addAction(action)
     edit.addSeparator()
     window.editor.add_menu_actions(edit)
+    window.assists.add_menu_actions(edit)
 
     view = bar.addMenu("&View")
     _action(window, view, "Fit to window", window.canvas.zoom_fit, "view.fit")

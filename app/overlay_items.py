@@ -40,6 +40,9 @@ MovesCallback = Callable[[list[tuple[int, int, tuple[float, float]]]], None]
 PressCallback = Callable[[int, int], None]
 # Called with (annotation id, landmark index) entering a landmark, or (None, None) leaving it.
 HoverCallback = Callable[[int | None, int | None], None]
+# Called with (the dragged handle, Shift held: True / False, or None when the drag ends) on each drag step,
+# after the handles moved: it may move the dragged handle on (snapping it to a heatmap peak).
+SnapCallback = Callable[["LandmarkHandle", bool | None], None]
 
 
 @lru_cache(maxsize=1)
@@ -519,11 +522,13 @@ class LandmarkHandle(QGraphicsItem):
     It paints nothing: its ``ItemGraphic`` paints the landmark and follows it while dragged."""
 
     def __init__(self, graphic: ItemGraphic, idx: int, tooltip: str, on_moved: MovesCallback | None,
-                 on_pressed: PressCallback | None = None, on_hover: HoverCallback | None = None) -> None:
+                 on_pressed: PressCallback | None = None, on_hover: HoverCallback | None = None,
+                 on_snap: SnapCallback | None = None) -> None:
         super().__init__()
         self.graphic, self.idx = graphic, idx
         self.annotation_id = graphic.annotation_id
         self._on_moved, self._on_pressed, self._on_hover = on_moved, on_pressed, on_hover
+        self._on_snap = on_snap
         self._starts: dict[LandmarkHandle, QPointF] = {}
         flags = QGraphicsItem.GraphicsItemFlag
         # no itemChange override: Qt would call into Python for each of the ~15 changes a new item goes
@@ -576,10 +581,15 @@ class LandmarkHandle(QGraphicsItem):
             inside = clamped_to_scene(handle, handle.pos())  # landmarks stay on the image
             if inside != handle.pos():
                 handle.setPos(inside)
+        if self._on_snap is not None and self in self._starts:
+            self._on_snap(self, bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+        for handle in self._starts:
             handle.graphic.move_landmark(handle.idx, handle.pos())  # skeleton and number follow
 
     def mouseReleaseEvent(self, event) -> None:
         super().mouseReleaseEvent(event)
+        if self._on_snap is not None and self in self._starts:
+            self._on_snap(self, None)  # the drag ends: its snapping display goes
         moves = [(h.annotation_id, h.idx, (h.pos().x(), h.pos().y())) for h, start in self._starts.items()
                  if h.pos() != start]
         self._starts = {}

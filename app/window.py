@@ -182,6 +182,9 @@ class MainWindow(QMainWindow):
         from deepmark.app.menus import build_menus  # after the widgets it connects to exist
 
         self.editor = Editor(self)  # canvas gestures and editing keys → undoable store commands
+        from deepmark.app.assist_controller import Assists
+
+        self.assists = Assists(self)  # heatmap help while correcting: prompted landmarks, snap, re-fit
         build_menus(self)
         self.resize(1400, 860)
         self.default_layout = self.saveState()  # View → Reset layout returns to it
