@@ -19,7 +19,7 @@ from PySide6.QtGui import QAction
 from deepmark.app.commands import SetItemLandmarks
 from deepmark.app.keymap import default_sequences
 from deepmark.app.settings import studio_settings
-from deepmark.core.centernet.assist import CENTRE_SEARCH, centre_peak, snap_to_peak
+from deepmark.core.centernet.assist import CENTRE_SEARCH, SNAP_MIN_SCORE, centre_peak, snap_to_peak
 from deepmark.core.domain.structures import RawHeads
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import ItemRecord
@@ -181,7 +181,11 @@ class Assists(QObject):
                 self._said_no_heads = True
                 self.window.show_info("no model heatmaps for this image: Shift-drag cannot snap")
             return None
-        return heatmap_view(heads, "group", group)
+        view = heatmap_view(heads, "group", group)
+        # scaled to the group's own maximum: where its peaks are is what matters here, and a group whose
+        # peaks score 0.3 would be all but transparent in the colour scale (never below the snap floor)
+        top = max(float(view.values.max()), SNAP_MIN_SCORE)
+        return HeatmapView(np.clip(view.values / top, 0.0, 1.0), view.map_to_image)
 
     def snap_targets(self) -> None:
         """P: snap the landmark under the cursor (or the selected ones) to the nearest peak of its group within

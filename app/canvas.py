@@ -43,7 +43,7 @@ from deepmark.core.studio.display import HeatmapView, best_per_location, coloriz
 
 ZOOM_STEP = 1.25
 SNAP_RADIUS_PX = 24.0  # screen px: how far a Shift-drag reaches for a heatmap peak, whatever the zoom
-SNAP_HEAT_OPACITY = 0.35  # the group heatmap under a Shift-drag: faint, the image stays readable
+SNAP_HEAT_OPACITY = 0.6  # the group heatmap under a Shift-drag: the heatmap overlay's default; transparent where low
 
 
 class Snapper(Protocol):
