@@ -99,7 +99,7 @@ class Assists(QObject):
 
     def new_item(self, prompt, category_id: int) -> NewItem | None:
         """The landmarks for a new ``category_id`` item at ``prompt`` (box (4,) or click (2,), image pixels):
-        from the heatmaps when the image's heads are cached, else the template over the box (said once)."""
+        from the heatmaps when the image's heads are cached, else the template over the box."""
         category = self.window.taxonomy.category(category_id)
         heads = self._heads()
         try:
@@ -108,16 +108,16 @@ class Assists(QObject):
         except DeepMarkError as exc:
             self.window.show_error(f"add {category.name}: {exc}")
             return None
-        if item.source == "template" and not self._said_no_heads:
-            self._said_no_heads = True
-            self.window.show_info("no model heatmaps for this image (no model loaded, or not run yet): new garments "
-                                  "get their category template; move the landmarks that differ")
         return item
 
     def describe(self, item: NewItem, name: str) -> str:
-        """One status line: how many landmarks the heatmaps placed."""
+        """One status line: how many landmarks the heatmaps placed (without heads, why: said once)."""
         if item.source == "template":
-            return f"added {name}: its template over the box"
+            if self._said_no_heads:
+                return f"added {name}: its template over the box"
+            self._said_no_heads = True
+            return (f"added {name}: its template over the box — no model heatmaps for this image (no model loaded, "
+                    "or not run yet), so new garments get their category template; move the landmarks that differ")
         return (f"added {name}: {int(item.confident.sum())} of {len(item.confident)} landmarks on heatmap peaks "
                 "(visible), the rest from the template (occluded)")
 

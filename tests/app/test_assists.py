@@ -383,7 +383,9 @@ def test_without_a_model_a_box_gets_the_template_said_once(qtbot, demo_project, 
         _draw(qtbot, window, box, 8)
         (new,) = _new_items(demo_project, image_id, before)
         np.testing.assert_allclose(new.landmarks, template_landmarks(taxonomy.category(8), new.box))
-    assert sum("no model heatmaps" in m for m in messages) == 1
+    assert sum("no model heatmaps" in m for m in messages) == 1  # said once, and it stays readable:
+    assert "no model heatmaps" not in window.statusBar().currentMessage()  # the second box says less
+    assert window.statusBar().currentMessage() == "added trousers: its template over the box"
     _hover(window.canvas, QPointF(100.0, 100.0))
     steps = window.undo_stack.index()
     qtbot.keyClick(window.canvas, Qt.Key.Key_G)  # a click needs the heatmaps: said, nothing added
