@@ -438,3 +438,32 @@ def test_the_assist_keys_are_in_the_keymap_and_the_edit_menu(model_window):
     assert rows[("Edit", "Snap landmark to heatmap peak")] == "P"
     assert rows[("Edit", "Re-fit garment to template")] == "T"
     assert rows[("Edit", "Re-fit after a fix (on / off)")] == "Shift+T"
+
+
+def test_a_fix_of_an_accepted_prediction_re_fits_and_flags_only_what_the_person_moved(model_window, demo_project,
+                                                                                        qtbot):
+    """An accepted prediction: the dragged landmark is flagged corrected, the re-placed ones are not (they stay
+    guesses for the statistics and the next re-fit), and the item, now 'corrected', still re-fits on the
+    next fix."""
+    window = model_window
+    session = window.session
+    detection = max(session.detections, key=lambda d: int((d.landmarks[:, 2] == 0).sum()))
+    aid = window.editor.accept_detection(detection)
+    _settled(qtbot)
+    accepted = demo_project.annotations.get(aid)
+    assert accepted.origin == "predicted" and not accepted.corrected.any()
+    for _ in range(2):  # a predicted item, then the same item as corrected
+        item = demo_project.annotations.get(aid)
+        guesses = np.flatnonzero((item.landmarks[:, 2] == 1) & ~item.corrected)
+        assert len(guesses) >= 2, "the prediction needs landmarks the model only regressed"
+        idx = int(guesses[0])
+        steps = window.undo_stack.index()
+        window.editor.move_landmarks([(aid, idx, tuple(item.landmarks[idx, :2] + (6.0, 4.0)))])
+        _settled(qtbot)
+        after = demo_project.annotations.get(aid)
+        assert window.undo_stack.index() == steps + 1 and "re-fit" in window.undo_stack.undoText()
+        replaced = (after.landmarks[:, :2] != item.landmarks[:, :2]).any(axis=1)
+        replaced[idx] = False
+        assert replaced.any()
+        assert after.corrected[idx] and not after.corrected[replaced].any()
+        assert after.origin == "corrected"
