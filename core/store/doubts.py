@@ -139,6 +139,8 @@ def _step(session: Session, current_id: int, doubt_key: str, forward: bool, wrap
     # the order: scored (score desc, id asc), then unscored (id asc); reversed for stepping back
     order = (unscored.asc(), score.desc(), Image.id.asc()) if forward else \
         (unscored.desc(), score.asc(), Image.id.desc())
+    if current_id <= 0:  # no current image: the order's first (last)
+        return _first(session, base.order_by(*order))
     mine = session.scalar(select(d.score).where(d.image_id == current_id, d.doubt_key == doubt_key))
     if mine is None:
         after = and_(unscored, Image.id > current_id) if forward else \
@@ -147,7 +149,10 @@ def _step(session: Session, current_id: int, doubt_key: str, forward: bool, wrap
         later = or_(score < mine, and_(score == mine, Image.id > current_id))
         earlier = or_(score > mine, and_(score == mine, Image.id < current_id))
         after = or_(unscored, later) if forward else earlier
-    row = session.scalars(base.where(after).order_by(*order).limit(1)).first()
-    if row is None and wrap:
-        row = session.scalars(base.order_by(*order).limit(1)).first()
+    found = _first(session, base.where(after).order_by(*order))
+    return _first(session, base.order_by(*order)) if found is None and wrap else found
+
+
+def _first(session: Session, stmt) -> ImageRecord | None:
+    row = session.scalars(stmt.limit(1)).first()
     return None if row is None else image_record(row)
