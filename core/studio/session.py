@@ -354,6 +354,9 @@ class Session:
         if (key, image_id) in self._doubts_stored:
             return
         try:
+            if self.project.doubts.get(image_id, key) is not None:  # a batch job scored it under this key
+                self._doubts_stored.add((key, image_id))
+                return
             doubt = image_doubt(heads, self.model.mirror(image_id), self.params, self.taxonomy,
                                 self.model.detector.grouping)
             stored = store_doubt(self.project, image_id, key, doubt, self.model.run_id(self.project, self.params))
