@@ -137,8 +137,9 @@ class ImageListModel(QAbstractListModel):
                 if role == Qt.ItemDataRole.DisplayRole else None
         score = self._scores.get(record.id)
         if role == Qt.ItemDataRole.DisplayRole:
-            doubt = f"  ·  doubt {score:.2f}" if score is not None else ""
-            return f"{record.path.rsplit('/', 1)[-1]}  ·  {record.status}{doubt}"
+            # the score first: the pane is narrow, and sorted by doubt the column of scores reads down the list
+            doubt = f"{score:.2f}  ·  " if score is not None else ""
+            return f"{doubt}{record.path.rsplit('/', 1)[-1]}  ·  {record.status}"
         if role == Qt.ItemDataRole.ToolTipRole:
             doubt = f"doubt {score:.2f}" if score is not None else "doubt not computed for this model and parameters"
             tip = f"{record.path}\n{record.width}×{record.height} px, {record.status}\n{doubt}"

@@ -89,8 +89,10 @@ def test_the_list_sorts_by_doubt_and_shows_each_score(window, demo_project, qtbo
     assert rows == _doubt_order(demo_project, key, ids) + [i for i in ids if i not in scores]
     assert window.session.record.id == current and window.image_model.record(window.current_row()).id == current
     top = model.index(0)
-    assert f"doubt {scores[rows[0]]:.2f}" in model.data(top) and f"doubt {scores[rows[0]]:.2f}" in \
-        model.data(top, Qt.ItemDataRole.ToolTipRole)
+    assert model.data(top).startswith(f"{scores[rows[0]]:.2f}  ·  ")
+    assert f"doubt {scores[rows[0]]:.2f}" in model.data(top, Qt.ItemDataRole.ToolTipRole)
+    unscored = model.index(model.rowCount() - 1)
+    assert model.data(unscored).startswith(model.record(model.rowCount() - 1).path.rsplit("/", 1)[-1])
     window.filter_bar.sort.setCurrentIndex(0)
     assert [model.record(r).id for r in range(model.rowCount())] == ids
 
