@@ -68,12 +68,17 @@ class DoubtController(QObject):
 
     def sync_key(self) -> None:
         """Show the scores of the current model, TTA and parameters (a re-read only when the key changed)."""
-        key = self.current_key() if self.window.session.project is not None else None
+        if self.window.session.project is None:
+            return  # closed (the window closing, or between projects): nothing to list
+        key = self.current_key()
         if key != self.window.image_model.doubt_key:
             self._reset_list(key, None)
 
     def set_sorted(self, by_doubt: bool) -> None:
         """Sort the image list by doubt (highest first, unscored last) or in file order."""
+        if self.window.session.project is None:
+            self.window.image_model.keep_sorting(by_doubt)  # for the next project, as the filter is kept
+            return
         self._reset_list(self.current_key(), by_doubt)
 
     def _reset_list(self, key: str | None, by_doubt: bool | None) -> None:
@@ -103,7 +108,8 @@ class DoubtController(QObject):
 
     def reload(self) -> None:
         """Re-read every score (after a batch job stored many), keeping the current sorting."""
-        self._reset_list(self.current_key(), None)
+        if self.window.session.project is not None:
+            self._reset_list(self.current_key(), None)
 
     # -- review order ---------------------------------------------------------------------------
 
@@ -261,6 +267,8 @@ class DoubtController(QObject):
         return self.dialog
 
     def stop(self) -> None:
+        """Before the project closes: no pending re-read of the list, no computation running."""
+        self._key_timer.stop()
         if self.task is not None:
             self.task.stop()
             self._finish()

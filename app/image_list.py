@@ -77,6 +77,10 @@ class ImageListModel(QAbstractListModel):
             self._by_doubt = by_doubt
         self.set_project(self._project)
 
+    def keep_sorting(self, by_doubt: bool) -> None:
+        """Sort by doubt (or not) from the next re-read on (no project open now)."""
+        self._by_doubt = by_doubt
+
     @property
     def doubt_key(self) -> str | None:
         return self._doubt_key
