@@ -25,6 +25,7 @@ class FilterBar(QWidget):
     """``changed(ImageFilter)`` whenever a control changes (the search after a short pause)."""
 
     changed = Signal(object)
+    sort_changed = Signal(bool)  # True: most doubt first; False: file order
 
     def __init__(self, taxonomy: Taxonomy, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,6 +49,10 @@ class FilterBar(QWidget):
         self.search.setPlaceholderText("Search file name…")
         self.search.setClearButtonEnabled(True)
         self.count = QLabel("")
+        self.sort = QComboBox()
+        self.sort.addItems(["File order", "Most doubt first"])
+        self.sort.setToolTip("Sort the list by the model's doubt about each image (current model and parameters; "
+                             "images not scored yet come last, in file order)")
         for combo in (self.status, self.category):  # narrow: the list dock must not widen the window
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(6)
@@ -61,6 +66,9 @@ class FilterBar(QWidget):
         layout.addWidget(self.score, 2, 1)
         layout.addWidget(self.corrections, 3, 0)
         layout.addWidget(self.count, 3, 1)
+        layout.addWidget(QLabel("Sort"), 4, 0)
+        layout.addWidget(self.sort, 4, 1)
+        self.sort.currentIndexChanged.connect(lambda i: self.sort_changed.emit(i == 1))
 
         self._search_timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._search_timer.timeout.connect(self._emit)

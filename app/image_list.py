@@ -29,14 +29,20 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 class ImageListModel(QAbstractListModel):
-    """Rows are ``ImageRecord``s in id order (those the filter lets through); ``record(row)``,
-    ``row_of(image_id)``, ``refresh(image_id)``. ``loader`` makes the thumbnails (DecorationRole)."""
+    """Rows are ``ImageRecord``s in id order (those the filter lets through), or sorted by doubt score
+    (``set_doubt``); ``record(row)``, ``row_of(image_id)``, ``refresh(image_id)``. ``loader`` makes the
+    thumbnails (DecorationRole)."""
 
     def __init__(self, project: Project | None = None, parent=None, thumbnails: ThumbnailCache | None = None) -> None:
         super().__init__(parent)
         self._project: Project | None = None
         self._filter = ImageFilter()
-        self._ids: list[int] = []  # ascending: a row is found by bisection
+        self._ids: list[int] = []  # ascending (file order): a row is found by bisection
+        # doubt scores under the current key (image id → score) and, when sorted by them, each id's row
+        self._doubt_key: str | None = None
+        self._scores: dict[int, float] = {}
+        self._by_doubt = False
+        self._rows: dict[int, int] | None = None
         self._pages: LruDict[int, list[ImageRecord]] = LruDict(PAGES_KEPT)
         self._path_rows: dict[str, int] = {}  # rows of the pages read, for the thumbnails' answers
         self.loader = ThumbnailLoader(thumbnails, parent=self)
@@ -51,11 +57,51 @@ class ImageListModel(QAbstractListModel):
         self._project = project
         self._pages.clear()
         self._path_rows = {}
+        self._rows = None
         try:
             flt = None if self._filter.is_empty() else self._filter
             self._ids = project.images.ids(filter=flt) if project is not None else []
+            self._scores = project.doubts.scores(self._doubt_key) if project is not None and self._doubt_key else {}
+            if self._by_doubt and self._doubt_key is not None:
+                s = self._scores
+                self._ids.sort(key=lambda i: (i not in s, -s.get(i, 0.0), i))  # scored first, highest first
+                self._rows = {image_id: row for row, image_id in enumerate(self._ids)}
         finally:
             self.endResetModel()
+
+    def set_doubt(self, doubt_key: str | None, by_doubt: bool | None = None) -> None:
+        """Show the doubt scores stored under ``doubt_key`` (None: none are current); ``by_doubt``: sort the rows
+        by them, highest first, unscored images last in file order (None: keep the sorting). Re-reads the ids."""
+        self._doubt_key = doubt_key
+        if by_doubt is not None:
+            self._by_doubt = by_doubt
+        self.set_project(self._project)
+
+    def keep_sorting(self, by_doubt: bool) -> None:
+        """Sort by doubt (or not) from the next re-read on (no project open now)."""
+        self._by_doubt = by_doubt
+
+    @property
+    def doubt_key(self) -> str | None:
+        return self._doubt_key
+
+    @property
+    def sorted_by_doubt(self) -> bool:
+        return self._by_doubt
+
+    def score(self, image_id: int) -> float | None:
+        """The image's doubt score under the current key (None: not computed)."""
+        return self._scores.get(image_id)
+
+    def set_score(self, image_id: int, doubt_key: str, score: float) -> None:
+        """A score just stored: shown in its row when it is under the current key (the order stays until the
+        list is re-sorted, so rows do not jump under the user's eyes)."""
+        if doubt_key != self._doubt_key:
+            return
+        self._scores[image_id] = score
+        row = self.row_of(image_id)
+        if row is not None:
+            self.dataChanged.emit(self.index(row), self.index(row))
 
     @property
     def filter(self) -> ImageFilter:
@@ -93,10 +139,14 @@ class ImageListModel(QAbstractListModel):
         if record is None:
             return f"image {self._ids[index.row()]} (no longer in the project)" \
                 if role == Qt.ItemDataRole.DisplayRole else None
+        score = self._scores.get(record.id)
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{record.path.rsplit('/', 1)[-1]}  ·  {record.status}"
+            # the score first: the pane is narrow, and sorted by doubt the column of scores reads down the list
+            doubt = f"{score:.2f}  ·  " if score is not None else ""
+            return f"{doubt}{record.path.rsplit('/', 1)[-1]}  ·  {record.status}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"{record.path}\n{record.width}×{record.height} px, {record.status}"
+            doubt = f"doubt {score:.2f}" if score is not None else "doubt not computed for this model and parameters"
+            tip = f"{record.path}\n{record.width}×{record.height} px, {record.status}\n{doubt}"
             problem = self.loader.error(record.path)
             return tip + (f"\ncannot be shown: {problem}" if problem else "")
         if role == Qt.ItemDataRole.DecorationRole:
@@ -117,6 +167,8 @@ class ImageListModel(QAbstractListModel):
         return self._page(row // PAGE)[row % PAGE]
 
     def row_of(self, image_id: int) -> int | None:
+        if self._rows is not None:
+            return self._rows.get(image_id)
         row = bisect.bisect_left(self._ids, image_id)
         return row if row < len(self._ids) and self._ids[row] == image_id else None
 

@@ -176,6 +176,7 @@ class JobController(QObject):
         session = window.session
         if project is not None and session.project is project:
             window.image_model.refresh_ids(report.processed_ids)
+            window.doubts.reload()  # the job scored each image's doubt
             if session.record is not None and session.record.id in report.processed_ids:
                 window.refresh_row(session.record.id)
             window.update_counts()

@@ -68,6 +68,10 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "review.no_garments": ("Shift+E",),
     "review.accept_all_predictions": ("Shift+Return",),
     "review.summary": ("F9",),
+    "view.review_by_doubt": ("Ctrl+Shift+U",),
+    "review.mistakes": ("Shift+F9",),
+    "review.next_mistake": ("M",),
+    "review.previous_mistake": ("Shift+M",),
     "help.shortcuts": ("F1",),
 }
 SECTION = "keys"

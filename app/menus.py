@@ -116,6 +116,9 @@ def build_menus(window: MainWindow) -> None:
             "image.previous_unreviewed")
     review.addSeparator()
     _action(window, review, "Summary by category…", lambda: show_summary(window), "review.summary")
+    from deepmark.app.doubt_view import add_doubt_actions  # review where the model doubts
+
+    add_doubt_actions(window, view, review, _action)
 
     # last: the shortcut list is built from window.actions() when it opens, so later actions appear too
     build_help_menu(window, bar.addMenu("&Help"), _action)

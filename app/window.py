@@ -48,7 +48,7 @@ from deepmark.core.store.interchange import ImportReport
 from deepmark.core.store.presets import model_default_params
 from deepmark.core.studio.cache import heads_dir
 from deepmark.core.studio.display import demo_folder, group_labels, heatmap_view
-from deepmark.core.studio.review import correction_counts, next_unreviewed, previous_unreviewed
+from deepmark.core.studio.review import correction_counts, step_unreviewed
 from deepmark.core.studio.session import Session
 
 if TYPE_CHECKING:
@@ -183,8 +183,10 @@ class MainWindow(QMainWindow):
 
         self.editor = Editor(self)  # canvas gestures and editing keys → undoable store commands
         from deepmark.app.assist_controller import Assists
+        from deepmark.app.doubt_view import DoubtController
 
         self.assists = Assists(self)  # heatmap help while correcting: prompted landmarks, snap, re-fit
+        self.doubts = DoubtController(self)  # doubt scores in the list, review order, likely mistakes
         build_menus(self)
         self.resize(1400, 860)
         self.default_layout = self.saveState()  # View → Reset layout returns to it
@@ -337,6 +339,7 @@ class MainWindow(QMainWindow):
 
     def set_project(self, project: Project) -> None:
         stop_jobs(self)  # a batch job writes into the project being replaced
+        self.doubts.stop()
         self._keep_params_now()
         self.session.open_project(project)
 
@@ -577,8 +580,8 @@ class MainWindow(QMainWindow):
         if self.session.project is None:
             return
         current = self.session.record.id if self.session.record is not None else 0
-        try:
-            found = (next_unreviewed if delta > 0 else previous_unreviewed)(self.session.project, current)
+        try:  # in file order, or following the model's doubt (View → Review order)
+            found = step_unreviewed(self.session.project, current, delta > 0, self.doubts.review_key())
         except DeepMarkError as exc:
             self.show_error(str(exc))
             return
@@ -605,6 +608,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         save_window(self)  # layout, parameters, opacity and model for the next start (app.settings)
         stop_jobs(self)
+        self.doubts.stop()
         if self.adding is not None:
             self.adding.stop()
         self.image_model.shutdown()

@@ -92,3 +92,60 @@ def refiner_int8(refiner_onnx):
 
     out = refiner_onnx.with_name("refiner-int8.onnx")
     return quantize_refiner(refiner_onnx, out, calibration_batches(refiner_onnx, DEMO_DATA, 3))
+
+
+@pytest.fixture
+def mistaken_project(tmp_path, taxonomy):
+    """``make(model_path)``: the demo project (28 imported garments) whose model run of ``model_path`` predicted
+    every garment where its label is (±1.5 px), and whose labels were then imported with four injected errors:
+    landmarks moved by 0.3 × the garment's size (two items), two left/right pairs swapped, a wrong category.
+    Returns (project, {annotation id: what was injected})."""
+    import numpy as np
+
+    from deepmark.core.domain.structures import Detection
+    from deepmark.core.store import ItemData
+    from deepmark.core.studio.display import open_demo_project
+
+    made = []
+
+    def make(model_path):
+        project, _ = open_demo_project(tmp_path / "mistaken")
+        made.append(project)
+        run = project.model_runs.add("the model's run", model_path=model_path)
+        rng = np.random.default_rng(0)
+        items = {i.id: i for image_id in project.images.ids() for i in project.annotations.for_image(image_id)}
+        for image_id in project.images.ids():
+            detections = []
+            for item in (i for i in items.values() if i.image_id == image_id):
+                marks = np.array(item.landmarks, np.float64)
+                marks[:, :2] += rng.normal(0, 1.5, (len(marks), 2))
+                marks[:, 2] = 0.8
+                detections.append(Detection(item.category_id, 0.9, 0.9, np.array(item.box, np.float64), marks,
+                                            np.ones(len(marks), bool)))
+            project.predictions.add(image_id, run.id, detections)
+        injected = {}
+
+        def relabel(item, what, category_id=None, landmarks=None):
+            project.annotations.delete_item(item.id)
+            data = ItemData(category_id=category_id or item.category_id, box=np.array(item.box),
+                            landmarks=np.array(item.landmarks if landmarks is None else landmarks))
+            receipt = project.annotations.add_item(item.image_id, data, origin="imported")
+            injected[receipt.annotation_id] = what
+
+        for annotation_id in (17, 26):  # a short sleeve top, a short sleeve outwear: four landmarks moved
+            item = items[annotation_id]
+            marks = np.array(item.landmarks)
+            size = float(np.sqrt(np.prod(item.box[2:] - item.box[:2])))
+            marks[[0, 3, 5, 8], 0] += 0.3 * size
+            relabel(item, "moved", landmarks=marks)
+        item = items[22]  # a long sleeve top: two left/right pairs swapped
+        pairs = taxonomy.category(item.category_id).flip_pairs[[2, 5]]
+        marks = np.array(item.landmarks)
+        marks[pairs.reshape(-1)] = marks[pairs[:, ::-1].reshape(-1)]
+        relabel(item, "swapped", landmarks=marks)
+        relabel(items[6], "category", category_id=6)  # a vest labelled as a sling (both 15 landmarks)
+        return project, injected
+
+    yield make
+    for project in made:
+        project.close()

@@ -278,22 +278,45 @@ class Detector:
                 raise result
         return results
 
+    def heads_and_mirror(self, image: np.ndarray, tta: TestTimeAugmentation = TestTimeAugmentation()
+                         ) -> tuple[RawHeads, RawHeads | None]:
+        """(``heads(image, tta)``, and with ``tta.flip`` the mirrored image's own heads mirrored back to this
+        image's frame, fused over the scales like the average; None without flip) from the one network run
+        the flip test makes anyway: the doubt score compares the two (``deepmark.core.studio.doubt``)."""
+        mirrors: list[RawHeads | None] = []
+        found = self.heads_each([image], tta, mirrors=mirrors)[0]
+        if isinstance(found, ModelOutputError):
+            raise found
+        return found, (mirrors[0] if tta.flip else None)
+
     def heads_each(self, images: Sequence[np.ndarray], tta: TestTimeAugmentation = TestTimeAugmentation(),
-                   input_size: Sequence[int] | None = None) -> list[RawHeads | ModelOutputError]:
+                   input_size: Sequence[int] | None = None,
+                   mirrors: list[RawHeads | None] | None = None) -> list[RawHeads | ModelOutputError]:
         """Per image of one batched run: its raw heads, or the ModelOutputError saying why the model's output
         on it is unusable (NaN/Inf, a heatmap outside [0, 1]). Raises DeepMarkError when a size it asks for
-        is not a multiple of the model's ``input_multiple`` or differs from a size fixed in its graph."""
+        is not a multiple of the model's ``input_multiple`` or differs from a size fixed in its graph.
+        ``mirrors`` (with ``tta.flip``): filled with each image's mirrored heads, mirrored back (None where
+        the output is unusable)."""
         base = tuple(input_size or self.input_size)
         sizes = [_scaled(base, s, self.info.input_multiple) for s in tta.scales]
         self._check_sizes([base, *sizes])
         # Scales that round to the same size (a coarse input multiple) run once and keep their weight.
-        runs = {size: self._run_scale(images, size, tta.flip) for size in dict.fromkeys(sizes)}
+        runs = {size: self._run_scale(images, size, tta.flip, keep_mirror=mirrors is not None)
+                for size in dict.fromkeys(sizes)}
         per_scale = [runs[size] for size in sizes]
         reference = int(np.argmin([abs(s - 1.0) for s in tta.scales]))
         results = []
         for i in range(len(images)):
             found = [heads[i] for heads in per_scale]
             error = next((h for h in found if isinstance(h, ModelOutputError)), None)
+            pairs = [h for h in found if isinstance(h, tuple)]  # (average, mirror) when the mirror is kept
+            if pairs and error is None:
+                averaged, mirrored = [p[0] for p in pairs], [p[1] for p in pairs]
+                results.append(averaged[0] if len(found) == 1 else _fuse_scales(averaged[reference], averaged))
+                mirrors.append(mirrored[0] if len(found) == 1 else _fuse_scales(mirrored[reference], mirrored))
+                continue
+            if mirrors is not None:
+                mirrors.append(None)
             if error is not None or len(found) == 1:
                 results.append(error or found[0])
             else:
@@ -324,7 +347,10 @@ class Detector:
             shape = "×".join(str(v) for v in batch.shape)
             raise ModelOutputError(f"the model {self.path.name} failed on a {shape} input ({_one_line(exc)})") from None
 
-    def _run_scale(self, images, input_size: tuple[int, int], flip: bool) -> list[RawHeads | ModelOutputError]:
+    def _run_scale(self, images, input_size: tuple[int, int], flip: bool,
+                   keep_mirror: bool = False) -> list[RawHeads | tuple[RawHeads, RawHeads] | ModelOutputError]:
+        """Per image: its heads (the flip average with ``flip``), or (average, mirror mirrored back) with
+        ``flip`` and ``keep_mirror``, or the ModelOutputError."""
         affines, pictures = [], []
         for image in images:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -350,7 +376,10 @@ class Detector:
             if flip:
                 mirrored = RawHeads(*(np.ascontiguousarray(o[len(images) + i], np.float32) for o in outputs),
                                     heads.image_to_map, heads.image_size)
-                heads = average_heads(heads, flip_heads(mirrored, self.grouping.group_flip))
+                mirrored = flip_heads(mirrored, self.grouping.group_flip)
+                averaged = average_heads(heads, mirrored)
+                result.append((averaged, mirrored) if keep_mirror else averaged)
+                continue
             result.append(heads)
         return result
 

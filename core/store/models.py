@@ -234,3 +234,25 @@ class Preset(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class ImageDoubtScore(Base):
+    """How much a model doubts one image (``deepmark.core.studio.doubt.image_uncertainty``), kept under
+    ``doubt_key``: a digest of the model file, the test-time augmentation and the post-processing parameters
+    it was computed with (``deepmark.core.studio.uncertainty.doubt_key``), so that a score of another model or
+    of other parameters is never read as the current one. ``score`` in [0, 1] (sort by it), ``expected_edits``
+    ≥ 0, its parts ``centre`` / ``landmarks`` in [0, 1] and ``flip`` (None: computed without the mirrored
+    image's heads); ``model_run_id`` the run whose predictions came with it (None: unknown or removed).
+    Revision 0005."""
+
+    __tablename__ = "image_doubts"
+    __table_args__ = (Index("ix_image_doubts_doubt_key_score", "doubt_key", "score"),)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    doubt_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_run_id: Mapped[int | None] = mapped_column(ForeignKey("model_runs.id", ondelete="SET NULL"))
+    score: Mapped[float] = mapped_column(Float)
+    expected_edits: Mapped[float] = mapped_column(Float)
+    centre: Mapped[float] = mapped_column(Float)
+    landmarks: Mapped[float] = mapped_column(Float)
+    flip: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

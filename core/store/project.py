@@ -52,6 +52,7 @@ class Project:
     def __init__(self, engines: Engines, root: Path, lock_timeout_s: float, author: str,
                  created_now: bool = False) -> None:
         from deepmark.core.store.annotations import AnnotationRepository
+        from deepmark.core.store.doubts import DoubtRepository
         from deepmark.core.store.editlog import HistoryRepository
         from deepmark.core.store.images import ImageRepository
         from deepmark.core.store.predictions import ModelRunRepository, PredictionRepository
@@ -68,6 +69,7 @@ class Project:
         self.model_runs = ModelRunRepository(self)
         self.presets = PresetRepository(self)
         self.history = HistoryRepository(self)
+        self.doubts = DoubtRepository(self)  # per-image doubt scores (revision 0005)
 
     # -- opening ---------------------------------------------------------------------------------
 

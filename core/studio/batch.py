@@ -3,9 +3,11 @@
 ``run_batch`` walks image ids: reads each image, gets its raw heads (from the disk heads cache when
 this model and test-time augmentation saw the same image content before, else from the network, then
 saved there), decodes them with the given post-processing parameters and stores the detections under
-one model run. A file that cannot be read or processed is reported by name (``BatchReport.errors``)
-and the rest goes on. ``progress`` is called after every image with done / total / rate / time left;
-setting ``cancel`` (a ``threading.Event``) stops after the current image, keeping what was stored.
+one model run, and scores each image's doubt (``deepmark.core.studio.uncertainty``: stored under the key of
+the model, TTA and parameters; an image predicted before is only scored). A file that cannot be read or
+processed is reported by name (``BatchReport.errors``) and the rest goes on. ``progress`` is called after
+every image with done / total / rate / time left; setting ``cancel`` (a ``threading.Event``) stops after the
+current image, keeping what was stored.
 
 Heads go through the studio's one heads cache rule (``deepmark.core.studio.heads_cache``): the disk cache
 shared with the live view and tuning, and the same float16 precision whichever path computed them first.
@@ -28,6 +30,7 @@ from deepmark.core.imaging.read import read_image
 from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 from deepmark.core.store import ImageRecord, Project
 from deepmark.core.studio.heads_cache import HeadsDiskCache, at_cache_precision, image_key, model_key
+from deepmark.core.studio.uncertainty import doubt_key, image_doubt, mirror_key, store_doubt
 
 CHUNK = 256  # image records read per query
 
@@ -58,7 +61,8 @@ class BatchProgress:
 class BatchReport:
     """What a batch job did. ``stored``: images whose detections were stored now; ``from_cache``: images
     whose heads came from the disk cache (no network run); ``already``: images that already had
-    predictions of the run (left as they were); ``processed_ids``: every image finished without error."""
+    predictions of the run (left as they were); ``scored``: images whose doubt was scored now;
+    ``processed_ids``: every image finished without error."""
 
     total: int = 0
     run_id: int | None = None
@@ -67,6 +71,7 @@ class BatchReport:
     network_runs: int = 0
     from_cache: int = 0
     already: int = 0
+    scored: int = 0  # images whose doubt score was computed now
     cancelled: bool = False
     elapsed_s: float = 0.0
     errors: list[FileError] = field(default_factory=list)
@@ -111,6 +116,8 @@ def run_batch(project: Project, detector: Detector, image_ids: Sequence[int], pa
     if heads_cache is not None and model is None:
         model = model_key(detector.path)
     tta_key, grouping = tta.key(), detector.info.grouping_name
+    # every image's doubt is scored under the key of this model, TTA and parameters (the review order's)
+    doubts = DoubtKeep(doubt_key(model or model_key(detector.path), tta_key, params), report.run_id)
     done = 0
     for start in range(0, len(image_ids), CHUNK):
         chunk = list(image_ids[start : start + CHUNK])
@@ -124,7 +131,8 @@ def run_batch(project: Project, detector: Detector, image_ids: Sequence[int], pa
             try:
                 if record is None:
                     raise DeepMarkError("no longer in the project")
-                _one(project, detector, record, where, params, report, tta, heads_cache, model, tta_key, grouping)
+                _one(project, detector, record, where, params, report, tta, heads_cache, model, tta_key, grouping,
+                     doubts)
                 report.processed_ids.append(image_id)
             except DeepMarkError as exc:
                 report.errors.append(FileError.from_error(exc, where))
@@ -138,24 +146,47 @@ def run_batch(project: Project, detector: Detector, image_ids: Sequence[int], pa
     return report
 
 
+@dataclass(frozen=True)
+class DoubtKeep:
+    """Where a batch job keeps each image's doubt score: the key (``uncertainty.doubt_key``) and the run."""
+
+    key: str
+    run_id: int | None
+
+
 def _one(project: Project, detector: Detector, record: ImageRecord, where: Path, params: PostprocessParams,
          report: BatchReport, tta: TestTimeAugmentation, cache: HeadsDiskCache | None, model: str | None,
-         tta_key: str, grouping: str) -> None:
-    if project.predictions.for_image(record.id, report.run_id):
+         tta_key: str, grouping: str, doubts: DoubtKeep) -> None:
+    predicted = bool(project.predictions.for_image(record.id, report.run_id))
+    scored = project.doubts.get(record.id, doubts.key) is not None
+    if predicted and scored:
         report.already += 1
         return
     key = image_key(record)
     heads = cache.load(key, model, tta_key) if cache is not None else None
-    if heads is not None:
+    mirror = cache.load(key, model, mirror_key(tta_key)) if cache is not None and tta.flip else None
+    if heads is not None and (mirror is not None or not tta.flip):
         report.from_cache += 1
     else:
-        heads = at_cache_precision(detector.heads(read_image(where), tta))
+        pixels = read_image(where)
+        heads, mirror = detector.heads_and_mirror(pixels, tta) if tta.flip else (detector.heads(pixels, tta), None)
+        heads = at_cache_precision(heads)
+        mirror = at_cache_precision(mirror) if mirror is not None else None
         report.network_runs += 1
         if cache is not None:
             try:
                 cache.save(key, model, tta_key, heads, image_id=record.id, grouping=grouping)
+                if mirror is not None:
+                    cache.save(key, model, mirror_key(tta_key), mirror, image_id=record.id, grouping=grouping)
             except OSError as exc:  # slower later (the network runs again), not wrong: noted once
                 report.cache_warning = report.cache_warning or f"{cache.folder}: raw heads not cached ({exc})"
+    if not scored:
+        store_doubt(project, record.id, doubts.key,
+                    image_doubt(heads, mirror, params, detector.taxonomy, detector.grouping), doubts.run_id)
+        report.scored += 1
+    if predicted:
+        report.already += 1
+        return
     detections = decode_detections(heads, params, detector.taxonomy, detector.grouping)
     if not project.predictions.add(record.id, report.run_id, detections) and detections:
         report.already += 1  # stored meanwhile by the live view under the same run

@@ -18,6 +18,7 @@ from deepmark.core.inference.detector import Detector, TestTimeAugmentation
 from deepmark.core.store import Project
 from deepmark.core.studio.batch import new_model_run
 from deepmark.core.studio.heads_cache import HeadsCache, HeadsDiskCache, ModelHeadsCache, model_key
+from deepmark.core.studio.uncertainty import mirror_key
 
 
 class LiveModel:
@@ -33,6 +34,8 @@ class LiveModel:
         self.network_seconds: list[float] = []  # how long each network run took (for estimates)
         self._run_ids: dict[str, int] = {}
         self._stored: set[tuple[str, int]] = set()
+        # the flip test's mirror heads made or read by a worker thread, until ``keep`` puts them in memory
+        self._mirrors: dict[tuple[int, str], RawHeads] = {}
 
     @staticmethod
     def load(path: str | Path | None = None, threads: int | None = None,
@@ -68,32 +71,63 @@ class LiveModel:
         """The image's heads: from memory, else the disk cache (when ``image_key`` is given), else the network
         (then saved to the disk cache); always at the cache's precision (``at_cache_precision``)."""
         started = time.perf_counter()
-        found, computed = self.cache.heads(image_id, image_key, self.tta.key(),
-                                           lambda: self.detector.heads(rgb, self.tta))
+        tta = self.tta
+        found, computed = self.cache.heads(image_id, image_key, tta.key(),
+                                           lambda: self._network(image_id, rgb, image_key, tta))
         if computed:
             self.runs += 1
             self.network_seconds.append(time.perf_counter() - started)
+        if tta.flip:
+            pending = self._mirrors.pop((image_id, tta.key()), None)
+            if pending is not None:
+                self.cache.put(image_id, pending, mirror_key(tta.key()))
+            else:
+                self.cache.lookup(image_id, image_key, mirror_key(tta.key()))
         return found
+
+    def _network(self, image_id: int, rgb: np.ndarray, image_key: str | None, tta: TestTimeAugmentation) -> RawHeads:
+        """The network's heads; with the flip test the mirror's heads too, rounded and saved to the disk cache
+        and held for ``keep`` (the doubt score compares them with the image's own)."""
+        if not tta.flip:
+            return self.detector.heads(rgb, tta)
+        heads, mirror = self.detector.heads_and_mirror(rgb, tta)
+        if mirror is not None:
+            self._mirrors[(image_id, tta.key())] = self.cache.computed(image_key, mirror_key(tta.key()), mirror,
+                                                                       image_id)
+        return heads
+
+    def mirror(self, image_id: int) -> RawHeads | None:
+        """The current image's mirror heads (memory only) when the flip test is on; None otherwise."""
+        return self.cache.get(image_id, mirror_key(self.tta.key())) if self.tta.flip else None
 
     def compute(self, image_id: int, rgb: np.ndarray, image_key: str | None, tta: TestTimeAugmentation) -> RawHeads:
         """Run the network (for a worker thread: touches no shared state but the disk cache's files); the
         heads at the cache's precision. ``keep`` them in the GUI thread afterwards."""
         started = time.perf_counter()
-        heads = self.cache.computed(image_key, tta.key(), self.detector.heads(rgb, tta), image_id)
+        heads = self.cache.computed(image_key, tta.key(), self._network(image_id, rgb, image_key, tta), image_id)
         self.network_seconds.append(time.perf_counter() - started)  # list.append is atomic
         return heads
 
-    def saved(self, image_key: str | None, tta: TestTimeAugmentation) -> RawHeads | None:
+    def saved(self, image_key: str | None, tta: TestTimeAugmentation, image_id: int | None = None) -> RawHeads | None:
         """The image's heads from the disk cache only (for a worker thread, like ``compute``); None: not saved,
-        or the saved file is damaged (it is computed again and replaced then)."""
+        or the saved file is damaged (it is computed again and replaced then). With the flip test and
+        ``image_id``, the mirror's saved heads are read too, for ``keep``."""
         try:
-            return self.cache.load_saved(image_key, tta.key())
+            heads = self.cache.load_saved(image_key, tta.key())
+            if heads is not None and tta.flip and image_id is not None:
+                mirror = self.cache.load_saved(image_key, mirror_key(tta.key()))
+                if mirror is not None:
+                    self._mirrors[(image_id, tta.key())] = mirror
+            return heads
         except DeepMarkError:
             return None
 
     def keep(self, image_id: int, tta_key: str, heads: RawHeads, computed: bool = True) -> None:
         """Heads from ``compute`` (one network run counted) or ``saved``, now in memory."""
         self.cache.put(image_id, heads, tta_key)
+        mirror = self._mirrors.pop((image_id, tta_key), None)
+        if mirror is not None:
+            self.cache.put(image_id, mirror, mirror_key(tta_key))
         self.runs += int(computed)
 
     def seconds_per_image(self) -> float | None:

@@ -1,4 +1,5 @@
-"""What the review workflow shows, without Qt: the next / previous image still to review, the correction
+"""What the review workflow shows, without Qt: the next / previous image still to review (in file order, or
+following the model's doubt: ``step_unreviewed``), the correction
 counts for the status bar, and the per-category summary (items, corrected landmarks, mean displacement).
 
 Displacement is measured from where a landmark was before its first human correction (``x0, y0`` in the
@@ -49,6 +50,16 @@ def previous_unreviewed(project: Project, current_id: int, wrap: bool = True) ->
         if row is not None and row.id == current_id:
             row = None
     return image_record(row) if row is not None else None
+
+
+def step_unreviewed(project: Project, current_id: int, forward: bool = True, doubt_key: str | None = None,
+                    wrap: bool = True) -> ImageRecord | None:
+    """The next (``forward``) or previous image that still needs review: in file (id) order, or with
+    ``doubt_key`` in doubt order — the images scored under that key highest score first (ties by id), then
+    the unscored ones in file order (``DoubtRepository.next_by_doubt``)."""
+    if doubt_key is not None:
+        return project.doubts.next_by_doubt(current_id, doubt_key, forward, wrap)
+    return (next_unreviewed if forward else previous_unreviewed)(project, current_id, wrap)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ Listeners subscribe to named events with ``session.events.connect(name, callback
   (None): nothing is stored for such an image, and the message stays until a decode succeeds;
 - ``refinement`` — the landmark refinement's state changed (switched, a refiner loaded, running, done):
   ``refinement_state()`` says it in words;
+- ``doubt`` — the model's doubt about an image was computed and stored (image id, ``DoubtRecord``): the
+  current image's after each decode that stored it, and again once a burst of parameter changes ends;
 - ``error`` / ``info`` — a message for the user (one line; the session never raises for a user action).
 """
 
@@ -45,10 +47,11 @@ from deepmark.core.store.presets import (
 from deepmark.core.studio.heads_cache import image_key
 from deepmark.core.studio.live import LiveModel
 from deepmark.core.studio.refinement import LiveRefiner, RefinementKey
+from deepmark.core.studio.uncertainty import doubt_key, image_doubt, store_doubt
 from deepmark.core.util.lru import LruDict
 
 EVENTS = ("project", "model", "image", "items", "detections", "record", "params", "params_offer", "busy",
-          "model_problem", "refinement", "error", "info")
+          "model_problem", "refinement", "doubt", "error", "info")
 
 Work = Callable[[], object]
 Done = Callable[[object], None]
@@ -129,6 +132,7 @@ class Session:
         self._pending: set[tuple[int, str]] = set()  # (image id, TTA key) whose heads are being computed
         # the pixels the background read while computing an image ahead, so that opening it reads nothing
         self._read_ahead: LruDict[tuple[int, str], tuple[np.ndarray, tuple | None]] = LruDict(PREFETCH + 1)
+        self._doubts_stored: set[tuple[str, int]] = set()  # (doubt key, image id) scored in this project
 
     # -- project -------------------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class Session:
                 if cache is not None:
                     cache.forget()
         self.project = project
+        self._doubts_stored.clear()
         self._clear_image()
         self.events.emit("project")
         self._params_for_project()
@@ -324,9 +329,42 @@ class Session:
     # -- parameters ----------------------------------------------------------------------------
 
     def settle_params(self) -> None:
-        """A burst of parameter changes has ended: keep them in the project, and refine with them."""
+        """A burst of parameter changes has ended: keep them in the project, refine with them, and score the
+        current image's doubt under them (the scores of other parameters are no longer current)."""
         self.save_params()
         self.refine()
+        self.store_doubt()
+
+    # -- doubt ---------------------------------------------------------------------------------
+
+    def doubt_key(self) -> str | None:
+        """The key current doubt scores are stored under (model file, TTA, parameters); None without a model."""
+        if self.model is None:
+            return None
+        return doubt_key(self.model.model_key, self.model.tta.key(), self.params)
+
+    def store_doubt(self) -> None:
+        """Score the current image's doubt from its cached heads and store it under ``doubt_key`` (once per key
+        and image; never runs the network); ``doubt`` follows. Nothing when the heads are not cached yet or the
+        project can only be read."""
+        heads = self.heads()
+        if heads is None or self.project is None or self.project.read_only is not None or self.model_problem:
+            return
+        key, image_id = self.doubt_key(), self.record.id
+        if (key, image_id) in self._doubts_stored:
+            return
+        try:
+            if self.project.doubts.get(image_id, key) is not None:  # a batch job scored it under this key
+                self._doubts_stored.add((key, image_id))
+                return
+            doubt = image_doubt(heads, self.model.mirror(image_id), self.params, self.taxonomy,
+                                self.model.detector.grouping)
+            stored = store_doubt(self.project, image_id, key, doubt, self.model.run_id(self.project, self.params))
+        except DeepMarkError as exc:
+            self.events.emit("error", f"{self.record.path}: doubt not scored ({exc})")
+            return
+        self._doubts_stored.add((key, image_id))
+        self.events.emit("doubt", image_id, stored)
 
     def set_params(self, params: PostprocessParams) -> float | None:
         """New post-processing parameters: re-decode the cached heads (never the network); ``redecode``'s
@@ -439,7 +477,7 @@ class Session:
             self.events.emit("busy", True)
 
         def work():
-            saved = model.saved(image_key(record), tta)
+            saved = model.saved(image_key(record), tta, record.id)
             if saved is not None:
                 return saved, None, False
             if rgb is not None:
@@ -494,6 +532,7 @@ class Session:
         self.refine()
         if self.project.read_only is not None:
             return  # shown, not stored: the project can only be read (said once, when it was opened)
+        self.store_doubt()
         try:
             # the model run's predictions are the decoder's; refined landmarks reach the store when accepted
             if self.model.store_predictions(self.project, self.record.id, self.unrefined, self.params):
