@@ -56,6 +56,7 @@ class Project:
         from deepmark.core.store.images import ImageRepository
         from deepmark.core.store.predictions import ModelRunRepository, PredictionRepository
         from deepmark.core.store.presets import PresetRepository
+        from deepmark.core.store.training import TrainingRepository
 
         self.engines = engines
         self.root = root
@@ -68,6 +69,7 @@ class Project:
         self.model_runs = ModelRunRepository(self)
         self.presets = PresetRepository(self)
         self.history = HistoryRepository(self)
+        self.training = TrainingRepository(self)  # retraining jobs and model evaluations
 
     # -- opening ---------------------------------------------------------------------------------
 
