@@ -52,7 +52,7 @@ from deepmark.core.errors import DeepMarkError
 from deepmark.core.formats.model_file import ModelInfo, read_model_info
 from deepmark.core.inference.detector import default_model_path
 from deepmark.core.store import Project, StoreError
-from deepmark.core.store.exporting import export_dataset
+from deepmark.core.store.exporting import export_dataset, split_of
 from deepmark.core.store.predictions import file_sha256
 from deepmark.core.store.training import ModelEvaluationRecord, TrainingJobRecord
 from deepmark.core.studio.retrain_finish import JOB_FILE, RESULT_FILE
@@ -190,6 +190,18 @@ def _bundled_hash() -> str:
         path = default_model_path()
         _BUNDLED_HASH.append(file_sha256(path) if path.is_file() else "")
     return _BUNDLED_HASH[0]
+
+
+def planned_split(project: Project, val_fraction: float = 0.2, seed: int = 0) -> tuple[int, int]:
+    """(training, validation) counts of the accepted images as a job would split them (before the export
+    leaves out images without labels that are not marked 'no garments')."""
+    counts = {"train": 0, "validation": 0}
+    after = 0
+    while page := project.images.page(("accepted",), after_id=after, limit=2000):
+        for image in page:
+            counts[split_of(image.content_hash or image.path, seed, val_fraction)] += 1
+        after = page[-1].id
+    return counts["train"], counts["validation"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -445,7 +457,10 @@ class RetrainJob:
         write_text_atomically(self.job_dir / "config.toml", toml_text(config))
         write_text_atomically(self.job_dir / JOB_FILE, json.dumps({
             "base_model_path": self.record.base_model_path, "tune_step": options.tune_step,
-            "training_data": f"{n_train} accepted images of {self.project.where}"}, indent=1))
+            "training_data": (f"{n_train} accepted images of {self.project.where}, from "
+                              f"{Path(self.record.base_model_path or '').name or 'random weights'}"
+                              if checkpoint is not None else f"{n_train} accepted images of {self.project.where}")},
+            indent=1))
         self._set(config=config)
 
     # -- resuming ----------------------------------------------------------------------------------
