@@ -397,7 +397,10 @@ class RetrainDialog(QDialog):
         self.cancel_button.setEnabled(running)
         self.resume_button.setEnabled(not running and self._resumable())
         result = controller.result()
-        self.use_button.setEnabled(result is not None)
+        model = self.window_.session.model
+        in_use = result is not None and model is not None and model.path == result.model_path
+        self.use_button.setEnabled(result is not None and not in_use)
+        self.use_button.setText("The new model is in use" if in_use else "Use the new model")
         if controller.preparing is not None:
             return  # the export reports its own progress
         if p is None:
@@ -407,8 +410,14 @@ class RetrainDialog(QDialog):
         else:
             self.bar.setRange(0, max(p.steps_total, 1))
             self.bar.setValue(p.steps_total if p.state in ("finishing", "done") else min(p.step, p.steps_total))
-            self.status.setText(p.describe())
+            self.status.setText(self._finished_text(p) if result is not None else p.describe())
         self._fill_table(result)
+
+    def _finished_text(self, p: RetrainProgress) -> str:
+        split = self.controller.job.record.split or {}
+        return (f"finished (job {p.job_id}): {p.epochs} epochs on {len(split.get('train', [])):,} images; both "
+                f"models evaluated on the same {len(split.get('validation', [])):,} held-out images, each with its "
+                "post-processing tuned there")
 
     def _fill_table(self, result: RetrainResult | None) -> None:
         if result is None:
