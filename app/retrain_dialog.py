@@ -44,6 +44,7 @@ from deepmark.core.studio.retrain import (
     RetrainResult,
     base_checkpoint,
     planned_split,
+    training_unavailable,
 )
 
 if TYPE_CHECKING:
@@ -370,6 +371,9 @@ class RetrainDialog(QDialog):
                              "as the project grows)")
         self.start_from.setText(f"{path.name} (checkpoint {checkpoint.name})" if checkpoint is not None else
                                 f"random weights, the bundled model's recipe ({path.name} has no training checkpoint)")
+        unavailable = training_unavailable()
+        if unavailable is not None:
+            self.status.setText(unavailable)
 
     def _resumable(self) -> bool:
         """A cancelled or interrupted job of the open project (the one followed, or one found in the store)."""
@@ -391,7 +395,7 @@ class RetrainDialog(QDialog):
         controller = self.controller
         p = controller.progress
         running = controller.running()
-        self.start_button.setEnabled(not running)
+        self.start_button.setEnabled(not running and training_unavailable() is None)
         self.epochs.setEnabled(not running)
         self.device.setEnabled(not running)
         self.cancel_button.setEnabled(running)

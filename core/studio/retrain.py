@@ -33,6 +33,7 @@ touched.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -266,11 +267,24 @@ def toml_text(config: dict[str, dict[str, Any]]) -> str:
 # Processes
 
 
+def training_unavailable() -> str | None:
+    """Why this installation cannot train (one line), or None: a frozen build has neither a Python to run
+    ``deepmark train`` with nor PyTorch, and a plain install may lack the ``train`` extra."""
+    if getattr(sys, "frozen", False):
+        return ("retraining needs DeepMark Studio installed with Python and PyTorch (pip install "
+                "'deepmark-studio[train]'); this packaged build has no training")
+    if importlib.util.find_spec("torch") is None:
+        return ("retraining needs PyTorch, which this installation lacks: pip install 'deepmark-studio[train]'")
+    return None
+
+
 def _pid_alive(pid: int | None) -> bool:
     """True while process ``pid`` runs and is one of ours (a number reused by another program after a
     restart is not)."""
     if not pid:
         return False
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     cmdline = Path(f"/proc/{pid}/cmdline")
     if Path("/proc/self").exists():
         try:
@@ -293,17 +307,29 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _windows_pid_alive(pid: int) -> bool:
+    """Windows: ``os.kill(pid, 0)`` would send CTRL+C there, so ask tasklist."""
+    listed = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True,
+                            check=False)
+    return str(pid) in listed.stdout
+
+
 def _launch(args: list[str], job_dir: Path, name: str) -> subprocess.Popen:
     """Start ``python -m ...`` in the job folder in a process group of its own (cancel stops it and its
     data-loading workers at once), its output in ``<name>.out`` / ``<name>.err``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with (job_dir / f"{name}.out").open("ab") as out, (job_dir / f"{name}.err").open("wb") as err:
+        group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+                 else {"start_new_session": True})
         return subprocess.Popen([sys.executable, "-m", *args], cwd=job_dir, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                stdin=subprocess.DEVNULL, env=env, **group)
 
 
 def _stop(pid: int) -> None:
     """Terminate the process group ``pid`` leads; SIGKILL when it has not ended after ``STOP_WAIT_S``."""
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/PID", str(pid), "/T", "/F"], capture_output=True, check=False)
+        return
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
@@ -404,6 +430,9 @@ class RetrainJob:
         images or the model or folder cannot be used; the job is then recorded as failed, nothing else
         changes."""
         options = options or RetrainOptions()
+        unavailable = training_unavailable()
+        if unavailable is not None:
+            raise RetrainError(unavailable)
         if project.read_only is not None:
             raise RetrainError(f"{project.where}: cannot retrain: the project can only be read ({project.read_only})")
         accepted = project.images.count(("accepted",))
@@ -493,6 +522,9 @@ class RetrainJob:
         job = cls(project, record)
         if _pid_alive(record.pid):
             return job
+        unavailable = training_unavailable()
+        if unavailable is not None:
+            raise RetrainError(unavailable)
         if not (job.job_dir / "config.toml").is_file():
             job._set(state="failed", message=f"{job.job_dir}: the job folder is gone or incomplete", pid=None)
             raise RetrainError(job.record.message or "")

@@ -154,6 +154,17 @@ def test_a_job_whose_process_died_is_interrupted_and_can_be_discarded(project):
     assert RetrainJob.interrupted(project) is None
 
 
+def test_an_installation_that_cannot_train_says_so_in_one_line(project, monkeypatch):
+    monkeypatch.setattr("sys.frozen", True, raising=False)  # a packaged build: no Python, no PyTorch
+    with pytest.raises(RetrainError, match="packaged build has no training") as caught:
+        RetrainJob.start(project, options=QUICK)
+    assert "\n" not in str(caught.value) and project.training.list() == []
+    monkeypatch.delattr("sys.frozen")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "torch" else object())
+    with pytest.raises(RetrainError, match=r"deepmark-studio\[train\]"):
+        RetrainJob.start(project, options=QUICK)
+
+
 def test_a_split_without_validation_images_is_refused_in_one_line(project):
     with pytest.raises(RetrainError, match="0 for validation") as caught:
         RetrainJob.start(project, options=RetrainOptions(val_fraction=0.0))
