@@ -173,6 +173,36 @@ def test_a_split_without_validation_images_is_refused_in_one_line(project):
     assert job.state == "failed" and job.message == str(caught.value) and not (job.job_dir / "data").exists()
 
 
+def _finishing_job(project, tmp_path) -> RetrainJob:
+    """A job whose training ended (as far as the store knows) with no process: what poll / resume meet."""
+    job_dir = tmp_path / "job"
+    (job_dir / "run").mkdir(parents=True)
+    (job_dir / "config.toml").write_text("[data]\n")
+    (job_dir / "job.json").write_text(json.dumps({"base_model_path": str(default_model_path())}))
+    record = project.training.add(job_dir, config={"train": {"epochs": 1}}, split={"train": [1], "validation": [2]})
+    return RetrainJob(project, project.training.update(record.id, state="finishing"))
+
+
+@pytest.mark.parametrize("result", ["{not json", '{"model": "gone.onnx", "evaluations": []}',
+                                    '{"model": "gone.onnx", "checkpoint": "x", "evaluations": '
+                                    '[{"label": "new", "params": {"alpha": 7}}, {"label": "current"}]}'])
+def test_an_unusable_result_fails_the_job_in_one_line_and_records_nothing(project, tmp_path, result):
+    job = _finishing_job(project, tmp_path)
+    (job.job_dir / "result.json").write_text(result)
+    state = job.poll()
+    assert state.state == "failed" and state.message.startswith(f"{job.job_dir / 'result.json'}: unusable result")
+    assert "\n" not in state.message
+    assert project.model_runs.list() == [] and project.training.evaluations() == []
+
+
+def test_a_failing_evaluation_process_is_one_line(project, tmp_path):
+    job = RetrainJob.resume(project, _finishing_job(project, tmp_path).id)  # no checkpoint in run/
+    state = job.wait(timeout=120, interval=0.2)
+    assert state.state == "failed" and "\n" not in state.message
+    assert state.message.startswith("exporting and evaluating the model failed: ")
+    assert "the training left no checkpoint" in state.message
+
+
 # --------------------------------------------------------------------------------------------------
 # Slow: a whole job
 
