@@ -346,15 +346,21 @@ def _stop(pid: int) -> None:
             time.sleep(0.05)
 
 
-def failure_line(err_file: Path, what: str) -> str:
-    """The one line saying why a job's process failed: its last ``error:`` line, else its last line."""
+def failure_line(err_file: Path, what: str, returncode: int | None = None) -> str:
+    """The one line saying why a job's process failed: its last ``error:`` line, else its last line, else how
+    it ended (killed by a signal: e.g. out of memory)."""
     try:
         lines = [ln.strip() for ln in err_file.read_text(encoding="utf-8", errors="replace").splitlines()
                  if ln.strip()]
     except OSError:
         lines = []
     errors = [ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")]
-    detail = errors[-1] if errors else (lines[-1] if lines else "no message")
+    if errors or lines:
+        detail = errors[-1] if errors else lines[-1]
+    elif returncode is not None and returncode < 0:
+        detail = f"the process was killed (signal {-returncode}; out of memory?)"
+    else:
+        detail = "the process ended without a message" + (f" (status {returncode})" if returncode else "")
     return f"{what} failed: {detail[:500]} (details: {err_file})"
 
 
@@ -526,7 +532,9 @@ class RetrainJob:
         if unavailable is not None:
             raise RetrainError(unavailable)
         if not (job.job_dir / "config.toml").is_file():
-            job._set(state="failed", message=f"{job.job_dir}: the job folder is gone or incomplete", pid=None)
+            why = ("was interrupted while exporting its images; start a new job" if record.state == "preparing"
+                   else "is gone or incomplete")
+            job._set(state="failed", message=f"{job.job_dir}: the job folder {why}", pid=None)
             raise RetrainError(job.record.message or "")
         if (job.job_dir / RESULT_FILE).is_file():
             job._set(state="finishing", pid=None)
@@ -565,6 +573,9 @@ class RetrainJob:
         steps = ([int(records[-1]["step"])] if records else []) + ([line[1]] if line else [])
         return max(steps, default=0)
 
+    def _returncode(self) -> int | None:
+        return self._process.returncode if self._process is not None else None
+
     def _running(self) -> bool:
         if self._process is not None:
             return self._process.poll() is None
@@ -584,13 +595,13 @@ class RetrainJob:
                 running = True
             else:
                 self._set(state="failed", pid=None,
-                          message=failure_line(self.job_dir / "train.err", "training"))
+                          message=failure_line(self.job_dir / "train.err", "training", self._returncode()))
         elif not running and self.record.state == "finishing":
             if (self.job_dir / RESULT_FILE).is_file():
                 self._record_result()
             else:
-                self._set(state="failed", pid=None,
-                          message=failure_line(self.job_dir / "finish.err", "exporting and evaluating the model"))
+                self._set(state="failed", pid=None, message=failure_line(
+                    self.job_dir / "finish.err", "exporting and evaluating the model", self._returncode()))
         return self.progress(running)
 
     def progress(self, running: bool | None = None) -> RetrainProgress:

@@ -152,6 +152,12 @@ def test_a_job_whose_process_died_is_interrupted_and_can_be_discarded(project):
     RetrainJob(project, found).discard()
     assert project.training.get(job.id).state == "discarded" and not job.job_dir.exists()
     assert RetrainJob.interrupted(project) is None
+    # the training process killed while the job is followed (out of memory...): failed, in one line
+    followed = RetrainJob.start(project, options=QUICK)
+    os.killpg(followed.record.pid, signal.SIGKILL)
+    followed._process.wait()
+    state = followed.poll()
+    assert state.state == "failed" and "the process was killed (signal 9" in state.message
 
 
 def test_an_installation_that_cannot_train_says_so_in_one_line(project, monkeypatch):
