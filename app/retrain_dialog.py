@@ -56,8 +56,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def _own_project(project: Project) -> Project:
     """A second connection to ``project`` for the job (it outlives a project switch in the window)."""
-    target = project.file if project.file is not None else project.engines.url.render_as_string(hide_password=False)
-    return Project.open(target, root=project.root, author=project.author)
+    return Project.open(project.file or project.engines.url, root=project.root, author=project.author)
 
 
 def _cell(value: object) -> str:

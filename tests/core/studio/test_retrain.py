@@ -64,8 +64,10 @@ def _stop_if_running(job: RetrainJob) -> None:
 # Fast
 
 
-def test_store_keeps_jobs_and_evaluations(tmp_path):
-    with Project.create(tmp_path / "p.deepmark") as project:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_store_keeps_jobs_and_evaluations(tmp_path, request, backend):
+    url = tmp_path / "p.deepmark" if backend == "sqlite" else request.getfixturevalue("pg_server").new_database()
+    with Project.create(url, root=tmp_path) as project:
         job = project.training.add(tmp_path / "job", config={"train": {"epochs": 2}})
         assert job.state == "preparing" and job.resumable and project.training.latest_unfinished() == job
         done = project.training.update(job.id, state="done", model_path="m.onnx")
