@@ -75,6 +75,8 @@ class RetrainController(QObject):
         self.dialog: RetrainDialog | None = None
         self.offer_box: QMessageBox | None = None  # "a training job was interrupted — Resume / Discard"
         self.failure: str | None = None  # why the last start failed (shown until the next start)
+        self.started_job: RetrainJob | None = None  # the job the last start made (set in its thread)
+        self.owned = False  # the job followed was started or resumed here
         self.options = RetrainOptions()
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
@@ -105,7 +107,9 @@ class RetrainController(QObject):
         options = replace(self.options, epochs=epochs, device=device)
 
         def work(progress, _cancel):
-            return RetrainJob.start(project, model, options, progress=lambda done, total: progress(done, total))
+            job = RetrainJob.start(project, model, options, progress=lambda done, total: progress(done, total))
+            self.started_job = job  # seen by shutdown even when the window closes before ``succeeded`` arrives
+            return job
 
         self.failure = None
         task = BackgroundTask(work, self)
@@ -132,10 +136,13 @@ class RetrainController(QObject):
         self.window.show_error(message, dialog=self.dialog is None or not self.dialog.isVisible())
         self._changed()
 
-    def _follow(self, job: RetrainJob) -> None:
+    def _follow(self, job: RetrainJob, owned: bool = True) -> None:
+        """Follow ``job``; ``owned``: this window started or resumed it (closing the window stops it), else it
+        runs for a script or another window and is left running."""
         if self.job is not None and self.job is not job:
             self.job.project.close()
         self.job = job
+        self.owned = owned
         self.progress = job.progress()
         self.timer.start()
         self._changed()
@@ -247,11 +254,19 @@ class RetrainController(QObject):
         if project is None or self.running():
             return
         try:
-            interrupted = RetrainJob.interrupted(project)
-        except DeepMarkError:
-            return  # an older program's project without the table is upgraded on open; nothing to offer
-        if interrupted is not None:
-            self._offer_resume(interrupted.id, interrupted.state)
+            unfinished = project.training.latest_unfinished()
+            if unfinished is None:
+                return
+            if RetrainJob.interrupted(project) is not None:
+                self._offer_resume(unfinished.id, unfinished.state)
+                return
+            # started by a script or another window, and still running: follow it
+            self._follow(RetrainJob(_own_project(project), unfinished), owned=False)
+        except DeepMarkError as exc:
+            self.window.show_error(f"cannot read the project's training jobs: {exc}")
+            return
+        self.window.show_info(f"training job {unfinished.id} of this project is running (Model → Retrain on "
+                              "accepted images…)")
 
     def _offer_resume(self, job_id: int, state: str) -> None:
         what = "was cancelled" if state == "cancelled" else "was interrupted"
@@ -281,14 +296,16 @@ class RetrainController(QObject):
         return False
 
     def shutdown(self) -> None:
-        """The window closes: stop a running job (its checkpoint stays; reopening the project offers to
-        resume it) and close the job's connection."""
+        """The window closes: stop the job it started or resumed (its checkpoint stays; reopening the project
+        offers to resume it; a job it only follows keeps running) and close the job's connection."""
         if self.preparing is not None:
             self.preparing.stop()
             self.preparing = None
+            if self.started_job is not None and self.started_job is not self.job:
+                self._follow(self.started_job)  # it started as the window closed: stopped below as any other
         self.timer.stop()
         if self.job is not None:
-            if self.progress is not None and not self.progress.ended:
+            if self.owned and self.progress is not None and not self.progress.ended:
                 self.job.cancel()
             self.job.project.close()
             self.job = None

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from deepmark.core.domain.structures import PostprocessParams
-from deepmark.core.errors import DeepMarkError
+from deepmark.core.errors import Cancelled, DeepMarkError
 from deepmark.core.formats.model_file import ModelInfo, read_model_info
 from deepmark.core.inference.detector import default_model_path
 from deepmark.core.store import Project, StoreError
@@ -462,6 +462,10 @@ class RetrainJob:
         job = cls(project, project.training.update(record.id, job_dir=str(job_dir)))
         try:
             job._prepare(info, checkpoint, options, progress)
+        except Cancelled:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            job._set(state="discarded", message="cancelled while exporting the images", pid=None)
+            raise
         except (DeepMarkError, OSError) as exc:
             message = str(exc) if isinstance(exc, DeepMarkError) else f"{exc.filename}: {exc.strerror or exc}"
             job._set(state="failed", message=message, pid=None)

@@ -15,7 +15,7 @@ from deepmark.core.formats.model_file import set_recommended_params
 from deepmark.core.store import Project
 from deepmark.core.store.predictions import file_sha256
 from deepmark.core.store.presets import project_params
-from deepmark.core.studio.retrain import RetrainOptions, jobs_root
+from deepmark.core.studio.retrain import RetrainJob, RetrainOptions, jobs_root
 
 QUICK = RetrainOptions(epochs=2, batch_size=2, max_steps_per_epoch=1, workers=0, val_fraction=0.3, tune_step=0.5,
                        device="cpu", overrides={"data": {"input_size": [128, 128]}})
@@ -131,3 +131,16 @@ def test_finished_job_shows_the_comparison_and_use_the_new_model_switches_model_
     box = window.last_message_box
     assert box is None or not box.isVisible()  # no "use the model's values?" question
     assert project_params(project) == tuned  # kept in the project
+
+
+def test_a_job_running_for_a_script_is_followed_and_left_running(make_window, demo_project, qtbot):
+    _accept_all(demo_project)
+    script = RetrainJob.start(demo_project, options=QUICK)  # headless, e.g. a benchmark
+    window = make_window(demo_project)
+    assert window.retrain.offer_box is None and window.retrain.job.id == script.id
+    assert window.retrain.progress.running and f"job {script.id}" in window.statusBar().currentMessage()
+    dialog = _open_dialog(window, qtbot)
+    assert dialog.status.text().startswith("training:") and dialog.cancel_button.isEnabled()
+    window.close()
+    assert script.poll().running  # not the window's to stop
+    script.cancel()

@@ -173,6 +173,19 @@ def test_an_installation_that_cannot_train_says_so_in_one_line(project, monkeypa
         RetrainJob.start(project, options=QUICK)
 
 
+def test_cancelling_the_export_sets_the_job_aside_and_leaves_no_folder(project):
+    from deepmark.core.errors import Cancelled
+
+    def cancel_at_third(done, total):
+        if done == 3:
+            raise Cancelled("cancelled")
+
+    with pytest.raises(Cancelled):
+        RetrainJob.start(project, options=QUICK, progress=cancel_at_third)
+    job = project.training.list()[-1]
+    assert job.state == "discarded" and not job.job_dir.exists() and RetrainJob.interrupted(project) is None
+
+
 def test_a_split_without_validation_images_is_refused_in_one_line(project):
     with pytest.raises(RetrainError, match="0 for validation") as caught:
         RetrainJob.start(project, options=RetrainOptions(val_fraction=0.0))
