@@ -35,6 +35,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "model.info": ("Ctrl+Shift+M",),
     "model.choose_refiner": (),
     "model.refine": ("Shift+F",),
+    "model.retrain": ("Ctrl+Shift+T",),
     "view.before_refinement": ("Shift+B",),
     "edit.undo": ("<Undo>",),
     "edit.redo": ("<Redo>", "Ctrl+Y"),

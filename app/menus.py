@@ -12,6 +12,7 @@ from deepmark.app.jobs import run_on_all, run_on_selected
 from deepmark.app.keymap import default_sequences, user_keys
 from deepmark.app.model_dialog import show_model_info
 from deepmark.app.recent import fill_menu as fill_recent
+from deepmark.app.retrain_dialog import install_retrain, show_retrain_dialog
 from deepmark.app.settings import studio_settings
 from deepmark.app.summary_view import show_summary
 from deepmark.core.errors import DeepMarkError
@@ -69,6 +70,9 @@ def build_menus(window: MainWindow) -> None:
     _action(window, model, "Show landmarks before refinement (on / off)", window.params_panel.before.toggle,
             "view.before_refinement")
     _action(window, model, "Choose refinement model file…", lambda: choose_refiner(window), "model.choose_refiner")
+    model.addSeparator()
+    _action(window, model, "Retrain on accepted images…", lambda: show_retrain_dialog(window), "model.retrain")
+    install_retrain(window)  # offers to resume an interrupted training job when a project opens
     model.addSeparator()
     _action(window, model, "Model information…", lambda: show_model_info(window), "model.info")
 

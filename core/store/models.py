@@ -256,3 +256,56 @@ class ImageDoubtScore(Base):
     landmarks: Mapped[float] = mapped_column(Float)
     flip: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+TRAINING_STATES = ("preparing", "training", "finishing", "cancelled", "done", "failed", "discarded")
+"""Where a retraining job stands: its data being exported, ``deepmark train`` running (or interrupted while it
+ran), the new model being exported and evaluated, stopped by the user (resumable), finished, failed (the
+reason in ``message``), or set aside by the user (its folder may be gone)."""
+
+
+class TrainingJob(Base):
+    """A retraining job on the project's accepted images (``deepmark.core.studio.retrain``), revision 0006.
+
+    ``job_dir``: its folder (exported data, run folder, ``config.toml``, the new model). ``base_model_*``: the
+    model it starts from and is compared with; ``base_checkpoint``: the training checkpoint it was initialised
+    from (None: the documented recipe from random weights). ``config``: the run configuration as written;
+    ``split``: image ids per part (``train``, ``validation``) and how the split was made. ``pid``: the process
+    running its current phase (None when none). ``model_path``/``model_run_id``: the model it produced."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (CheckConstraint(_in("state", TRAINING_STATES), name="state"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="preparing")
+    job_dir: Mapped[str] = mapped_column(String(1024))
+    base_model_path: Mapped[str | None] = mapped_column(String(1024))
+    base_model_hash: Mapped[str | None] = mapped_column(String(64))
+    base_checkpoint: Mapped[str | None] = mapped_column(String(1024))
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    split: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)
+    model_path: Mapped[str | None] = mapped_column(String(1024))
+    model_run_id: Mapped[int | None] = mapped_column(ForeignKey("model_runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelEvaluation(Base):
+    """One model evaluated on a set of the project's images (revision 0006): the model file (path and SHA-256
+    hex), ``image_ids`` (JSON list), ``metrics`` (``EvaluationResult.to_dict()``: mAP_pt, mAP_box, per
+    category...), the post-processing ``params`` used, and the training job that made it (None: on its own).
+    ``label`` says which model it is to that job ('current', 'new')."""
+
+    __tablename__ = "model_evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    training_job_id: Mapped[int | None] = mapped_column(ForeignKey("training_jobs.id", ondelete="SET NULL"),
+                                                        index=True)
+    label: Mapped[str] = mapped_column(String(32))
+    model_path: Mapped[str] = mapped_column(String(1024))
+    model_hash: Mapped[str] = mapped_column(String(64), index=True)
+    image_ids: Mapped[list[Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

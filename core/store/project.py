@@ -57,6 +57,7 @@ class Project:
         from deepmark.core.store.images import ImageRepository
         from deepmark.core.store.predictions import ModelRunRepository, PredictionRepository
         from deepmark.core.store.presets import PresetRepository
+        from deepmark.core.store.training import TrainingRepository
 
         self.engines = engines
         self.root = root
@@ -70,6 +71,7 @@ class Project:
         self.presets = PresetRepository(self)
         self.history = HistoryRepository(self)
         self.doubts = DoubtRepository(self)  # per-image doubt scores (revision 0005)
+        self.training = TrainingRepository(self)  # retraining jobs and model evaluations
 
     # -- opening ---------------------------------------------------------------------------------
 
