@@ -12,7 +12,8 @@ The edit model, per image (``correct_image``):
   category picked (1 edit); its landmarks start as the category template over that box, or with the
   *prompted* assist as ``prompted_landmarks`` of the heads for that box.
 * A matched detection of another category: its category changed (1 edit); its landmarks become what the app
-  gives a re-categorised item (``derive_landmarks``). A matched box with IoU < ``BOX_IOU``: re-drawn (1 edit).
+  gives a re-categorised item (``derive_landmarks``), or with *prompted* those prompted by its box. A
+  matched box with IoU < ``BOX_IOU``: re-drawn (1 edit).
 * Each labelled landmark out of tolerance (KS < ``TOLERANCE_KS`` with DeepFashion2's σ and the true box's
   area) is dragged, those a heatmap peak placed first, each worst first (1 edit per drag). A drag lands at
   the true position plus Gaussian noise (``drag_noise`` px per axis); one that lands out of tolerance is
@@ -248,9 +249,7 @@ def _starting_point(item, category, detections, m, assists, heads, params, group
     if m is None:  # missed: draw the box, pick the category, then its landmarks
         box = _drawn_box(item.box, rng, noise)
         if assists.prompted:
-            out = prompted_landmarks(heads, box, category.id, params, taxonomy, grouping)
-            return (out.landmarks[:, :2], out.confident.copy(), np.where(out.confident, 2.0, 1.0), box,
-                    EditCount(boxes=1, category=1))
+            return (*_prompted(heads, box, category, params, taxonomy, grouping), box, EditCount(boxes=1, category=1))
         start = template_landmarks(category, box)
         return start[:, :2], np.zeros(len(start), bool), start[:, 2], box, EditCount(boxes=1, category=1)
     detection = detections[m]
@@ -261,6 +260,8 @@ def _starting_point(item, category, detections, m, assists, heads, params, group
         fixed = fixed + EditCount(boxes=1)
     if detection.category_id != category.id:
         fixed = fixed + EditCount(category=1)
+        if assists.prompted:  # a category picked for a box: the same prompt
+            return (*_prompted(heads, box, category, params, taxonomy, grouping), box, fixed)
         landmarks, source = derive_landmarks(category, box, detections)
         confident = (landmarks[:, 2] >= 2) if source == "prediction" else np.zeros(len(landmarks), bool)
         return landmarks[:, :2], confident, landmarks[:, 2], box, fixed
@@ -268,6 +269,13 @@ def _starting_point(item, category, detections, m, assists, heads, params, group
     confident = np.asarray(detection.refined, bool) & (landmarks[:, 2] > 0)
     # what accepting a prediction stores (``prediction_landmarks``): visible where a peak placed it
     return landmarks[:, :2], confident, np.where(landmarks[:, 2] > 0, 2.0, 1.0), box, fixed
+
+
+def _prompted(heads, box, category, params, taxonomy, grouping):
+    """Box-prompted landmarks: positions (L, 2), confident (L,), and the visibility accepting them stores
+    (visible where a peak placed them, else occluded, as for a prediction)."""
+    out = prompted_landmarks(heads, box, category.id, params, taxonomy, grouping)
+    return out.landmarks[:, :2], out.confident.copy(), np.where(out.confident, 2.0, 1.0)
 
 
 def simulate_correction(
@@ -294,3 +302,120 @@ def simulate_correction(
         out[image_id] = correct_image(items, predictions.get(image_id, ()), taxonomy, assists, h, params, grouping,
                                       seed, image_id, noise).items
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# How well a review order and the likely-mistakes view find the work
+
+
+def found_share(edits, order, fraction: float = 0.2) -> float:
+    """The share of all ``edits`` (N,) ≥ 0 (per image) in the first ``fraction`` of images (rounded, at least
+    one) when reviewed in ``order`` (N,) image indices; 0 when there are no edits."""
+    edits = np.asarray(edits, np.float64)
+    top = max(1, round(fraction * len(edits)))
+    total = float(edits.sum())
+    return float(edits[np.asarray(order)[:top]].sum() / total) if total > 0 else 0.0
+
+
+def random_share(edits, fraction: float = 0.2, orders: int = 1000, seed: int = 0) -> float:
+    """``found_share`` averaged over ``orders`` random orders (its expectation is the share of images looked
+    at, top / N)."""
+    rng = np.random.default_rng(seed)
+    n = len(edits)
+    return float(np.mean([found_share(edits, rng.permutation(n), fraction) for _ in range(orders)]))
+
+
+def order_gain(edits, order, fraction: float = 0.2) -> float:
+    """How much of the perfect order's gain over a random order ``order`` achieves: (share − random) /
+    (perfect − random), with the random order's expected share top / N; 1 for the perfect order (most edits
+    first), 0 for a random one's expectation, nan when the perfect order gains nothing."""
+    edits = np.asarray(edits, np.float64)
+    top = max(1, round(fraction * len(edits)))
+    chance = top / len(edits)
+    perfect = found_share(edits, np.argsort(-edits, kind="stable"), fraction)
+    if perfect - chance <= 1e-12:
+        return math.nan
+    return (found_share(edits, order, fraction) - chance) / (perfect - chance)
+
+
+def top_n_recall(scores, injected, n: int | None = None) -> float:
+    """The share of ``injected`` (N,) bool items among the ``n`` highest ``scores`` (N,) (default twice the
+    number injected; ties broken by position); nan when none was injected."""
+    injected = np.asarray(injected, bool)
+    count = int(injected.sum())
+    if count == 0:
+        return math.nan
+    n = 2 * count if n is None else n
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    return float(injected[order[:n]].sum() / count)
+
+
+def top_n_precision(scores, injected, n: int | None = None) -> float:
+    """The share of the ``n`` highest ``scores`` (N,) that are ``injected`` (N,) bool (default n: the number
+    injected); nan when n is 0."""
+    injected = np.asarray(injected, bool)
+    n = int(injected.sum()) if n is None else n
+    if n == 0:
+        return math.nan
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    return float(injected[order[:n]].mean())
+
+
+# The kinds of labelling error ``inject_error`` makes.
+ERROR_KINDS = ("moved", "swapped", "category")
+# A moved landmark goes this fraction of the garment's box diagonal away; a swapped pair's two landmarks are
+# at least this far apart (else exchanging them changes nothing one could see).
+MOVE_FRACTION = 0.2
+SWAP_MIN_FRACTION = 0.1
+
+
+def inject_error(item: Item, kind: str, rng: np.random.Generator, taxonomy: Taxonomy) -> Item | None:
+    """``item`` with one labelling error of ``kind``: ``"moved"`` one labelled landmark ``MOVE_FRACTION`` ×
+    the box diagonal in a random direction; ``"swapped"`` one left/right pair exchanged (both labelled, at
+    least ``SWAP_MIN_FRACTION`` × the diagonal apart); ``"category"`` another category, with its template
+    over the box (what relabelling in the app gives without a prediction). None when the kind does not apply
+    to this item (no such landmark or pair)."""
+    landmarks = np.asarray(item.landmarks, np.float64).copy()
+    labelled = np.flatnonzero(landmarks[:, 2] > 0)
+    box = np.asarray(item.box, np.float64)
+    size = float(np.hypot(*(box[2:] - box[:2])))
+    if kind == "moved":
+        if len(labelled) == 0:
+            return None
+        angle = rng.uniform(0.0, 2.0 * math.pi)
+        landmarks[int(rng.choice(labelled)), :2] += MOVE_FRACTION * size * np.array([math.cos(angle), math.sin(angle)])
+        return Item(item.category_id, box.copy(), landmarks)
+    if kind == "swapped":
+        pairs = taxonomy.category(item.category_id).flip_pairs.reshape(-1, 2)
+        pairs = pairs[(landmarks[pairs, 2] > 0).all(1)]
+        apart = np.hypot(*(landmarks[pairs[:, 0], :2] - landmarks[pairs[:, 1], :2]).T) > SWAP_MIN_FRACTION * size
+        pairs = pairs[apart]
+        if len(pairs) == 0:
+            return None
+        i, j = pairs[rng.integers(len(pairs))]
+        landmarks[[i, j], :2] = landmarks[[j, i], :2]
+        return Item(item.category_id, box.copy(), landmarks)
+    if kind == "category":
+        other = int(rng.choice([c for c in taxonomy.category_ids if c != item.category_id]))
+        return Item(other, box.copy(), template_landmarks(taxonomy.category(other), box))
+    raise DeepMarkError(f"unknown labelling error kind {kind!r}; kinds: {', '.join(ERROR_KINDS)}")
+
+
+def inject_errors(images: Mapping[int, Sequence[Item]], rate: float, rng: np.random.Generator,
+                  taxonomy: Taxonomy) -> tuple[dict[int, list[Item]], dict[int, np.ndarray]]:
+    """Each item of ``images`` (image id → items) given an error with probability ``rate``, of a kind drawn
+    uniformly among those that apply to it: (image id → items, image id → (N,) bool injected)."""
+    out, flags = {}, {}
+    for image_id, items in images.items():
+        altered, injected = [], []
+        for item in items:
+            wrong = None
+            if rng.random() < rate:
+                for kind in rng.permutation(ERROR_KINDS):
+                    wrong = inject_error(item, str(kind), rng, taxonomy)
+                    if wrong is not None:
+                        break
+            altered.append(wrong or item)
+            injected.append(wrong is not None)
+        out[image_id], flags[image_id] = altered, np.array(injected, bool)
+    return out, flags

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -43,11 +44,18 @@ CENTRE_DOUBT_WIDTH = 0.5
 CENTRE_DOUBT_REACH = 3.0
 # A garment to add or delete costs about this many edits (placing or removing it, then its landmarks).
 GARMENT_EDITS = 1.0
-# expected edits → score: 1 − exp(−edits / this): 0.63 at this many edits (the bundled model's heads of a
-# 256² scene of 1–5 garments expect about 15–130).
-EDITS_SCALE = 50.0
+# expected edits → score: 1 − exp(−edits / this): 0.63 at this many edits (the bundled model's heads of its
+# synthetic validation scenes, 320², expect 5–250, median 81; the simulated annotator needs 2–195, median 65).
+EDITS_SCALE = 100.0
 # The threshold is clamped into this range for the logit (a threshold of 0 keeps every candidate).
 THRESHOLD_RANGE = (0.01, 0.99)
+# A landmark needs an edit when it is off by more than the tolerance a label is held to: per-landmark KS
+# (OKS's term, DeepFashion2's σ, the garment's box area) below this ...
+TOLERANCE_KS = 0.9
+# ... and a decoded landmark on the right peak is still off by about this many map pixels per axis (the
+# peak's pixel plus a regressed offset; the bundled model's median error is 0.8 map px on its validation
+# set), so a small garment's landmarks, held to a tolerance of a pixel or two, need edits more often.
+POSITION_ERROR = 1.0
 
 # label_mistakes: a prediction overlapping the item's box this much (IoU) is "there" (the COCO match) ...
 MATCH_IOU = 0.5
@@ -108,6 +116,25 @@ def flip_disagreement(heads: RawHeads, flipped: RawHeads, params: PostprocessPar
     return total / count if count else 0.0
 
 
+@lru_cache(maxsize=4)
+def taxonomy_sigmas(taxonomy: Taxonomy) -> np.ndarray:
+    """(C, Lmax) DeepFashion2 OKS σ of each class index's landmarks, 0 for padding."""
+    lmax = max(c.num_landmarks for c in taxonomy.categories)
+    out = np.zeros((len(taxonomy.categories), lmax))
+    for k, category in enumerate(taxonomy.categories):
+        out[k, : category.num_landmarks] = category.oks_sigmas
+    return out
+
+
+def off_tolerance(box: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """(D, Lmax) the chance that a landmark decoded on its right peak is still out of tolerance: its
+    tolerance radius r = 2σ · √area · √(2 ln(1 / ``TOLERANCE_KS``)) (``box`` (D, 4) and r in map pixels,
+    ``sigmas`` (D, Lmax)) against a Gaussian error of ``POSITION_ERROR`` per axis: exp(−r² / 2e²)."""
+    area = np.clip(box[:, 2] - box[:, 0], 0, None) * np.clip(box[:, 3] - box[:, 1], 0, None)
+    radius2 = (2.0 * sigmas) ** 2 * area[:, None] * 2.0 * math.log(1.0 / TOLERANCE_KS)
+    return np.exp(-radius2 / (2.0 * POSITION_ERROR**2))
+
+
 def image_uncertainty(
     heads: RawHeads,
     params: PostprocessParams,
@@ -128,7 +155,10 @@ def image_uncertainty(
       keypoint-rescored with technique 4; 0 when no peak was accepted), best and second the two strongest
       group peaks it could take (``peak_contrast``). 0 for a sure peak of 1 without a rival; 1 without a
       peak, or with two equal ones (on the bundled model's heads this ranks landmarks that need a
-      correction better than the peak score, or best − second, alone: ``bench/doubt.py``);
+      correction better than the peak score, or best − second, alone: ``bench/doubt.py``). A landmark on
+      its right peak still needs an edit when it misses the tolerance a label is held to (``off_tolerance``:
+      KS ≥ ``TOLERANCE_KS`` against an error of ``POSITION_ERROR`` map pixels, so more often on a small
+      garment): its doubt is 1 − s · (1 − second / best) · (1 − off_tolerance);
     * flip: ``flip_disagreement`` f when ``flipped`` is given; each landmark's doubt u becomes
       1 − (1 − u)(1 − f).
 
@@ -159,7 +189,9 @@ def image_uncertainty(
         best, second = peak_contrast(coarse[keep], groups[keep], cand.box[keep], peaks)
         agree = 1.0 if math.isnan(flip) else 1.0 - flip
         rival = np.divide(second, best, out=np.zeros_like(best), where=best > 0)
-        per_landmark = np.where(groups[keep] >= 0, 1.0 - marks.score[keep] * (1.0 - rival) * agree, 0.0)  # (D, Lmax)
+        on_peak = marks.score[keep] * (1.0 - rival) * agree
+        within = 1.0 - off_tolerance(cand.box[keep], taxonomy_sigmas(taxonomy)[cand.cls[keep]])
+        per_landmark = np.where(groups[keep] >= 0, 1.0 - on_peak * within, 0.0)  # (D, Lmax)
         landmarks = float((per_landmark.sum(1) / layout.count[cand.cls[keep]]).max())
         # a detection is a garment with the chance its score says; else its landmarks need no edit at all
         landmark_edits = float(np.clip(score[keep], 0.0, 1.0) @ per_landmark.sum(1))

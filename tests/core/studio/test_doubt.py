@@ -14,6 +14,7 @@ from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.domain.structures import Detection, Item, PostprocessParams
 from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
 from deepmark.core.errors import DecodeError
+from deepmark.core.studio import doubt as doubt_module
 from deepmark.core.studio.doubt import (
     EDITS_SCALE,
     NO_PREDICTION_DOUBT,
@@ -21,6 +22,7 @@ from deepmark.core.studio.doubt import (
     image_uncertainty,
     keypoint_similarity,
     label_mistakes,
+    off_tolerance,
 )
 from deepmark.core.studio.templates import template_landmarks
 from deepmark.core.synthetic.simulate import random_scene, simulated_heads
@@ -66,8 +68,10 @@ def test_a_clean_image_doubts_less_than_a_noisy_one(seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_a_rival_peak_raises_the_landmark_doubt(seed):
-    """A second peak as strong as the true one, next to each landmark inside the garment's box: ambiguous."""
+def test_a_rival_peak_raises_the_landmark_doubt(seed, monkeypatch):
+    """A second peak as strong as the true one, next to each landmark inside the garment's box: ambiguous.
+    (The position error is set near 0 here: the peaks alone are tested.)"""
+    monkeypatch.setattr(doubt_module, "POSITION_ERROR", 1e-3)
     items, heads = _scene(seed, num_items=1, hidden_fraction=0.0)
     before = _doubt(heads)
     assert before.landmarks < 0.3  # one clear peak per landmark (smoothing keeps it below 1)
@@ -86,6 +90,23 @@ def test_a_rival_peak_raises_the_landmark_doubt(seed):
     after = _doubt(replace(heads, hm_hp=rival))
     assert after.landmarks > before.landmarks + 0.3
     assert after.score > before.score
+
+
+def test_a_small_garments_landmarks_are_doubted_more():
+    """The tolerance a landmark is held to shrinks with the garment (OKS: σ · √area) while the model's error
+    does not: the chance of an edit falls with the box's size, and is exp(−r² / 2e²) at each."""
+    sigmas = np.array([[0.02, 0.05]] * 3)
+    boxes = np.array([[0, 0, 4, 4], [0, 0, 10, 10], [0, 0, 30, 30]], np.float64)  # map pixels
+    p = off_tolerance(boxes, sigmas)
+    assert (np.diff(p, axis=0) < 0).all() and (p[:, 0] > p[:, 1]).all()
+    r2 = (2 * 0.05) ** 2 * 100 * 2 * math.log(1 / doubt_module.TOLERANCE_KS)
+    assert p[1, 1] == pytest.approx(math.exp(-r2 / (2 * doubt_module.POSITION_ERROR**2)))
+    # one garment with perfect heads, large and small: the small one's landmarks are doubted more
+    doubts = []
+    for box in ((20.0, 20.0, 236.0, 236.0), (100.0, 100.0, 140.0, 140.0)):
+        item = Item(1, np.array(box), template_landmarks(TAXONOMY.category(1), box))
+        doubts.append(_doubt(simulated_heads([item], SIZE, TAXONOMY, GROUPING)).landmarks)
+    assert doubts[1] > doubts[0] + 0.2
 
 
 def test_a_centre_peak_at_the_threshold_is_doubted():
