@@ -1,6 +1,7 @@
 """The simulated annotator: edits counted exactly on hand-built cases, assists that cannot help change nothing,
 and what it stores is the truth within tolerance (simulated heads, and the bundled model on the demo images)."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -12,14 +13,22 @@ from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.studio.annotator import (
     ALL_ASSISTS,
+    ERROR_KINDS,
     MODES,
     PLAIN,
     Assists,
     EditCount,
     correct_image,
+    found_share,
+    inject_error,
+    inject_errors,
     match_garments,
+    order_gain,
+    random_share,
     simulate_correction,
     tolerance_radius,
+    top_n_precision,
+    top_n_recall,
 )
 from deepmark.core.studio.doubt import keypoint_similarity
 from deepmark.core.studio.templates import template_landmarks
@@ -287,3 +296,60 @@ def test_real_heads_every_mode_reaches_tolerance(demo_predictions):
                                image=k).edits for k in truth]
         total = sum(edits, EditCount())
         assert total.garments == sum(len(v) for v in truth.values()) and total.total > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Review order and likely mistakes
+
+
+def test_the_perfect_order_has_all_the_gain_and_a_random_one_none():
+    edits = np.array([5, 0, 12, 3, 3, 7, 1, 0, 9, 2])
+    perfect = np.argsort(-edits)
+    assert found_share(edits, perfect) == pytest.approx((12 + 9) / edits.sum())  # 20 % of 10 images: two
+    assert order_gain(edits, perfect) == pytest.approx(1.0)
+    assert order_gain(edits, perfect[::-1]) < 0
+    assert random_share(edits, orders=4000) == pytest.approx(0.2, abs=0.01)
+    assert math.isnan(order_gain(np.full(10, 3), np.arange(10)))  # nothing to gain: every image alike
+    assert found_share(np.zeros(4), np.arange(4)) == 0.0
+
+
+def test_top_n_on_a_hand_built_ranking():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    injected = np.array([True, False, True, False, False, True, False, False])
+    # N = 2 × 3 injected = 6: items 0..5 hold all three; the first three hold two
+    assert top_n_recall(scores, injected) == pytest.approx(1.0)
+    assert top_n_recall(scores, injected, n=3) == pytest.approx(2 / 3)
+    assert top_n_precision(scores, injected) == pytest.approx(2 / 3)
+    assert top_n_precision(scores, injected, n=2) == pytest.approx(0.5)
+    assert math.isnan(top_n_recall(scores, np.zeros(8, bool)))
+
+
+@pytest.mark.parametrize("kind", ERROR_KINDS)
+def test_each_injected_error_is_what_it_says(kind):
+    rng = np.random.default_rng(4)
+    item = _garment(category_id=1)
+    wrong = inject_error(item, kind, rng, TAXONOMY)
+    changed = np.flatnonzero(np.hypot(*(wrong.landmarks[:, :2] - item.landmarks[:, :2]).T) > 1e-9) \
+        if wrong.category_id == item.category_id else None
+    if kind == "moved":
+        assert len(changed) == 1
+        size = np.hypot(*(item.box[2:] - item.box[:2]))
+        assert np.hypot(*(wrong.landmarks[changed[0], :2] - item.landmarks[changed[0], :2])) == pytest.approx(
+            0.2 * size)
+    elif kind == "swapped":
+        assert len(changed) == 2 and tuple(sorted(changed)) in {tuple(sorted(p)) for p in
+                                                               TAXONOMY.category(1).flip_pairs.reshape(-1, 2)}
+    else:
+        assert wrong.category_id != item.category_id
+    np.testing.assert_array_equal(wrong.box, item.box)
+
+
+def test_injected_at_a_known_rate():
+    rng = np.random.default_rng(0)
+    images = {i: [_garment(category_id=1 + i % 13)] * 5 for i in range(200)}
+    altered, flags = inject_errors(images, 0.1, rng, TAXONOMY)
+    rate = np.concatenate(list(flags.values())).mean()
+    assert 0.07 < rate < 0.13
+    for image_id, items in images.items():
+        for before, after, injected in zip(items, altered[image_id], flags[image_id], strict=True):
+            assert (after is before) != bool(injected)
