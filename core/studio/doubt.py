@@ -65,6 +65,9 @@ COMPARE_IOU = 0.1
 UNREFINED_WEIGHT = 0.5
 # Doubt of an item no prediction overlaps: as likely a miss of the model as a spurious label.
 NO_PREDICTION_DOUBT = 0.5
+# The item's own category where no prediction of it overlaps counts as this score: the mistakes view decodes
+# with a threshold of 0.05, so an unseen category scored below it.
+UNSEEN_SCORE = 0.05
 # Landmarks / flip pairs whose own doubt reaches this are named in the reasons (the model's ordinary error
 # stays below it, see POSITION_TOLERANCE).
 REASON_DOUBT = 0.3
@@ -235,6 +238,15 @@ def keypoint_similarity(label: np.ndarray, predicted: np.ndarray, sigmas: np.nda
     return np.exp(-d2 / (2.0 * max(area, 1e-9) * ((2.0 * sigmas) ** 2 + tolerance**2)))
 
 
+def rival_share(rival: float, own: float, unseen: float = UNSEEN_SCORE) -> float:
+    """The category doubt in [0, 1): the rival category's share of the two scores, rival / (rival +
+    max(own, ``unseen``)), when the rival scores higher, else 0. A rival at 0.3 where the labelled category
+    is not predicted at all (0.86) is more telling than one at 0.9 over the labelled one at 0.6 (0.6)."""
+    if rival <= own:
+        return 0.0
+    return rival / (rival + max(own, unseen))
+
+
 def _category_name(taxonomy: Taxonomy, category_id: int) -> str:
     return taxonomy.category(category_id).name
 
@@ -283,7 +295,7 @@ def _item_doubt(index: int, item: Item, detections: Sequence[Detection], ious: n
     if other.any():
         rival = int(np.flatnonzero(other)[np.argmax(scores[other])])
         own_best = float(scores[there & own].max()) if (there & own).any() else 0.0
-        category_doubt = float(np.clip(scores[rival] - own_best, 0.0, 1.0))
+        category_doubt = rival_share(float(scores[rival]), own_best)
         if category_doubt > 0:
             predicted_category = int(categories[rival])
             doubts.append(category_doubt)
@@ -329,11 +341,19 @@ def _compare_landmarks(item: Item, category: Category, candidates: list[Detectio
     # flip pairs, both labelled: KS exchanged vs as labelled, by the pair's weaker weight
     pairs = category.flip_pairs.reshape(-1, 2)
     pairs = pairs[labelled[pairs].all(1)]
-    pair_doubt = np.clip(ks_x[pairs].mean(1) - ks[pairs].mean(1), 0.0, 1.0) * w[pairs].min(1, initial=1.0)
+    # a label far from the model's landmark while the rest of the garment fits the model (as labelled or
+    # mirrored) is a mistake; when the rest does not fit either, it is rather the model that is off: doubts
+    # × the others' mean KS (1 when there are no others)
+    fit = np.maximum(ks, ks_x)
+    total, count = float(fit[labelled].sum()), int(labelled.sum())
+    others = (total - fit) / (count - 1) if count > 1 else np.ones_like(ks)  # (L,)
+    pair_others = (total - fit[pairs].sum(1)) / (count - 2) if count > 2 else np.ones(len(pairs))
+    pair_doubt = (np.clip(ks_x[pairs].mean(1) - ks[pairs].mean(1), 0.0, 1.0) * w[pairs].min(1, initial=1.0)
+                  * pair_others)
     swapped = pairs[pair_doubt >= REASON_DOUBT]
     in_swap = np.zeros(len(ks), bool)
     in_swap[swapped.reshape(-1)] = True
-    landmark_doubt = np.where(labelled, (1.0 - ks) * w, 0.0)
+    landmark_doubt = np.where(labelled, (1.0 - ks) * w * others, 0.0)
     moved = np.flatnonzero((landmark_doubt >= REASON_DOUBT) & ~in_swap)
     names = category.landmark_names
     offset = np.hypot(*(predicted[best] - label).T)

@@ -23,6 +23,7 @@ from deepmark.core.studio.doubt import (
     keypoint_similarity,
     label_mistakes,
     off_tolerance,
+    rival_share,
 )
 from deepmark.core.studio.templates import template_landmarks
 from deepmark.core.synthetic.simulate import random_scene, simulated_heads
@@ -323,8 +324,33 @@ def test_a_weak_rival_category_is_less_doubtful_than_a_strong_one():
                       np.zeros(TAXONOMY.category(other).num_landmarks, bool))
     strong = label_mistakes([item], [replace(_detection_of(item), score=0.2), rival], TAXONOMY)[0]
     weak = label_mistakes([item], [_detection_of(item), replace(rival, score=0.3)], TAXONOMY)[0]
-    assert strong.predicted_category == other and strong.score == pytest.approx(0.7)
+    assert strong.predicted_category == other and strong.score == pytest.approx(0.9 / (0.9 + 0.2))  # its share
     assert weak.predicted_category is None and weak.score < 0.1
+
+
+def test_rival_share():
+    assert rival_share(0.3, 0.0) == pytest.approx(0.3 / 0.35)  # the labelled category unseen: below 0.05
+    assert rival_share(0.9, 0.6) == pytest.approx(0.6)
+    assert rival_share(0.5, 0.5) == 0.0 and rival_share(0.2, 0.7) == 0.0
+    assert rival_share(0.3, 0.0) > rival_share(0.9, 0.6)
+
+
+def test_one_landmark_off_a_fitting_garment_is_a_mistake_not_the_models_error():
+    """The same label landmark 25 px from the model's: a likely mistake where every other landmark agrees
+    with the model, hardly one where the model is off everywhere (then the model is the one to doubt)."""
+    items, _ = _scene(6, noise=0.0, hidden_fraction=0.0)
+    item = max(items, key=lambda it: (it.box[2] - it.box[0]) * (it.box[3] - it.box[1]))
+    label = item.landmarks.copy()
+    label[0, 0] += 25.0
+    labelled = replace(item, landmarks=label)
+    agrees = _detection_of(item)
+    off = _detection_of(item)
+    rng = np.random.default_rng(0)
+    off.landmarks[1:, :2] += rng.choice([-1.0, 1.0], (len(label) - 1, 2)) * 12.0
+    (fits,) = label_mistakes([labelled], [agrees], TAXONOMY)
+    (model_off,) = label_mistakes([labelled], [off], TAXONOMY)
+    assert 0 in fits.moved and fits.score > 0.6
+    assert fits.score > model_off.score + 0.2
 
 
 @pytest.mark.parametrize("seed", range(4))
