@@ -263,11 +263,14 @@ def label_mistakes(items: Sequence[Item], detections: Sequence[Detection], taxon
       is then taken with ``tolerance`` (``POSITION_TOLERANCE``, a fraction of the garment's size) added
       in quadrature to 2σ, so that the model's ordinary error is not a mistake. Each labelled landmark's
       doubt is (1 − KS) × weight (1 where the prediction's heatmap peak placed it, ``UNREFINED_WEIGHT``
-      where only the regression did); the largest, and 1 − the mean KS, whichever is higher;
+      where only the regression did) × the mean KS of the other labelled landmarks (each as labelled or
+      mirrored, the better; 1 without others): far from the model where the rest fits it is a mistake,
+      where the rest is off too rather the model's error; the largest, and 1 − the mean KS, whichever is
+      higher;
     * swapped flip pairs: for each pair with both labelled, mean KS exchanged − mean KS as labelled (same
-      tolerance, × the smaller weight), clipped at 0; the largest;
-    * category: the best score of another category's prediction with IoU ≥ ``MATCH_IOU`` minus the best of
-      the item's own category there (0 when none), clipped at 0;
+      tolerance, × the smaller weight × the others' mean KS as above), clipped at 0; the largest;
+    * category: where another category's prediction with IoU ≥ ``MATCH_IOU`` scores above the best of the
+      item's own category there, ``rival_share`` of the two (0 otherwise);
     * no prediction of any category with IoU ≥ ``MATCH_IOU``: ``NO_PREDICTION_DOUBT``.
     """
     boxes = np.array([np.asarray(d.box, np.float64) for d in detections]).reshape(-1, 4)
