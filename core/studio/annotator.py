@@ -226,15 +226,22 @@ def correct_image(
                                                                  params, grouping, landmark_rng(seed, image, g, -1),
                                                                  noise, taxonomy)
         rngs = [landmark_rng(seed, image, g, i) for i in range(len(truth))]
-        snap = None
-        if assists.snap:
-            groups = grouping.category_groups[taxonomy.category_index(category.id)]
-            snap = lambda i, p, groups=groups: snap_to_peak(heads, int(groups[i]), p, SNAP_RADIUS)  # noqa: E731
+        snap = _snapper(heads, grouping.category_groups[taxonomy.category_index(category.id)]) if assists.snap else None
         final, drags = correct_landmarks(category, start, confident, truth, tolerance_radius(item, category), rngs,
                                          assists, noise, snap)
         edits = edits + fixed + EditCount(drags=drags, visibility=_visibility_edits(stored_v, truth))
         stored.append(_stored(category.id, box, final, truth))
     return Correction(stored, edits)
+
+
+def _snapper(heads: RawHeads, groups: np.ndarray):
+    """snap(landmark, point) → (position, score) or None: ``snap_to_peak`` in that landmark's group
+    (``groups`` (L,)) within ``SNAP_RADIUS``."""
+
+    def snap(landmark: int, point: np.ndarray):
+        return snap_to_peak(heads, int(groups[landmark]), point, SNAP_RADIUS)
+
+    return snap
 
 
 def _drawn_box(box: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
