@@ -14,6 +14,7 @@ from deepmark.core.centernet.decode import decode_detections
 from deepmark.core.domain.structures import Detection, Item, PostprocessParams
 from deepmark.core.domain.taxonomy import load_grouping, load_taxonomy
 from deepmark.core.errors import DecodeError
+from deepmark.core.studio import doubt as doubt_module
 from deepmark.core.studio.doubt import (
     EDITS_SCALE,
     NO_PREDICTION_DOUBT,
@@ -21,6 +22,8 @@ from deepmark.core.studio.doubt import (
     image_uncertainty,
     keypoint_similarity,
     label_mistakes,
+    off_tolerance,
+    rival_share,
 )
 from deepmark.core.studio.templates import template_landmarks
 from deepmark.core.synthetic.simulate import random_scene, simulated_heads
@@ -66,8 +69,10 @@ def test_a_clean_image_doubts_less_than_a_noisy_one(seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_a_rival_peak_raises_the_landmark_doubt(seed):
-    """A second peak as strong as the true one, next to each landmark inside the garment's box: ambiguous."""
+def test_a_rival_peak_raises_the_landmark_doubt(seed, monkeypatch):
+    """A second peak as strong as the true one, next to each landmark inside the garment's box: ambiguous.
+    (The position error is set near 0 here: the peaks alone are tested.)"""
+    monkeypatch.setattr(doubt_module, "POSITION_ERROR", 1e-3)
     items, heads = _scene(seed, num_items=1, hidden_fraction=0.0)
     before = _doubt(heads)
     assert before.landmarks < 0.3  # one clear peak per landmark (smoothing keeps it below 1)
@@ -86,6 +91,23 @@ def test_a_rival_peak_raises_the_landmark_doubt(seed):
     after = _doubt(replace(heads, hm_hp=rival))
     assert after.landmarks > before.landmarks + 0.3
     assert after.score > before.score
+
+
+def test_a_small_garments_landmarks_are_doubted_more():
+    """The tolerance a landmark is held to shrinks with the garment (OKS: σ · √area) while the model's error
+    does not: the chance of an edit falls with the box's size, and is exp(−r² / 2e²) at each."""
+    sigmas = np.array([[0.02, 0.05]] * 3)
+    boxes = np.array([[0, 0, 4, 4], [0, 0, 10, 10], [0, 0, 30, 30]], np.float64)  # map pixels
+    p = off_tolerance(boxes, sigmas)
+    assert (np.diff(p, axis=0) < 0).all() and (p[:, 0] > p[:, 1]).all()
+    r2 = (2 * 0.05) ** 2 * 100 * 2 * math.log(1 / doubt_module.TOLERANCE_KS)
+    assert p[1, 1] == pytest.approx(math.exp(-r2 / (2 * doubt_module.POSITION_ERROR**2)))
+    # one garment with perfect heads, large and small: the small one's landmarks are doubted more
+    doubts = []
+    for box in ((20.0, 20.0, 236.0, 236.0), (100.0, 100.0, 140.0, 140.0)):
+        item = Item(1, np.array(box), template_landmarks(TAXONOMY.category(1), box))
+        doubts.append(_doubt(simulated_heads([item], SIZE, TAXONOMY, GROUPING)).landmarks)
+    assert doubts[1] > doubts[0] + 0.2
 
 
 def test_a_centre_peak_at_the_threshold_is_doubted():
@@ -302,8 +324,33 @@ def test_a_weak_rival_category_is_less_doubtful_than_a_strong_one():
                       np.zeros(TAXONOMY.category(other).num_landmarks, bool))
     strong = label_mistakes([item], [replace(_detection_of(item), score=0.2), rival], TAXONOMY)[0]
     weak = label_mistakes([item], [_detection_of(item), replace(rival, score=0.3)], TAXONOMY)[0]
-    assert strong.predicted_category == other and strong.score == pytest.approx(0.7)
+    assert strong.predicted_category == other and strong.score == pytest.approx(0.9 / (0.9 + 0.2))  # its share
     assert weak.predicted_category is None and weak.score < 0.1
+
+
+def test_rival_share():
+    assert rival_share(0.3, 0.0) == pytest.approx(0.3 / 0.35)  # the labelled category unseen: below 0.05
+    assert rival_share(0.9, 0.6) == pytest.approx(0.6)
+    assert rival_share(0.5, 0.5) == 0.0 and rival_share(0.2, 0.7) == 0.0
+    assert rival_share(0.3, 0.0) > rival_share(0.9, 0.6)
+
+
+def test_one_landmark_off_a_fitting_garment_is_a_mistake_not_the_models_error():
+    """The same label landmark 25 px from the model's: a likely mistake where every other landmark agrees
+    with the model, hardly one where the model is off everywhere (then the model is the one to doubt)."""
+    items, _ = _scene(6, noise=0.0, hidden_fraction=0.0)
+    item = max(items, key=lambda it: (it.box[2] - it.box[0]) * (it.box[3] - it.box[1]))
+    label = item.landmarks.copy()
+    label[0, 0] += 25.0
+    labelled = replace(item, landmarks=label)
+    agrees = _detection_of(item)
+    off = _detection_of(item)
+    rng = np.random.default_rng(0)
+    off.landmarks[1:, :2] += rng.choice([-1.0, 1.0], (len(label) - 1, 2)) * 12.0
+    (fits,) = label_mistakes([labelled], [agrees], TAXONOMY)
+    (model_off,) = label_mistakes([labelled], [off], TAXONOMY)
+    assert 0 in fits.moved and fits.score > 0.6
+    assert fits.score > model_off.score + 0.2
 
 
 @pytest.mark.parametrize("seed", range(4))
