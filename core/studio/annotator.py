@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -295,6 +295,7 @@ def simulate_correction(
     grouping: Grouping | None = None,
     seed: int = 0,
     noise: float = DRAG_NOISE,
+    image_sizes: Mapping[int, tuple[int, int]] | None = None,
 ) -> dict[int, list[Item]]:
     """What the simulated annotator stores after correcting each image's ``predictions`` (image id →
     detections; an image without predictions starts empty) into its ``ground_truth`` (image id → items):
@@ -302,13 +303,27 @@ def simulate_correction(
     tolerance (KS ≥ ``TOLERANCE_KS``) — the predicted position where it already was, else where the hand's
     drag landed. For the retrain loop: the labels a model's own predictions become after review.
     ``heads`` (image id → heads) is needed for the prompted and snap assists; the stored labels meet the
-    same tolerance with or without them."""
+    same tolerance with or without them. ``image_sizes`` (image id → width, height): boxes and positions are
+    kept inside the image, as the app keeps what a person draws or drags (a hand-drawn box of a garment at the
+    border would otherwise stick out and the store would refuse it)."""
     out = {}
     for image_id, items in ground_truth.items():
         h = heads.get(image_id) if heads is not None else None
-        out[image_id] = correct_image(items, predictions.get(image_id, ()), taxonomy, assists, h, params, grouping,
-                                      seed, image_id, noise).items
+        stored = correct_image(items, predictions.get(image_id, ()), taxonomy, assists, h, params, grouping,
+                               seed, image_id, noise).items
+        size = image_sizes.get(image_id) if image_sizes is not None else None
+        out[image_id] = stored if size is None else [inside_image(item, size) for item in stored]
     return out
+
+
+def inside_image(item: Item, size: tuple[int, int]) -> Item:
+    """``item`` with its box and labelled landmark positions moved into a ``size`` (width, height) image."""
+    w, h = size
+    landmarks = item.landmarks.copy()
+    labelled = landmarks[:, 2] > 0
+    landmarks[labelled, 0] = np.clip(landmarks[labelled, 0], 0.0, w)
+    landmarks[labelled, 1] = np.clip(landmarks[labelled, 1], 0.0, h)
+    return replace(item, box=np.clip(item.box, 0.0, [w, h, w, h]), landmarks=landmarks)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -267,6 +267,23 @@ def test_simulate_correction_keeps_what_was_already_right():
     np.testing.assert_array_equal(stored.box, detection.box)
 
 
+def test_simulate_correction_keeps_what_it_stores_inside_the_image():
+    """A garment at the border: the hand-drawn box (and a dragged landmark) may land past the edge; the app keeps
+    them inside the image, and so must the labels the loop imports (the store refuses a box outside)."""
+    item = _garment()
+    width = float(item.box[2]) - 0.5  # the true box touches the right edge of a slightly narrower image
+    height = float(item.box[3]) + 50.0
+    item = replace(item, landmarks=np.column_stack([np.minimum(item.landmarks[:, 0], width), item.landmarks[:, 1:]]))
+    outside = {seed: simulate_correction({}, {1: [item]}, TAXONOMY, seed=seed)[1][0] for seed in range(20)}
+    assert any(s.box[2] > width for s in outside.values())  # without the size some drawn boxes stick out
+    for seed in range(20):
+        (stored,) = simulate_correction({}, {1: [item]}, TAXONOMY, seed=seed, image_sizes={1: (width, height)})[1]
+        assert 0.0 <= stored.box[0] <= stored.box[2] <= width and 0.0 <= stored.box[1] <= stored.box[3] <= height
+        labelled = stored.landmarks[:, 2] > 0
+        assert (stored.landmarks[labelled, 0] <= width).all() and (stored.landmarks[labelled, :2] >= 0).all()
+        np.testing.assert_array_equal(stored.landmarks[:, 2], outside[seed].landmarks[:, 2])
+
+
 @pytest.fixture(scope="module")
 def demo_predictions():
     """The bundled model on four demo images with their labels: (labels, heads, detections)."""
