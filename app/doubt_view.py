@@ -12,18 +12,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
-    QHeaderView,
     QLabel,
-    QTableView,
     QVBoxLayout,
 )
 
 from deepmark.app.background_task import BackgroundTask
+from deepmark.app.text_table import TextTableModel, text_table_view
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store.doubts import DoubtRecord
 from deepmark.core.studio.mistakes import MistakeRow, describe_row, likely_mistakes, model_run_ids
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
     from deepmark.app.window import MainWindow
 
-Index = QModelIndex | QPersistentModelIndex
 KEY_SETTLE_MS = 400  # after the parameters rest this long, the list shows the scores of the new key
 COLUMNS = ("score", "image", "item", "category", "OKS", "why")
 
@@ -274,38 +272,15 @@ class DoubtController(QObject):
             self._finish()
 
 
-class MistakesModel(QAbstractTableModel):
+class MistakesModel(TextTableModel[MistakeRow]):
     """Rows: the likely mistakes in score order."""
 
     def __init__(self, taxonomy, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(COLUMNS, parent)
         self.taxonomy = taxonomy
-        self.rows: list[MistakeRow] = []
 
-    def set_rows(self, rows: list[MistakeRow]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.cell(index.row(), index.column())
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return describe_row(self.rows[index.row()])
-        return None
+    def role_data(self, row: int, column: int, role: int):
+        return describe_row(self.rows[row]) if role == Qt.ItemDataRole.ToolTipRole else None
 
     def cell(self, row: int, column: int) -> str:
         r = self.rows[row]
@@ -330,13 +305,9 @@ class MistakesDialog(QDialog):
         self.controller = controller
         self.setWindowTitle("Likely label mistakes (imported labels vs the model)")
         self.model = MistakesModel(controller.window.taxonomy, self)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.verticalHeader().hide()
+        self.table = text_table_view(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.clicked.connect(lambda index: controller.open_row(index.row()))
         self.table.activated.connect(lambda index: controller.open_row(index.row()))
         self.status = QLabel("")

@@ -6,64 +6,44 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableView, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout
 
+from deepmark.app.text_table import TextTableModel, text_table_view
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.studio.review import CategoryRow, ReviewSummary, review_summary
 
 if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
-Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("category", "items", "corrected landmarks", "mean displacement (px)", "outside the image")
 
 
-class SummaryModel(QAbstractTableModel):
+class SummaryModel(TextTableModel[CategoryRow]):
     """Rows: the 13 categories, then the total (in bold)."""
 
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self._rows: list[CategoryRow] = []
+        super().__init__(COLUMNS, parent)
 
     def set_summary(self, summary: ReviewSummary | None) -> None:
-        self.beginResetModel()
-        self._rows = [] if summary is None else [*summary.rows, summary.total]
-        self.endResetModel()
+        self.set_rows([] if summary is None else [*summary.rows, summary.total])
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        row = self._rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.cell(index.row(), index.column())
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() > 0:
+    def role_data(self, row: int, column: int, role: int):
+        if role == Qt.ItemDataRole.TextAlignmentRole and column > 0:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole and row.category_id == 0:
+        if role == Qt.ItemDataRole.FontRole and self.rows[row].category_id == 0:
             font = QFont()
             font.setBold(True)
             return font
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 3:
+        if role == Qt.ItemDataRole.ToolTipRole and column == 3:
             return "mean distance of the corrected landmarks from where the model or the import put them"
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 4:
+        if role == Qt.ItemDataRole.ToolTipRole and column == 4:
             return "items whose box or a labelled landmark lies outside their image (listed above the table)"
         return None
 
     def cell(self, row: int, column: int) -> str:
-        """The text shown at (row, column)."""
-        r = self._rows[row]
+        r = self.rows[row]
         if column == 0:
             return r.name if r.category_id == 0 else f"{r.category_id:>2} {r.name}"
         if column == 1:
@@ -83,11 +63,7 @@ class SummaryDialog(QDialog):
         self.window_ = window
         self.setWindowTitle("Review summary by category")
         self.model = SummaryModel(self)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = text_table_view(self.model)
         self.statuses = QLabel()
         self.statuses.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

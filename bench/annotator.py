@@ -251,7 +251,8 @@ def _kind(altered, truth) -> str:
 def write_corrected(images, detections, data: Path, out: Path) -> None:
     """What the annotator stores after correcting every image with all assists, as a DeepFashion2 folder."""
     stored = simulate_correction(detections, {i: v[0] for i, v in images.items()}, TAXONOMY, ALL_ASSISTS,
-                                 {i: v[1] for i, v in images.items()}, images[next(iter(images))][2], GROUPING)
+                                 {i: v[1] for i, v in images.items()}, images[next(iter(images))][2], GROUPING,
+                                 image_sizes={i: tuple(v[1].image_size) for i, v in images.items()})
     (out / "image").mkdir(parents=True, exist_ok=True)
     for image_id, items in stored.items():
         write_df2_annotation(out / "annos" / f"{image_id:06d}.json", items, TAXONOMY, pair_id=image_id)

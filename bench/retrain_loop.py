@@ -12,8 +12,10 @@ on the job's held-out accepted images, both models evaluated there):
    (``simulate_correction``: each garment brought within tolerance of the truth, KS ≥ 0.9; the truth itself never
    enters the store), accepted.
 3. *Job 2*: retrained from M1 on all accepted images → M2.
-4. The bundled model M0, M1 and M2 on ``--val``, labelled images outside the project, each decoded with the
-   post-processing its job tuned: mAP_pt and mAP_box.
+4. *Control* (``--control``): job 2's schedule again from M1, in a second project holding only the ``--labelled``
+   images → M1′. M2 against M1′ separates what the corrected images taught from what more training steps did.
+5. The bundled model M0, M1, M2 (and M1′) on ``--val``, labelled images outside the projects, each decoded with
+   the post-processing its job tuned: mAP_pt and mAP_box.
 
 Why the bundled model is the starting point of job 1 and not random weights: no one trains a detector from scratch
 on 300 images (DeepMark++ starts from CenterNet's pretrained weights), and from scratch this recipe needs ~1,500
@@ -91,8 +93,17 @@ def evaluate_on(model: Path, params: PostprocessParams, val: Path) -> dict:
     return {"mAP_pt": result.map_pt, "mAP_box": result.map_box, "images": len(truth)}
 
 
-def run_job(project: Project, current_model: Path, epochs: int, lr: float | None) -> RetrainResult:
-    """The project's job to its end (resumed when one was interrupted), progress printed."""
+def steps_run(result: RetrainResult, project: Project) -> tuple[int, int]:
+    """(training steps, epochs) a finished job ran, from its run's log."""
+    lines = (project.training.get(result.job_id).job_dir / "run" / "log.jsonl").read_text(encoding="utf-8")
+    records = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    return int(records[-1]["step"]), len(records)
+
+
+def run_job(project: Project, current_model: Path, epochs: int, lr: float | None,
+            checkpoint: Path | None = None) -> RetrainResult:
+    """The project's job to its end (resumed when one was interrupted), progress printed. ``checkpoint``: the
+    current model's training checkpoint when the project did not make it (None: the job finds it)."""
     mine = [r for r in project.training.list()
             if r.base_model_path and Path(r.base_model_path).resolve() == Path(current_model).resolve()]
     record = max(mine, key=lambda r: r.id) if mine else None
@@ -104,7 +115,8 @@ def run_job(project: Project, current_model: Path, epochs: int, lr: float | None
             job = RetrainJob.resume(project, record.id)
     else:
         job = RetrainJob.start(project, current_model=current_model,
-                               options=RetrainOptions(epochs=epochs, lr=lr, workers=1))
+                               options=RetrainOptions(epochs=epochs, lr=lr, workers=1, base_checkpoint=(
+                                   None if checkpoint is None else str(checkpoint))))
     last = ""
     while not (progress := job.poll()).ended:
         if (line := progress.describe()) != last:
@@ -128,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=4, help="epochs of each job")
     parser.add_argument("--lr", type=float, default=None, help="default: the job's fine-tuning rate")
+    parser.add_argument("--control", action="store_true", help="also retrain M1 on the labelled images alone")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -149,6 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     on_val = {"M0 bundled": evaluate_on(bundled, params_of(first.current), args.val),
               "M1 (job 1, labelled images)": evaluate_on(m1, first.params, args.val),
               "M2 (job 2, + corrected images)": evaluate_on(second.model_path, second.params, args.val)}
+    if args.control:
+        control = Project.open(args.work / "control.deepmark", create=True)
+        if control.images.count(("accepted",)) == 0:
+            import_df2(control, args.labelled, status="accepted", taxonomy=TAXONOMY)
+        # as many training steps as job 2 ran, on the labelled images alone (job 1's steps per epoch)
+        (steps, _), (steps1, epochs1) = steps_run(second, project), steps_run(first, project)
+        m1_checkpoint = project.training.get(first.job_id).job_dir / "run" / "best.pt"
+        again = run_job(control, m1, max(1, round(steps / (steps1 / epochs1))), args.lr, m1_checkpoint)
+        on_val["M1′ (control: job 2's steps, labelled images only)"] = evaluate_on(again.model_path, again.params,
+                                                                                  args.val)
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "epochs_per_job": args.epochs, "correction": json.loads(summary_file.read_text()),
               "job1_held_out": {"current": first.current.metrics, "new": first.new.metrics},
