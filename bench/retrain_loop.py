@@ -1,6 +1,10 @@
 """The correction → retraining loop, measured (issue 14 point 4; a script, not a test).
 
-    .venv/bin/python bench/retrain_loop.py --labelled DIR --new DIR --val DIR --work DIR [--epochs 4]
+    .venv/bin/python bench/retrain_loop.py --data DIR --work DIR [--epochs 4] [--control]
+    .venv/bin/python bench/retrain_loop.py --labelled DIR --new DIR --val DIR --work DIR ...
+
+``--data DIR`` renders the shifted synthetic domain below into ``DIR/labelled`` (300 images, seed 11),
+``DIR/new`` (300 more, seed 11, ids 301–600) and ``DIR/val`` (200, seed 12) when they are not there yet.
 
 Every model here comes out of the app's retraining job (``RetrainJob``, the object the Model → Retrain dialog
 drives: export of the accepted images, ``deepmark train`` in a separate process, ONNX export, post-processing tuned
@@ -49,8 +53,21 @@ from deepmark.core.store.presets import model_default_params
 from deepmark.core.studio.annotator import ALL_ASSISTS, simulate_correction
 from deepmark.core.studio.retrain import RetrainJob, RetrainOptions, RetrainResult
 from deepmark.core.studio.retrain_finish import model_heads
+from deepmark.core.synthetic.config import SynthConfig
+from deepmark.core.synthetic.dataset import generate_dataset
 
 TAXONOMY = load_taxonomy()
+# smaller, more rotated and deformed, more crowded garments than the bundled model's training set
+SHIFTED = SynthConfig(scale_range=(0.2, 0.6), rotation_deg=40.0, deformation=1.6, max_items=7, image_noise=1.5)
+
+
+def shifted_data(folder: Path) -> tuple[Path, Path, Path]:
+    """(labelled, new, val) folders of the shifted domain below ``folder``, rendered when absent."""
+    parts = {"labelled": (300, 11, 1), "new": (300, 11, 301), "val": (200, 12, 1)}
+    for name, (count, seed, start) in parts.items():
+        if not (folder / name / "annos").is_dir():
+            generate_dataset(folder / name, count, seed=seed, config=SHIFTED, start=start)
+    return folder / "labelled", folder / "new", folder / "val"
 
 
 def image_files(folder: Path) -> dict[int, Path]:
@@ -134,14 +151,19 @@ def params_of(record) -> PostprocessParams:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--labelled", type=Path, required=True, help="labelled images for job 1 (DF2 folder)")
-    parser.add_argument("--new", type=Path, required=True, help="more images; their labels serve only as the truth")
-    parser.add_argument("--val", type=Path, required=True, help="held-out labelled images for the final numbers")
+    parser.add_argument("--data", type=Path, help="render (once) and use the shifted domain's three folders here")
+    parser.add_argument("--labelled", type=Path, help="labelled images for job 1 (DF2 folder)")
+    parser.add_argument("--new", type=Path, help="more images; their labels serve only as the truth")
+    parser.add_argument("--val", type=Path, help="held-out labelled images for the final numbers")
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=4, help="epochs of each job")
     parser.add_argument("--lr", type=float, default=None, help="default: the job's fine-tuning rate")
     parser.add_argument("--control", action="store_true", help="also retrain M1 on the labelled images alone")
     args = parser.parse_args(argv)
+    if args.data is not None:
+        args.labelled, args.new, args.val = shifted_data(args.data)
+    if None in (args.labelled, args.new, args.val):
+        parser.error("give --data, or all of --labelled, --new and --val")
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     bundled = default_model_path()
