@@ -93,6 +93,21 @@ def ensure_heads(data: Path, heads: Path) -> None:
     print(f"computed the heads of {len(summary.written)} images into {heads} in {time.perf_counter() - start:.0f} s")
 
 
+def mirror_heads(data: Path, ids) -> dict:
+    """{image id: the mirrored image's heads mapped back to the image} from the bundled fp32 model: what the
+    app caches beside the flip test's average (``Detector.heads_and_mirror``), for the doubt's flip term."""
+    from deepmark.core.imaging.read import read_image
+    from deepmark.core.inference.detector import Detector, TestTimeAugmentation
+    from deepmark.core.util.resources import resource_path
+
+    start = time.perf_counter()
+    detector = Detector(resource_path("models", "deepmark-default-fp32.onnx"))
+    flip = TestTimeAugmentation(flip=True)
+    out = {i: detector.heads_and_mirror(read_image(data / "image" / f"{i:06d}.jpg"), flip)[1] for i in ids}
+    print(f"computed the mirrored heads of {len(out)} images in {time.perf_counter() - start:.0f} s")
+    return out
+
+
 def load_set(data: Path, heads_dir: Path, count: int):
     """{image id: (labels, heads, params)} for the first ``count`` labelled images with heads."""
     labels, skipped = read_df2_annotations(data / "annos", TAXONOMY)
@@ -181,15 +196,18 @@ def why_section(images, detections, plain: EditCount) -> None:
           f"edits / garment, {100 * (1 - floor / plain.total):.0f} % below plain at most")
 
 
-def order_section(images, detections, hand: int) -> None:
-    """(b): the share of all edits in the first 20 % of images, uncertainty vs random vs perfect."""
+def order_section(images, detections, hand: int, mirrors: dict | None = None) -> None:
+    """(b): the share of all edits in the first 20 % of images, uncertainty vs random vs perfect; with
+    ``mirrors`` (image id → mirrored heads) the score's flip term counts too."""
     start = time.perf_counter()
     ids = list(images)
     edits = np.array([correct_image(images[i][0], detections[i], TAXONOMY, PLAIN, seed=hand, image=i).edits.total
                       for i in ids], np.float64)
-    score = np.array([image_uncertainty(images[i][1], images[i][2], TAXONOMY, GROUPING).score for i in ids])
+    score = np.array([image_uncertainty(images[i][1], images[i][2], TAXONOMY, GROUPING,
+                                        flipped=None if mirrors is None else mirrors[i]).score for i in ids])
     half = len(ids) // 2
-    print("\n### (b) Edits found in the first 20 % of images (plain edits per image)\n")
+    flip = "with" if mirrors is not None else "without"
+    print(f"\n### (b) Edits found in the first 20 % of images (plain edits per image; score {flip} the flip term)\n")
     print("| images | uncertainty | random (mean of 1000) | perfect | uncertainty / random | perfect / random "
           "| share of the perfect order's gain |")
     print("|---|---|---|---|---|---|---|")
@@ -270,6 +288,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--hands", type=int, nargs="+", default=[0, 1, 2], help="seeds of the annotator's hand")
     parser.add_argument("--write-corrected", type=Path, metavar="OUT", help="the retrain loop's labelled set")
+    parser.add_argument("--flip", action="store_true", help="(b) also with the doubt's flip term (mirrored heads)")
+    parser.add_argument("--only-order", action="store_true", help="run (b) alone")
     args = parser.parse_args()
     start = time.perf_counter()
     ensure_data(args.data, args.images)
@@ -281,10 +301,14 @@ def main() -> None:
     if args.write_corrected:
         write_corrected(images, detections, args.data, args.write_corrected)
         return
-    plain = edits_section(images, detections, args.hands)
-    why_section(images, detections, plain[0])
+    if not args.only_order:
+        plain = edits_section(images, detections, args.hands)
+        why_section(images, detections, plain[0])
     order_section(images, detections, args.hands[0])
-    mistakes_section(images)
+    if args.flip:
+        order_section(images, detections, args.hands[0], mirror_heads(args.data, list(images)))
+    if not args.only_order:
+        mistakes_section(images)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 
