@@ -19,22 +19,12 @@ from deepmark.app.background_task import BackgroundTask
 from deepmark.core.errors import DeepMarkError
 from deepmark.core.store import Project
 from deepmark.core.studio.batch import BatchProgress, BatchReport, run_batch
+from deepmark.core.util.duration import format_duration
 
 if TYPE_CHECKING:
     from deepmark.app.window import MainWindow
 
 PROGRESS_MS = 100
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "…"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
 
 
 def progress_text(p: BatchProgress) -> str:

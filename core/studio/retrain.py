@@ -58,6 +58,7 @@ from deepmark.core.store.predictions import file_sha256
 from deepmark.core.store.training import ModelEvaluationRecord, TrainingJobRecord
 from deepmark.core.studio.retrain_finish import JOB_FILE, RESULT_FILE
 from deepmark.core.util.atomic import write_text_atomically
+from deepmark.core.util.duration import format_duration
 from deepmark.core.util.resources import resource_path
 
 JOBS_SUFFIX = ".deepmark-jobs"
@@ -131,7 +132,7 @@ class RetrainProgress:
             if self.val_map_pt is not None:
                 parts.append(f"val mAP_pt {self.val_map_pt:.3f}")
             if self.eta_s is not None:
-                parts.append(f"{_duration(self.eta_s)} left")
+                parts.append(f"{format_duration(self.eta_s)} left")
             return "training: " + ", ".join(parts) + ("" if self.running else " (interrupted)")
         return {"preparing": "exporting the accepted images…",
                 "finishing": "exporting, tuning and evaluating the new model…",
@@ -151,13 +152,6 @@ class RetrainResult:
     current: ModelEvaluationRecord
     new: ModelEvaluationRecord
     model_run_id: int | None
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 # --------------------------------------------------------------------------------------------------
